@@ -1,0 +1,46 @@
+"""aigi: detect AI-generated images, and keep working on generators never seen in training.
+
+>>> from aigi import load_detector
+>>> det = load_detector()            # the embedded default
+>>> det.predict(["photo.jpg"])       # one record per image (see aigi.records)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+DEFAULT_DETECTOR = "univfd"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+def shipped_detectors() -> list[str]:
+    """Registered names that ship trained weights inside the package."""
+    return sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / "config.json").is_file()) if WEIGHTS_DIR.is_dir() else []
+
+
+def load_detector(detector: str | None = None, device: str | None = None):
+    """A trained detector: ``None`` for the embedded default, a registered name that ships
+    weights, or a directory written by ``save_pretrained``."""
+    from aigi.detectors.base import Detector, get_detector_class
+    from aigi.device import resolve_device
+
+    dev = resolve_device(device)
+    name = detector or DEFAULT_DETECTOR
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return Detector.from_pretrained(path, dev)
+    if ("/" in name or name.startswith(".")) and not path.exists():
+        raise FileNotFoundError(f"{name}: no such detector directory")
+    get_detector_class(name)  # unknown names fail here with a suggestion
+    shipped = WEIGHTS_DIR / name
+    if not (shipped / "config.json").is_file():
+        raise FileNotFoundError(
+            f"detector {name!r} is known but ships no trained weights; train one with "
+            f"`aigi train --config configs/{name}.yaml --data MANIFEST --out DIR` and pass --detector DIR"
+        )
+    return Detector.from_pretrained(shipped, dev)
+
+
+__all__ = ["load_detector", "shipped_detectors", "DEFAULT_DETECTOR", "__version__"]

@@ -1,0 +1,99 @@
+"""Any transformers image or vision-language checkpoint, by hub id or local directory.
+
+CLIP / SigLIP (``model_type`` clip, siglip, siglip2, ...): image features from the vision
+tower (pooled + patch tokens), joint-space image and text embeddings through
+``get_image_features`` / ``get_text_features``. Plain vision models (DINOv2, ViT, ...):
+the first token and the mean of the rest. Preprocessing is read from the checkpoint's
+``preprocessor_config.json`` and done with Pillow/NumPy (no torchvision).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from aigi.backbones.base import Backbone, ImageFeatures
+from aigi.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+
+_PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
+VL_TYPES = {"clip", "siglip", "siglip2", "chinese_clip", "altclip"}
+
+
+def preprocess_from_config(cfg: dict) -> Preprocess:
+    """Map a transformers image-processor config onto :class:`Preprocess`."""
+    size = cfg.get("size") or {"shortest_edge": 224}
+    if isinstance(size, int):
+        size = {"shortest_edge": size}
+    crop = cfg.get("crop_size") or {}
+    if isinstance(crop, int):
+        crop = {"height": crop, "width": crop}
+    square = "shortest_edge" not in size
+    resize = int(size.get("shortest_edge") or size.get("height") or 224)
+    do_crop = cfg.get("do_center_crop", bool(crop))
+    crop_px = int(crop.get("height", resize)) if do_crop else resize
+    return Preprocess(resize=resize, crop=crop_px, square=square,
+                      mean=tuple(cfg.get("image_mean", IMAGENET_MEAN)),
+                      std=tuple(cfg.get("image_std", IMAGENET_STD)),
+                      resample=_PIL_RESAMPLE.get(int(cfg.get("resample", 3)), "bicubic"))
+
+
+def _tensor(out) -> torch.Tensor:
+    """transformers 4 returns a tensor from get_*_features, 5 a model output."""
+    return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
+class HFBackbone(Backbone):
+    def __init__(self, model_id: str, device: str = "cpu"):
+        from transformers import AutoConfig, AutoModel
+        from transformers.utils import cached_file
+
+        self.name = model_id
+        self.device = device
+        config = AutoConfig.from_pretrained(model_id)
+        self.model_type = config.model_type
+        self.model = AutoModel.from_pretrained(model_id).eval().to(device)
+        proc_file = cached_file(model_id, "preprocessor_config.json", _raise_exceptions_for_missing_entries=False)
+        self.preprocess = preprocess_from_config(json.loads(open(proc_file).read()) if proc_file else {})
+        self.has_text = self.model_type in VL_TYPES
+        vision_cfg = getattr(config, "vision_config", config)
+        self.dim = int(vision_cfg.hidden_size)
+        self.joint_dim = int(getattr(config, "projection_dim", 0) or self.dim)
+        self._tokenizer = None
+
+    def _vision(self, pixels: np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)
+        if self.has_text:
+            return self.model.vision_model(pixel_values=x)
+        return self.model(pixel_values=x)
+
+    @torch.inference_mode()
+    def encode_images(self, pixels: np.ndarray, tokens: bool = False) -> ImageFeatures:
+        out = self._vision(pixels)
+        seq = out.last_hidden_state.float()
+        has_cls = self.model_type not in ("siglip", "siglip2")  # SigLIP has no class token
+        pooled = out.pooler_output if getattr(out, "pooler_output", None) is not None else seq[:, 0]
+        patches = seq[:, 1:] if has_cls else seq
+        return ImageFeatures(cls=pooled.float().cpu().numpy(), patch_mean=patches.mean(1).cpu().numpy(),
+                             tokens=seq.cpu().numpy() if tokens else None)
+
+    @torch.inference_mode()
+    def embed_images(self, pixels: np.ndarray) -> np.ndarray:
+        """Image embeddings in the joint image-text space (vision-language models only)."""
+        if not self.has_text:
+            raise NotImplementedError(f"{self.name} has no joint image-text space")
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)
+        return _tensor(self.model.get_image_features(pixel_values=x)).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """Text embeddings in the joint space."""
+        if not self.has_text:
+            raise NotImplementedError(f"{self.name} has no text tower")
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.name)
+        batch = self._tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt").to(self.device)
+        return _tensor(self.model.get_text_features(**batch)).float().cpu().numpy()

@@ -1,0 +1,319 @@
+"""The ``aigi`` command line. Conventions (DESIGN.md): ``--detector`` takes a registered name or
+a saved directory; data sets are ``--data``; every command prints the same result record."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Detect AI-generated images; train and evaluate detectors.")
+out_console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+FORMATS = ("table", "csv", "json")
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _progress(total: int, label: str):
+    """A rich progress bar on stderr when it is a terminal; a no-op callback otherwise."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    prog = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=err_console, transient=True, disable=not err_console.is_terminal)
+    task = prog.add_task(label, total=total)
+    return prog, (lambda n: prog.advance(task, n))
+
+
+def expand_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
+    """Files as given; folders recursively (image suffixes, or no suffix); quoted globs expanded.
+    Returns (paths, problems) where problems are inputs that matched nothing."""
+    from aigi.data.manifest import IMAGE_SUFFIXES
+
+    paths: list[str] = []
+    problems: list[str] = []
+    for raw in inputs:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
+                           and (f.suffix.lower() in IMAGE_SUFFIXES or f.suffix == ""))
+            if not found:
+                problems.append(f"{raw}: folder holds no image files")
+            paths.extend(found)
+        elif p.exists() or p.is_symlink():
+            paths.append(str(p))
+        elif any(ch in raw for ch in "*?["):
+            found = sorted(f for f in glob.glob(raw, recursive=True) if os.path.isfile(f))
+            if not found:
+                problems.append(f"{raw}: pattern matched no files")
+            paths.extend(found)
+        else:
+            paths.append(str(p))  # reported as 'no such file' by the decoder, in order
+    return paths, problems
+
+
+def _fmt_p(p) -> str:
+    return "" if p is None else f"{p:.3f}"
+
+
+def render_records(records: list[dict], fmt: str, truth: dict[str, str] | None = None) -> str:
+    """Render records as a rich table (text), CSV or JSON."""
+    from aigi.records import RECORD_FIELDS
+
+    if fmt == "json":
+        return json.dumps(records, indent=2)
+    if fmt == "csv":
+        buf = io.StringIO()
+        extra = sorted({k for r in records for k in r} - set(RECORD_FIELDS))
+        w = csv.DictWriter(buf, fieldnames=list(RECORD_FIELDS) + extra, extrasaction="ignore")
+        w.writeheader()
+        for r in records:
+            w.writerow({k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in r.items()})
+        return buf.getvalue()
+    table = Table(show_lines=False)
+    table.add_column("image", overflow="fold")
+    if truth is not None:
+        table.add_column("truth")
+    table.add_column("verdict")
+    table.add_column("p_fake", justify="right")
+    if truth is not None:
+        table.add_column("correct")
+    colours = {"fake": "red", "real": "green", "unsure": "yellow", "error": "magenta"}
+    for r in records:
+        v = r["verdict"]
+        row = [r["path"]]
+        if truth is not None:
+            row.append(truth.get(r["path"], "?"))
+        row += [f"[{colours[v]}]{v}[/]", _fmt_p(r["p_fake"])]
+        if truth is not None:
+            t = truth.get(r["path"])
+            row.append("" if v == "error" or t is None else ("yes" if v == t else "[bold]no[/]"))
+        table.add_row(*row)
+    cap = Console(file=io.StringIO(), width=max(100, out_console.width), force_terminal=out_console.is_terminal)
+    cap.print(table)
+    return cap.file.getvalue()
+
+
+def _load(detector: Optional[str], device: Optional[str]):
+    from aigi import load_detector
+
+    try:
+        return load_detector(detector, device)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(str(e))
+
+
+def _run_detect(paths, det, threshold, fpr, batch_size):
+    prog, advance = _progress(len(paths), "detect")
+    with prog:
+        try:
+            return det.predict(paths, threshold=threshold, fpr=fpr, batch_size=batch_size, progress=advance)
+        except ValueError as e:  # threshold/fpr problems
+            _fail(str(e))
+
+
+@app.command()
+def detect(
+    inputs: list[str] = typer.Argument(..., help="Image files, folders (searched recursively) or glob patterns."),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Registered name or saved directory (default: the embedded default)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
+    threshold: Optional[float] = typer.Option(None, help="Flag as fake when p_fake >= this."),
+    fpr: Optional[float] = typer.Option(None, help="Pick the threshold that flags this fraction of the detector's validation real photos (e.g. 0.01)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the result here instead of stdout."),
+    batch_size: int = typer.Option(16, help="Images per forward pass."),
+    device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
+):
+    """Give every image a verdict (real/fake/error) and a probability of being AI-generated."""
+    if fmt not in FORMATS:
+        _fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    paths, problems = expand_inputs(inputs)
+    for p in problems:
+        err_console.print(f"[bold red]error:[/] {p}", highlight=False, soft_wrap=True)
+    if not paths:
+        raise typer.Exit(1)
+    det = _load(detector, device)
+    records = _run_detect(paths, det, threshold, fpr, batch_size)
+    text = render_records(records, fmt)
+    if output:
+        output.write_text(text)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    errors = [r for r in records if r["verdict"] == "error"]
+    for r in errors:
+        err_console.print(f"[bold red]error:[/] {r['path']}: {r['error']}", highlight=False, soft_wrap=True)
+    n_fake = sum(r["verdict"] == "fake" for r in records)
+    n_real = sum(r["verdict"] == "real" for r in records)
+    err_console.print(f"{len(records)} images: {n_fake} fake, {n_real} real, {len(errors)} errors "
+                      f"(detector {det.name} {det.version}, threshold {records[0]['threshold']:.3f})",
+                      highlight=False)
+    if errors or problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    out: Optional[Path] = typer.Option(None, help="Where to write the sample (default: a folder in the cache dir)."),
+    n_fake: int = typer.Option(8, help="How many DCGAN faces to generate."),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d"),
+    device: Optional[str] = typer.Option(None),
+):
+    """Build a sample of real photos (scikit-image, scikit-learn) and AI faces (DCGAN), detect, and score."""
+    from aigi.paths import cache_dir
+    from aigi.samples import build_sample
+
+    out = out or cache_dir() / "demo-sample"
+    try:
+        manifest = build_sample(out, n_fake=n_fake)
+    except (ImportError, FileNotFoundError) as e:
+        _fail(f"cannot build the demo sample: {e}")
+    truth = {s.path: ("fake" if s.label else "real") for s in manifest}
+    det = _load(detector, device)
+    records = _run_detect([s.path for s in manifest], det, None, None, 16)
+    sys.stdout.write(render_records(records, "table", truth))
+    correct = sum(r["verdict"] == truth[r["path"]] for r in records)
+    real_ok = sum(r["verdict"] == "real" for r in records if truth[r["path"]] == "real")
+    fake_ok = sum(r["verdict"] == "fake" for r in records if truth[r["path"]] == "fake")
+    n_real = sum(t == "real" for t in truth.values())
+    out_console.print(f"{correct}/{len(records)} correct (real photos {real_ok}/{n_real}, "
+                      f"AI faces {fake_ok}/{len(records) - n_real}) with detector {det.name} {det.version}, "
+                      f"threshold {records[0]['threshold']:.3f}. Sample written to {out}", highlight=False)
+
+
+@app.command()
+def train(
+    config: Path = typer.Option(..., "--config", "-c", help="YAML training config (see configs/)."),
+    data: str = typer.Option(..., "--data", help="Manifest CSV or folder in a known layout."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory to save the trained detector in."),
+):
+    """Train a detector (and calibrate it on a held-out validation split)."""
+    from aigi.config import ConfigError, load_train_config
+    from aigi.data import ManifestError, load_data
+    from aigi.training.train import train_detector
+
+    try:
+        cfg = load_train_config(config)
+        manifest = load_data(data)
+    except (ConfigError, ManifestError) as e:
+        _fail(str(e))
+    err_console.print(f"training {cfg.detector} on {manifest.summary()}", highlight=False)
+    prog, advance = _progress(len(manifest) * len(cfg.train_views()), "features")
+    with prog:
+        det = train_detector(cfg, manifest, out, advance)
+    v = det.training_info.get("validation", {}).get("metrics", {})
+    msg = f"saved {det.name} to {out}"
+    if v:
+        msg += f"; validation AUROC {v['auroc']:.3f}, accuracy {v['accuracy']:.3f} ({v['n']} images)"
+    out_console.print(msg, highlight=False)
+
+
+def _metrics_table(title: str, rows: list[tuple[str, dict]], cols: list[str]) -> Table:
+    t = Table(title=title)
+    t.add_column("")
+    for c in cols:
+        t.add_column(c, justify="right")
+    for name, m in rows:
+        t.add_row(name, *[("" if m.get(c) is None or (isinstance(m.get(c), float) and math.isnan(m[c]))
+                           else f"{m[c]:.3f}" if isinstance(m[c], float) else str(m[c])) for c in cols])
+    return t
+
+
+@app.command("eval")
+def evaluate(
+    data: str = typer.Option(..., "--data", help="Manifest CSV or folder in a known layout."),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Evaluate this trained detector."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="With --protocol: train per fold from this config."),
+    protocol: Optional[str] = typer.Option(None, help="leave-generator-out, or train-on:GEN1,GEN2"),
+    seeds: str = typer.Option("0", help="Comma-separated split seeds for the protocol (e.g. 0,1,2,3,4)."),
+    threshold: Optional[float] = typer.Option(None),
+    fpr: Optional[float] = typer.Option(None),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write all numbers to this JSON file."),
+    device: Optional[str] = typer.Option(None),
+):
+    """Metrics per generator for a trained detector, or a protocol that trains one model per fold."""
+    from aigi.data import ManifestError, load_data
+    from aigi.evaluation.metrics import binary_metrics, per_generator
+
+    try:
+        manifest = load_data(data)
+    except ManifestError as e:
+        _fail(str(e))
+    if protocol:
+        from aigi.config import ConfigError, load_train_config
+        from aigi.evaluation.protocols import run_leave_generator_out, run_train_on
+
+        if config is None:
+            _fail("--protocol needs --config (the recipe to train per fold)")
+        try:
+            cfg = load_train_config(config)
+        except ConfigError as e:
+            _fail(str(e))
+        if device:
+            cfg.device = device
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        if protocol == "leave-generator-out":
+            def on_fold(seed, r):
+                err_console.print(f"seed {seed} held-out {r['fold']}: AUROC {r['metrics']['auroc']:.3f}", highlight=False)
+            result = run_leave_generator_out(cfg, manifest, seed_list, on_fold=on_fold)
+            rows = [(g, {"AUROC": v["auroc_mean"], "sd": v["auroc_sd"]}) for g, v in result["auroc"].items()]
+            rows.append(("mean", {"AUROC": result["mean_auroc"]}))
+            out_console.print(_metrics_table(f"leave-generator-out AUROC per held-out generator "
+                                             f"({cfg.detector}, seeds {seed_list})", rows, ["AUROC", "sd"]))
+        elif protocol.startswith("train-on:"):
+            gens = [g for g in protocol.split(":", 1)[1].split(",") if g]
+            try:
+                result = run_train_on(cfg, manifest, gens, seed_list[0])
+            except ValueError as e:
+                _fail(str(e))
+            rows = [(g, m) for g, m in result["per_generator"].items() if m["label"] == "fake"]
+            out_console.print(_metrics_table(result["protocol"], rows, ["auroc_vs_all_reals", "recall"]))
+        else:
+            _fail(f"unknown protocol {protocol!r}: use leave-generator-out or train-on:GEN1,GEN2")
+    else:
+        det = _load(detector, device)
+        prog, advance = _progress(len(manifest), "eval")
+        with prog:
+            p, errors = det.score_manifest(manifest, progress=advance)
+        import numpy as np
+
+        try:
+            thr = det.calibration.threshold_for(threshold, fpr)
+        except ValueError as e:
+            _fail(str(e))
+        y = np.asarray(manifest.labels)
+        ok = ~np.isnan(p)
+        gens = [s.generator for s, k in zip(manifest, ok) if k]
+        result = {"detector": det.name, "detector_version": det.version, "data": manifest.source,
+                  "overall": binary_metrics(y[ok], p[ok], thr), "per_generator": per_generator(y[ok], p[ok], gens, thr),
+                  "errors": [e for e in errors if e]}
+        o = result["overall"]
+        out_console.print(_metrics_table(f"{det.name} on {manifest.source}", [("all", o)],
+                                         ["n", "auroc", "ap", "accuracy", "balanced_accuracy", "eer",
+                                          "tpr@1%fpr", "tpr@5%fpr", "ece", "brier"]))
+        rows = [(g, {**m, "rate": m.get("recall", m.get("specificity"))}) for g, m in result["per_generator"].items()]
+        out_console.print(_metrics_table(f"per generator (fake: recall, real: specificity, at threshold {thr:.3f})",
+                                         rows, ["label", "n", "rate", "mean_p_fake", "auroc_vs_all_reals"]))
+        for e in result["errors"]:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=2, default=str))
+        err_console.print(f"wrote {json_out}", highlight=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,62 @@
+"""Training configuration: a typed dataclass read from YAML (``configs/*.yaml``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aigi.transforms import ViewRecipe
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on besides the data. Every default is written here once."""
+
+    detector: str = "univfd"
+    options: dict[str, Any] = field(default_factory=dict)  # the detector's own Config fields
+    views: int = 3  # K seeded augmented views per training image (+ the plain view)
+    plain_view: bool = True  # also train on view 0 (the unaugmented image)
+    view_recipe: ViewRecipe = field(default_factory=ViewRecipe)
+    seed: int = 0
+    val_fraction: float = 0.2  # held out (stratified by generator) for calibration
+    batch_size: int = 16
+    device: str = "auto"
+
+    def train_views(self) -> list[int]:
+        return ([0] if self.plain_view else []) + list(range(1, self.views + 1))
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such config file")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({e})") from None
+    return train_config_from_dict(data, str(p))
+
+
+def train_config_from_dict(data: dict, where: str = "config") -> TrainConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level")
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(names)}")
+    data = dict(data)
+    if "view_recipe" in data:
+        vr = data["view_recipe"] or {}
+        vnames = {f.name for f in dataclasses.fields(ViewRecipe)}
+        if set(vr) - vnames:
+            raise ConfigError(f"{where}: unknown view_recipe keys {sorted(set(vr) - vnames)}")
+        data["view_recipe"] = ViewRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in vr.items()})
+    return TrainConfig(**data)

@@ -1,0 +1,79 @@
+"""Splits by generator and stratified splits, all seeded.
+
+Leave-generator-out (LOGO), as DESIGN.md defines it: for each fake generator G, train on
+every other fake generator plus a seeded 80% of the reals (stratified by real source), and
+test on G's fakes plus the other 20% of the reals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aigi.data.manifest import Manifest
+
+
+@dataclass(frozen=True)
+class Fold:
+    name: str  # the held-out generator, or a descriptive name
+    train: np.ndarray  # indices into the manifest
+    test: np.ndarray
+
+
+def stratified_split(strata: list[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into (rest, held) with ``fraction`` of every stratum held (at least 1
+    when a stratum has 2 or more members)."""
+    rng = np.random.default_rng(seed)
+    held: list[int] = []
+    strata_arr = np.asarray(strata)
+    for s in sorted(set(strata)):
+        idx = np.flatnonzero(strata_arr == s)
+        rng.shuffle(idx)
+        n = int(round(len(idx) * fraction))
+        if len(idx) >= 2:
+            n = min(max(n, 1), len(idx) - 1)
+        held.extend(idx[:n].tolist())
+    held_arr = np.sort(np.asarray(held, dtype=int))
+    rest = np.setdiff1d(np.arange(len(strata)), held_arr)
+    return rest, held_arr
+
+
+def leave_generator_out(manifest: Manifest, seed: int = 0, real_test_fraction: float = 0.2,
+                        generators: list[str] | None = None) -> list[Fold]:
+    """One fold per fake generator (or per name in ``generators``)."""
+    labels = np.asarray(manifest.labels)
+    gens = np.asarray([s.generator for s in manifest.samples])
+    real_idx = np.flatnonzero(labels == 0)
+    if len(real_idx) == 0:
+        raise ValueError("leave-generator-out needs real images in the data")
+    real_train_local, real_test_local = stratified_split(list(gens[real_idx]), real_test_fraction, seed)
+    real_train, real_test = real_idx[real_train_local], real_idx[real_test_local]
+    fake_gens = generators or manifest.generators(label=1)
+    if len(manifest.generators(label=1)) < 2:
+        raise ValueError("leave-generator-out needs at least two fake generators")
+    folds = []
+    for g in fake_gens:
+        held = np.flatnonzero((labels == 1) & (gens == g))
+        if len(held) == 0:
+            raise ValueError(f"generator {g!r} has no fake images in the data")
+        train_fake = np.flatnonzero((labels == 1) & (gens != g))
+        folds.append(Fold(g, np.sort(np.concatenate([real_train, train_fake])), np.sort(np.concatenate([real_test, held]))))
+    return folds
+
+
+def train_on_generators(manifest: Manifest, train_generators: list[str], seed: int = 0,
+                        real_test_fraction: float = 0.2) -> Fold:
+    """Train on the named fake generators (+80% reals); test on all the other fakes (+20% reals)."""
+    labels = np.asarray(manifest.labels)
+    gens = np.asarray([s.generator for s in manifest.samples])
+    unknown = set(train_generators) - set(manifest.generators(label=1))
+    if unknown:
+        raise ValueError(f"unknown fake generators {sorted(unknown)}; the data has {manifest.generators(label=1)}")
+    real_idx = np.flatnonzero(labels == 0)
+    rtr, rte = stratified_split(list(gens[real_idx]), real_test_fraction, seed)
+    is_train_fake = (labels == 1) & np.isin(gens, train_generators)
+    is_test_fake = (labels == 1) & ~np.isin(gens, train_generators)
+    return Fold("train-on-" + "+".join(train_generators),
+                np.sort(np.concatenate([real_idx[rtr], np.flatnonzero(is_train_fake)])),
+                np.sort(np.concatenate([real_idx[rte], np.flatnonzero(is_test_fake)])))

@@ -1,0 +1,227 @@
+"""The detector contract, the name registry, and save/load.
+
+Every detector is a ``torch.nn.Module`` whose ``forward(batch) -> dict`` returns
+``logit`` [B] always, ``loss`` when the batch has ``label``, and optionally ``mask`` or
+``branch_logits``. It declares the backbone it reads (``config.backbone``), turns
+preprocessed pixels into its batch (``featurize``), and knows how to ``fit`` itself on a
+manifest. A trained detector is a directory: ``config.json`` + ``model.safetensors``
+(+ ``calibration.json``), never a pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from aigi.calibration import Calibration
+from aigi.io import DEFAULT_LIMITS, DecodeLimits, ImageDecodeError, load_image
+from aigi.pipeline import iter_batches
+from aigi.records import make_record
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT_VERSION = 1
+
+REGISTRY: dict[str, type["Detector"]] = {}
+
+
+def register(name: str):
+    """Class decorator: make a detector available by ``name``."""
+
+    def wrap(cls):
+        if name in REGISTRY and REGISTRY[name] is not cls:
+            raise ValueError(f"detector name {name!r} is already registered by {REGISTRY[name].__name__}")
+        cls.name = name
+        REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+class UnknownDetectorError(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0])
+
+
+def get_detector_class(name: str) -> type["Detector"]:
+    import aigi.detectors  # noqa: F401 - importing registers the built-in detectors
+
+    if name in REGISTRY:
+        return REGISTRY[name]
+    near = difflib.get_close_matches(name, REGISTRY, n=1)
+    hint = f" Did you mean {near[0]!r}?" if near else ""
+    raise UnknownDetectorError(f"unknown detector {name!r}.{hint} Known: {', '.join(sorted(REGISTRY))}")
+
+
+class Detector(torch.nn.Module):
+    """Base class. Subclasses define ``Config`` (a dataclass with a ``backbone`` field),
+    build their modules in ``__init__``, and implement ``forward``, ``featurize`` and ``fit``."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type]
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.calibration = Calibration()
+        self.training_info: dict[str, Any] = {}
+        self.device_name = "cpu"
+        self._backbone = None
+        self._version = ""
+
+    # --- what subclasses implement ---------------------------------------------------
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def featurize(self, pixels: np.ndarray) -> dict[str, torch.Tensor]:
+        """Preprocessed pixels [B, 3, H, W] -> the batch ``forward`` takes."""
+        raise NotImplementedError
+
+    def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
+        """Train on ``manifest``; return a dict describing the run (stored in config.json)."""
+        raise NotImplementedError
+
+    def extra_fields(self, out: dict[str, torch.Tensor], i: int) -> dict[str, Any]:
+        """Method-specific record fields for item ``i`` of a forward output."""
+        return {}
+
+    # --- backbone and preprocessing ---------------------------------------------------
+    @property
+    def backbone(self):
+        if self._backbone is None:
+            from aigi.backbones import load_backbone
+
+            self._backbone = load_backbone(self.config.backbone, self.device_name)
+        return self._backbone
+
+    def preprocess(self, img) -> np.ndarray:
+        return self.backbone.preprocess(img)
+
+    def to_device(self, device: str) -> "Detector":
+        self.device_name = device
+        self._backbone = None
+        return self.to(device)
+
+    # --- inference --------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        return self._version or "untrained"
+
+    @torch.inference_mode()
+    def score_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
+        """p_fake for a batch of preprocessed images, and the raw forward output."""
+        self.eval()
+        out = self.forward(self.featurize(pixels))
+        return torch.sigmoid(out["logit"].float()).cpu().numpy(), out
+
+    def predict(self, paths: Sequence[str], threshold: float | None = None, fpr: float | None = None,
+                batch_size: int = 16, limits: DecodeLimits = DEFAULT_LIMITS,
+                progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+        """One record per path, in order (see :mod:`aigi.records`); bad files get ``verdict="error"``."""
+        thr = self.calibration.threshold_for(threshold, fpr)
+        paths = [str(p) for p in paths]
+
+        def load(path: str):
+            decoded = load_image(path, limits)
+            return decoded.sha256, self.preprocess(decoded.image)
+
+        records: list[dict[str, Any] | None] = [None] * len(paths)
+        common = {"threshold": thr, "detector": self.name, "detector_version": self.version}
+        for batch in iter_batches(paths, load, batch_size):
+            ok = [(i, x) for i, x in batch if not isinstance(x, Exception)]
+            for i, x in batch:
+                if isinstance(x, Exception):
+                    msg = x.reason if isinstance(x, ImageDecodeError) else f"{type(x).__name__}: {x}"
+                    records[i] = make_record(paths[i], error=msg, **common)
+            if ok:
+                try:
+                    p, out = self.score_pixels(np.stack([x[1] for _, x in ok]))
+                except Exception as e:  # noqa: BLE001 - a failing batch must not lose the others
+                    for i, _ in ok:
+                        records[i] = make_record(paths[i], error=f"model failed on this batch: {e}", **common)
+                else:
+                    for k, (i, x) in enumerate(ok):
+                        records[i] = make_record(paths[i], sha256=x[0], p_fake=float(p[k]),
+                                                 **common, **self.extra_fields(out, k))
+            if progress:
+                progress(len(batch))
+        return records  # type: ignore[return-value]
+
+    def score_manifest(self, manifest, batch_size: int = 16,
+                       progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, list[str | None]]:
+        """p_fake for every sample (NaN where the file failed) and per-sample errors.
+        Detectors with a feature cache override this to reuse cached features."""
+        recs = self.predict([s.path for s in manifest], threshold=0.5, batch_size=batch_size, progress=progress)
+        p = np.array([np.nan if r["p_fake"] is None else r["p_fake"] for r in recs])
+        return p, [r["error"] for r in recs]
+
+    # --- persistence ------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and ``calibration.json`` into ``directory``."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(d / WEIGHTS_FILE), metadata={"detector": self.name})
+        meta = {"format_version": FORMAT_VERSION, "detector": self.name,
+                "config": dataclasses.asdict(self.config), "training": self.training_info}
+        (d / CONFIG_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
+        self.calibration.save(d)
+        self._version = _weights_version(d)
+        return d
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str = "cpu") -> "Detector":
+        """Load a directory written by ``save_pretrained`` (safetensors only; nothing is unpickled)."""
+        d = Path(directory)
+        cfg_path, w_path = d / CONFIG_FILE, d / WEIGHTS_FILE
+        if not cfg_path.is_file() or not w_path.is_file():
+            raise FileNotFoundError(f"{d}: not a saved detector (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+        meta = json.loads(cfg_path.read_text())
+        klass = get_detector_class(meta["detector"]) if cls is Detector else cls
+        if klass.name != meta["detector"]:
+            raise ValueError(f"{d} holds a {meta['detector']!r} detector, not {klass.name!r}")
+        config = _config_from_dict(klass.Config, meta.get("config", {}))
+        det = klass(config)
+        state = load_file(str(w_path))
+        missing, unexpected = det.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"{w_path}: weights do not match the {klass.name} model "
+                             f"(missing {missing}, unexpected {unexpected})")
+        det.training_info = meta.get("training", {})
+        det.calibration = Calibration.load(d)
+        det._version = _weights_version(d)
+        det.eval()
+        return det.to_device(device)
+
+
+def _config_from_dict(config_cls, data: dict):
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"unknown {config_cls.__name__} options {sorted(unknown)}; known: {sorted(names)}")
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()}
+    return config_cls(**kwargs)
+
+
+def _weights_version(d: Path) -> str:
+    h = hashlib.sha256((d / WEIGHTS_FILE).read_bytes()).hexdigest()[:12]
+    return f"{d.name}@{h}"
+
+
+def _jsonable(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if dataclasses.is_dataclass(o):
+        return dataclasses.asdict(o)
+    return str(o)

@@ -1,0 +1,61 @@
+"""Evaluation protocols, defined once (DESIGN.md): leave-generator-out and train-on-K."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from aigi.config import TrainConfig
+from aigi.data.manifest import Manifest
+from aigi.data.splits import Fold, leave_generator_out, train_on_generators
+from aigi.evaluation.metrics import binary_metrics, per_generator
+
+
+def run_fold(cfg: TrainConfig, manifest: Manifest, fold: Fold,
+             progress: Callable[[int], None] | None = None) -> dict:
+    """Train on the fold's train indices (no validation split), score its test indices."""
+    from aigi.training.train import build_detector
+
+    fold_cfg = dataclasses.replace(cfg, val_fraction=0.0)
+    det = build_detector(fold_cfg)
+    fit_info = det.fit(manifest.subset(fold.train), fold_cfg, progress)
+    test = manifest.subset(fold.test)
+    p, errors = det.score_manifest(test)
+    y = np.asarray(test.labels)
+    ok = ~np.isnan(p)
+    gens = [s.generator for s in test.samples]
+    return {"fold": fold.name, "fit": fit_info,
+            "metrics": binary_metrics(y[ok], p[ok]),
+            "per_generator": per_generator(y[ok], p[ok], [g for g, k in zip(gens, ok) if k]),
+            "n_errors": int((~ok).sum())}
+
+
+def run_leave_generator_out(cfg: TrainConfig, manifest: Manifest, seeds=(0,),
+                            progress: Callable[[int], None] | None = None,
+                            on_fold: Callable[[int, dict], None] | None = None) -> dict:
+    """AUROC per held-out generator (mean and sd over ``seeds``), plus every fold's metrics."""
+    folds_out = []
+    for seed in seeds:
+        for fold in leave_generator_out(manifest, seed=seed):
+            r = run_fold(cfg, manifest, fold, progress)
+            r["seed"] = seed
+            folds_out.append(r)
+            if on_fold:
+                on_fold(seed, r)
+    summary = {}
+    for g in manifest.generators(label=1):
+        vals = [f["metrics"]["auroc"] for f in folds_out if f["fold"] == g]
+        summary[g] = {"auroc_mean": float(np.mean(vals)), "auroc_sd": float(np.std(vals)), "n_seeds": len(vals)}
+    means = [v["auroc_mean"] for v in summary.values()]
+    return {"protocol": "leave-generator-out", "seeds": list(seeds), "auroc": summary,
+            "mean_auroc": float(np.mean(means)), "folds": folds_out}
+
+
+def run_train_on(cfg: TrainConfig, manifest: Manifest, generators: list[str], seed: int = 0,
+                 progress: Callable[[int], None] | None = None) -> dict:
+    """Train on the named generators, test on every other one (AUROC per test generator)."""
+    r = run_fold(cfg, manifest, train_on_generators(manifest, generators, seed), progress)
+    r["protocol"] = "train-on-" + "+".join(generators)
+    return r

@@ -1,0 +1,36 @@
+"""The one result record, shared by ``detect`` (CSV/JSON/table), the Python API and the service.
+
+Fields: ``path, sha256, verdict (real|fake|unsure|error), p_fake, threshold, detector,
+detector_version, error`` plus optional method-specific fields (``branch_scores``,
+``caption``, ``mask`` ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+RECORD_FIELDS = ("path", "sha256", "verdict", "p_fake", "threshold", "detector", "detector_version", "error")
+VERDICTS = ("real", "fake", "unsure", "error")
+
+
+def verdict_for(p_fake: float, threshold: float) -> str:
+    """``fake`` when p_fake >= threshold, else ``real``."""
+    return "fake" if p_fake >= threshold else "real"
+
+
+def make_record(path: str, *, sha256: str | None = None, p_fake: float | None = None,
+                threshold: float | None = None, detector: str = "", detector_version: str = "",
+                error: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Build a record; an ``error`` gives verdict ``error`` and no score."""
+    if error is not None:
+        verdict, p = "error", None
+    else:
+        if p_fake is None or threshold is None:
+            raise ValueError("a record without error needs p_fake and threshold")
+        p = float(p_fake)
+        verdict = verdict_for(p, threshold)
+    rec = {"path": str(path), "sha256": sha256, "verdict": verdict, "p_fake": p,
+           "threshold": None if threshold is None else float(threshold), "detector": detector,
+           "detector_version": detector_version, "error": error}
+    rec.update(extra)
+    return rec

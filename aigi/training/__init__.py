@@ -1,0 +1,1 @@
+"""Training: the feature cache, fitting detectors from a config, protocols' training side."""

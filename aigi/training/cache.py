@@ -1,0 +1,147 @@
+"""Frozen-backbone features on disk, so each image passes through the backbone once.
+
+An entry is keyed by (feature kind, backbone + its preprocessing, view, image content hash):
+``$AIGI_CACHE_DIR/features/<kind>/<backbone key>/<view key>/<sha[:2]>/<sha>.npy``.
+View 0 is the plain image; view k >= 1 is the k-th seeded augmented view drawn by a
+:class:`~aigi.transforms.ViewRecipe` (its key and the seed are part of the view key), so
+training can use K cached augmented views per image instead of fresh augmentation.
+
+Writes go to a temporary file that is renamed into place, so a killed run leaves no
+partial entry, and a rerun computes only what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from aigi.backbones.base import Backbone
+from aigi.io import DEFAULT_LIMITS, DecodeLimits, load_image, sha256_file
+from aigi.paths import cache_dir
+from aigi.pipeline import iter_batches
+from aigi.transforms import DEFAULT_VIEW_RECIPE, ViewRecipe, augmented_view, view_rng
+
+
+def view_key(view: int, recipe: ViewRecipe, seed: int) -> str:
+    return "plain" if view == 0 else f"{recipe.key()}-seed{seed}-view{view}"
+
+
+class FeatureCache:
+    """A directory of per-image feature vectors for one (kind, backbone)."""
+
+    def __init__(self, backbone_key: str, kind: str = "pooled", root: str | os.PathLike | None = None):
+        self.root = Path(root) if root else cache_dir() / "features" / kind / backbone_key
+        self._lock = threading.Lock()
+
+    def _path(self, sha256: str, vkey: str) -> Path:
+        return self.root / vkey / sha256[:2] / f"{sha256}.npy"
+
+    def get(self, sha256: str, vkey: str) -> np.ndarray | None:
+        p = self._path(sha256, vkey)
+        try:
+            return np.load(p, allow_pickle=False)
+        except FileNotFoundError:
+            return None
+        except (ValueError, OSError, EOFError):  # unreadable entry: drop it and recompute
+            p.unlink(missing_ok=True)
+            return None
+
+    def put(self, sha256: str, vkey: str, value: np.ndarray) -> None:
+        p = self._path(sha256, vkey)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".tmp-", suffix=".npy")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, np.ascontiguousarray(value), allow_pickle=False)
+            os.replace(tmp, p)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def extract_pooled_features(
+    backbone: Backbone,
+    paths: Sequence[str],
+    views: Sequence[int] = (0,),
+    recipe: ViewRecipe = DEFAULT_VIEW_RECIPE,
+    seed: int = 0,
+    batch_size: int = 16,
+    cache: FeatureCache | None = None,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, list[str | None]]:
+    """Pooled features [N, V, 2D] for every path and view; rows of failed files are NaN.
+
+    Returns the array and, per path, ``None`` or the error message. Cached entries are
+    reused; missing ones are computed (decoding overlapped with the forward pass) and stored.
+    """
+    cache = cache or FeatureCache(backbone.cache_key())
+    dim = 2 * backbone.dim
+    out = np.full((len(paths), len(views), dim), np.nan, dtype=np.float32)
+    errors: list[str | None] = [None] * len(paths)
+    shas: list[str | None] = [None] * len(paths)
+    todo: list[tuple[int, int]] = []  # (path index, view position)
+    for i, p in enumerate(paths):
+        try:
+            shas[i] = sha256_file(p)
+        except OSError as e:
+            errors[i] = f"{p}: cannot read file ({e.strerror or e})"
+            continue
+        for j, v in enumerate(views):
+            hit = cache.get(shas[i], view_key(v, recipe, seed))
+            if hit is not None and hit.shape == (dim,):
+                out[i, j] = hit
+            else:
+                todo.append((i, j))
+    if progress:
+        progress(len(paths) * len(views) - len(todo))
+
+    # Group the missing views of one image so it is decoded once.
+    by_image: dict[int, list[int]] = {}
+    for i, j in todo:
+        by_image.setdefault(i, []).append(j)
+    jobs = [(i, j) for i, js in by_image.items() for j in js]
+
+    decoded: dict[int, object] = {}
+    decoded_lock = threading.Lock()
+
+    def load(job):
+        i, j = job
+        with decoded_lock:
+            img = decoded.get(i)
+        if img is None:
+            img = load_image(paths[i], limits).image
+            with decoded_lock:
+                decoded[i] = img
+        v = views[j]
+        if v != 0:
+            img = augmented_view(img, view_rng(shas[i], v, seed), recipe)
+        return backbone.preprocess(img)
+
+    remaining = {i: len(js) for i, js in by_image.items()}
+    for batch in iter_batches(jobs, load, batch_size):
+        ok = [(k, x) for k, x in batch if not isinstance(x, Exception)]
+        for k, x in batch:
+            if isinstance(x, Exception):
+                i = jobs[k][0]
+                errors[i] = str(x)
+        if ok:
+            feats = backbone.encode_images(np.stack([x for _, x in ok])).pooled()
+            for (k, _), f in zip(ok, feats):
+                i, j = jobs[k]
+                out[i, j] = f
+                cache.put(shas[i], view_key(views[j], recipe, seed), f)
+        for k, _ in batch:
+            i = jobs[k][0]
+            remaining[i] -= 1
+            if remaining[i] == 0:
+                with decoded_lock:
+                    decoded.pop(i, None)
+        if progress:
+            progress(len(batch))
+    return out, errors

@@ -1,0 +1,165 @@
+"""Image preprocessing and perturbations, written with Pillow and NumPy (no torchvision).
+
+One module serves three users: a backbone's deterministic preprocessing, the seeded
+augmented views used for training, and (later) the robustness sweep. Keeping them
+together means training augmentation and robustness evaluation perturb images the
+same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_RESAMPLE = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+# --- geometry -------------------------------------------------------------------------
+
+
+def resize_shorter(img: Image.Image, size: int, resample: str = "bicubic") -> Image.Image:
+    """Resize so the shorter side is ``size`` pixels, keeping the aspect ratio."""
+    w, h = img.size
+    if min(w, h) == size:
+        return img
+    scale = size / min(w, h)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return img.resize(new, _RESAMPLE[resample])
+
+
+def center_crop(img: Image.Image, size: int) -> Image.Image:
+    """Crop the central ``size`` x ``size`` square (pads with black if the image is smaller)."""
+    w, h = img.size
+    if w < size or h < size:
+        canvas = Image.new("RGB", (max(w, size), max(h, size)))
+        canvas.paste(img, ((canvas.width - w) // 2, (canvas.height - h) // 2))
+        img, (w, h) = canvas, canvas.size
+    left = (w - size) // 2
+    top = (h - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
+def to_array(img: Image.Image, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
+    """RGB image -> normalised float32 array, channels first [3, H, W]."""
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    arr = (arr - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """A backbone's deterministic preprocessing: resize shorter side, centre crop, normalise."""
+
+    resize: int = 256
+    crop: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    resample: str = "bicubic"
+    square: bool = False  # resize straight to resize x resize (SigLIP-style) instead of the shorter side
+
+    def __call__(self, img: Image.Image) -> np.ndarray:
+        if self.square:
+            img = img.resize((self.resize, self.resize), _RESAMPLE[self.resample])
+        else:
+            img = resize_shorter(img, self.resize, self.resample)
+        return to_array(center_crop(img, self.crop), self.mean, self.std)
+
+    def key(self) -> str:
+        """A short stable string identifying this preprocessing (used in cache keys)."""
+        return hashlib.sha1(repr(sorted(asdict(self).items())).encode()).hexdigest()[:10]
+
+
+# --- perturbations ----------------------------------------------------------------------
+
+
+def jpeg(img: Image.Image, quality: int) -> Image.Image:
+    """Re-encode as baseline JPEG at ``quality`` (4:2:0 chroma, as most encoders do)."""
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=int(quality))
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def webp(img: Image.Image, quality: int) -> Image.Image:
+    """Re-encode as lossy WebP at ``quality``."""
+    buf = io.BytesIO()
+    img.save(buf, "WEBP", quality=int(quality))
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def rescale(img: Image.Image, factor: float, resample: str = "bicubic") -> Image.Image:
+    """Scale both sides by ``factor``."""
+    w, h = img.size
+    return img.resize((max(1, round(w * factor)), max(1, round(h * factor))), _RESAMPLE[resample])
+
+
+def gaussian_blur(img: Image.Image, sigma: float) -> Image.Image:
+    return img.filter(ImageFilter.GaussianBlur(radius=float(sigma))) if sigma > 0 else img
+
+
+def gaussian_noise(img: Image.Image, sigma: float, rng: np.random.Generator) -> Image.Image:
+    """Add N(0, sigma^2) noise in 0..255 units."""
+    arr = np.asarray(img, dtype=np.float32)
+    arr = arr + rng.normal(0.0, float(sigma), arr.shape).astype(np.float32)
+    return Image.fromarray(np.clip(arr, 0, 255).round().astype(np.uint8), "RGB")
+
+
+# --- seeded training views --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ViewRecipe:
+    """How augmented training view k of an image is drawn (view 0 is always the plain image).
+
+    Denies the shortcuts measured on aigi-dev (real = larger camera JPEG q~80, fake =
+    256 px JPEG q95): every image of either class is rescaled so its shorter side is
+    drawn uniformly from ``short_side``, randomly cropped to ``crop_fraction`` of that,
+    and re-encoded as JPEG with probability ``jpeg_p`` at a quality drawn from
+    ``jpeg_quality``. After this, size, aspect and compression history carry no label.
+    """
+
+    name: str = "shortcut-denial-v1"
+    short_side: tuple[int, int] = (224, 448)
+    crop_fraction: tuple[float, float] = (0.6, 1.0)
+    jpeg_p: float = 0.8
+    jpeg_quality: tuple[int, int] = (60, 95)
+    flip_p: float = 0.5
+
+    def key(self) -> str:
+        return f"{self.name}-" + hashlib.sha1(repr(sorted(asdict(self).items())).encode()).hexdigest()[:8]
+
+
+def view_rng(sha256: str, view: int, seed: int) -> np.random.Generator:
+    """RNG for one (image, view, seed): the same view is drawn on every machine and run."""
+    return np.random.default_rng([int(sha256[:15], 16), int(view), int(seed)])
+
+
+def augmented_view(img: Image.Image, rng: np.random.Generator, recipe: ViewRecipe) -> Image.Image:
+    """Draw one augmented view of ``img`` (see :class:`ViewRecipe`)."""
+    short = int(rng.integers(recipe.short_side[0], recipe.short_side[1] + 1))
+    img = resize_shorter(img, short)
+    w, h = img.size
+    frac = float(rng.uniform(*recipe.crop_fraction))
+    cw, ch = max(1, round(w * frac)), max(1, round(h * frac))
+    left = int(rng.integers(0, w - cw + 1))
+    top = int(rng.integers(0, h - ch + 1))
+    img = img.crop((left, top, left + cw, top + ch))
+    if rng.random() < recipe.flip_p:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    if rng.random() < recipe.jpeg_p:
+        img = jpeg(img, int(rng.integers(recipe.jpeg_quality[0], recipe.jpeg_quality[1] + 1)))
+    return img
+
+
+DEFAULT_VIEW_RECIPE = ViewRecipe()

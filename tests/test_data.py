@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from aigi.data import ManifestError, load_data
+from aigi.data.splits import leave_generator_out, stratified_split, train_on_generators
+
+
+def touch_images(root, rels):
+    for r in rels:
+        p = root / r
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(p)
+
+
+def test_real_fake_layout(tmp_path):
+    touch_images(tmp_path, ["real/imagenet/a.jpg", "real/b.png", "fake/sdxl/c.png", "fake/sdxl/d.webp", "fake/gan/e.jpg"])
+    m = load_data(tmp_path)
+    assert m.layout == "real-fake" and len(m) == 5
+    assert m.generators(label=1) == ["gan", "sdxl"]
+    assert sorted(m.generators(label=0)) == ["imagenet", "real"]
+
+
+def test_univfd_layout(tmp_path):
+    touch_images(tmp_path, ["progan/car/0_real/a.png", "progan/car/1_fake/b.png", "biggan/0_real/c.png", "biggan/1_fake/d.png"])
+    m = load_data(tmp_path)
+    assert m.layout == "univfd" and len(m) == 4
+    assert set(m.generators(label=1)) == {"progan/car", "biggan"}
+
+
+def test_genimage_layout(tmp_path):
+    touch_images(tmp_path, ["midjourney/train/ai/a.png", "midjourney/train/nature/b.JPEG", "midjourney/val/ai/c.png",
+                            "adm/val/nature/d.JPEG"])
+    m = load_data(tmp_path)
+    assert m.layout == "genimage" and len(m) == 4
+    assert {s.split for s in m} == {"train", "val"}
+    assert m.generators(label=1) == ["midjourney"]
+
+
+def test_manifest_csv_relative_paths_and_errors(tmp_path):
+    touch_images(tmp_path, ["imgs/a.png"])
+    (tmp_path / "m.csv").write_text("path,label,generator,caption\nimgs/a.png,fake,sd,a cat\nimgs/a.png,0,,\n")
+    m = load_data(tmp_path / "m.csv")
+    assert m.samples[0].path == str(tmp_path / "imgs/a.png") and m.samples[0].caption == "a cat"
+    assert m.samples[1].label == 0 and m.samples[1].generator == "real"
+    (tmp_path / "bad.csv").write_text("path,label\nx.png,maybe\n")
+    with pytest.raises(ManifestError, match="bad.csv:2: label 'maybe'"):
+        load_data(tmp_path / "bad.csv")
+    with pytest.raises(ManifestError, match="unknown layout"):
+        load_data(tmp_path / "imgs")
+
+
+def test_stratified_split_holds_the_fraction_of_every_stratum():
+    strata = ["a"] * 10 + ["b"] * 5 + ["c"] * 1
+    rest, held = stratified_split(strata, 0.2, seed=0)
+    held_strata = [strata[i] for i in held]
+    assert held_strata.count("a") == 2 and held_strata.count("b") == 1 and held_strata.count("c") == 0
+    assert sorted(np.concatenate([rest, held]).tolist()) == list(range(16))
+    assert np.array_equal(held, stratified_split(strata, 0.2, seed=0)[1])
+
+
+def test_leave_generator_out_folds(tmp_path):
+    touch_images(tmp_path, [f"real/src{i % 2}/{i}.png" for i in range(10)] + [f"fake/g{i % 3}/{i}.png" for i in range(9)])
+    m = load_data(tmp_path)
+    folds = leave_generator_out(m, seed=0)
+    assert [f.name for f in folds] == ["g0", "g1", "g2"]
+    gens = np.array([s.generator for s in m])
+    labels = np.array(m.labels)
+    real_test = set(folds[0].test[labels[folds[0].test] == 0].tolist())
+    for f in folds:
+        assert not set(f.train) & set(f.test)
+        assert set(gens[f.test][labels[f.test] == 1]) == {f.name}  # only the held-out generator's fakes
+        assert f.name not in set(gens[f.train])
+        assert set(f.test[labels[f.test] == 0].tolist()) == real_test  # same 20% reals in every fold
+    assert len(real_test) == 2  # 20% of 5 per real source
+    t = train_on_generators(m, ["g0"], seed=0)
+    assert set(gens[t.test][labels[t.test] == 1]) == {"g1", "g2"}

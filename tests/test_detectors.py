@@ -1,0 +1,76 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from aigi.config import ConfigError, TrainConfig, train_config_from_dict
+from aigi.detectors import get_detector_class
+from aigi.detectors.base import Detector
+from aigi.detectors.univfd import UnivFD, UnivFDConfig
+
+
+def test_unknown_name_suggests_the_nearest():
+    with pytest.raises(KeyError, match="Did you mean 'univfd'"):
+        get_detector_class("unifvd")
+
+
+def test_forward_contract_logit_and_loss():
+    det = UnivFD(UnivFDConfig(feature_dim=4))
+    with torch.no_grad():
+        det.head.weight.copy_(torch.tensor([[1.0, -1.0, 0.0, 2.0]]))
+        det.head.bias.fill_(0.5)
+        det.feature_mean.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))
+        det.feature_scale.copy_(torch.tensor([2.0, 1.0, 1.0, 1.0]))
+    x = torch.tensor([[3.0, 1.0, 5.0, 0.5]])
+    out = det({"features": x, "label": torch.tensor([1])})
+    # ((3-1)/2)*1 + 1*(-1) + 0 + 0.5*2 + 0.5 = 1.5
+    assert out["logit"].item() == pytest.approx(1.5)
+    assert out["loss"].item() == pytest.approx(float(np.log1p(np.exp(-1.5))))
+    assert "loss" not in det({"features": x})
+
+
+def test_save_and_load_round_trip_with_safetensors_only(tmp_path):
+    det = UnivFD(UnivFDConfig(feature_dim=6))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        det.head.weight.normal_()
+    det.calibration.real_scores = [0.1, 0.2]
+    d = det.save_pretrained(tmp_path / "det")
+    assert sorted(p.name for p in d.iterdir()) == ["calibration.json", "config.json", "model.safetensors"]
+    meta = json.loads((d / "config.json").read_text())
+    assert meta["detector"] == "univfd" and meta["config"]["feature_dim"] == 6
+    loaded = Detector.from_pretrained(d)
+    assert isinstance(loaded, UnivFD) and loaded.calibration.real_scores == [0.1, 0.2]
+    x = torch.randn(3, 6)
+    torch.testing.assert_close(loaded({"features": x})["logit"], det({"features": x})["logit"])
+    assert loaded.version.startswith("det@")
+    (d / "model.safetensors").write_bytes(b"not safetensors")  # a tampered file is refused, not unpickled
+    with pytest.raises(Exception):
+        Detector.from_pretrained(d)
+
+
+def test_univfd_fit_separates_separable_features(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    n, v, d = 60, 2, 8
+    labels = np.array([0, 1] * (n // 2))
+    feats = rng.normal(size=(n, v, d)).astype(np.float32)
+    feats[labels == 1, :, 0] += 3.0
+
+    class M:  # the manifest interface fit() reads
+        def __init__(self):
+            self.labels = labels.tolist()
+
+    det = UnivFD(UnivFDConfig(feature_dim=d, cv_folds=3))
+    monkeypatch.setattr(det, "features", lambda manifest, views, cfg, progress=None: (feats, [None] * n))
+    info = det.fit(M(), TrainConfig(views=1))
+    assert info["n_images"] == n and info["n_views"] == 2 and info["cv_auroc"] > 0.95
+    p = torch.sigmoid(det({"features": torch.from_numpy(feats[:, 0])})["logit"]).detach().numpy()
+    assert p[labels == 1].mean() > 0.8 > 0.2 > p[labels == 0].mean()
+
+
+def test_config_rejects_unknown_keys():
+    with pytest.raises(ConfigError, match="unknown keys"):
+        train_config_from_dict({"detector": "univfd", "epochs": 3})
+    cfg = train_config_from_dict({"views": 2, "view_recipe": {"jpeg_quality": [70, 90]}})
+    assert cfg.train_views() == [0, 1, 2] and cfg.view_recipe.jpeg_quality == (70, 90)

@@ -1,0 +1,107 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aigi.io import DecodeLimits, ImageDecodeError, decode_bytes, load_image, to_rgb
+
+
+def encode(img, fmt, **kw):
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def gradient(w=40, h=30):
+    x = np.zeros((h, w, 3), np.uint8)
+    x[..., 0] = np.arange(w)[None, :] * 6
+    x[..., 1] = np.arange(h)[:, None] * 8
+    x[..., 2] = 128
+    return Image.fromarray(x, "RGB")
+
+
+@pytest.mark.parametrize("fmt,kw", [("JPEG", {"quality": 95}), ("PNG", {}), ("WEBP", {"lossless": True}),
+                                    ("BMP", {}), ("TIFF", {}), ("GIF", {}), ("HEIF", {"quality": 95}),
+                                    ("AVIF", {"quality": 95})])
+def test_every_format_decodes_to_rgb(fmt, kw):
+    d = decode_bytes(encode(gradient(), fmt, **kw), f"x.{fmt.lower()}")
+    assert d.image.mode == "RGB" and d.image.size == (40, 30)
+    assert d.format in (fmt, "MPO")
+    if fmt in ("PNG", "WEBP", "BMP", "TIFF"):  # lossless: pixels come back exactly
+        assert np.array_equal(np.asarray(d.image), np.asarray(gradient()))
+
+
+def test_animated_gif_and_apng_give_first_frame():
+    frames = [Image.new("RGB", (8, 8), c) for c in [(255, 0, 0), (0, 255, 0), (0, 0, 255)]]
+    for fmt in ("GIF", "PNG"):
+        data = encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=50, loop=0)
+        px = decode_bytes(data, "anim").image.getpixel((4, 4))
+        assert px[0] > 200 and px[1] < 50 and px[2] < 50
+
+
+def test_content_is_sniffed_not_the_name(tmp_path):
+    p = tmp_path / "really_a_png.jpg"
+    p.write_bytes(encode(gradient(), "PNG"))
+    assert load_image(p).format == "PNG"
+
+
+def test_exif_orientation_is_applied():
+    img = gradient(40, 20)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+    d = decode_bytes(encode(img, "JPEG", exif=exif.tobytes()), "rot.jpg")
+    assert d.image.size == (20, 40)
+
+
+def test_mode_conversions_are_deliberate():
+    # 16-bit: 65535 must map to 255, not be clipped from a huge value to 255 everywhere
+    arr16 = np.array([[0, 257 * 100, 65535]], dtype=np.uint16)
+    img16 = Image.fromarray(arr16)
+    assert img16.mode.startswith("I;16")
+    assert np.asarray(to_rgb(img16))[0, :, 0].tolist() == [0, 100, 255]
+    # float in [0, 1] scales by 255
+    f = Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32), "F")
+    assert np.asarray(to_rgb(f))[0, :, 0].tolist() == [0, 128, 255]
+    # transparency composites on white
+    rgba = Image.new("RGBA", (2, 1), (0, 0, 0, 0))
+    assert to_rgb(rgba).getpixel((0, 0)) == (255, 255, 255)
+    la = Image.new("LA", (1, 1), (0, 128))
+    assert to_rgb(la).getpixel((0, 0)) == (127, 127, 127)
+    # palette with a transparent index
+    p = Image.new("P", (1, 1), 0)
+    p.putpalette([10, 20, 30] * 256)
+    p.info["transparency"] = 0
+    assert to_rgb(p).getpixel((0, 0)) == (255, 255, 255)
+    assert to_rgb(Image.new("CMYK", (1, 1), (0, 0, 0, 0))).getpixel((0, 0)) == (255, 255, 255)
+    assert to_rgb(Image.new("L", (1, 1), 77)).getpixel((0, 0)) == (77, 77, 77)
+
+
+def test_empty_truncated_and_non_image_files_raise_named_errors(tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    trunc = tmp_path / "trunc.jpg"
+    trunc.write_bytes(encode(gradient(200, 200), "JPEG")[:600])
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is not an image\n")
+    for p, words in [(empty, "empty"), (trunc, "truncated"), (text, "not an image"),
+                     (tmp_path / "missing.png", "no such file")]:
+        with pytest.raises(ImageDecodeError) as e:
+            load_image(p)
+        assert str(p) in str(e.value) and words in str(e.value)
+
+
+def test_limits_refuse_before_decoding(tmp_path):
+    p = tmp_path / "big.png"
+    Image.new("1", (5000, 4000)).save(p)  # 20 MP, a few kB on disk
+    with pytest.raises(ImageDecodeError, match="over the limit of 1,000,000 pixels"):
+        load_image(p, DecodeLimits(max_pixels=1_000_000))
+    with pytest.raises(ImageDecodeError, match="over the limit of 100 bytes"):
+        load_image(p, DecodeLimits(max_bytes=100))
+    assert load_image(p).size == (5000, 4000)
+
+
+def test_svg_and_other_formats_are_refused():
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
+    with pytest.raises(ImageDecodeError, match="not an image in a supported format"):
+        decode_bytes(svg, "x.svg")

@@ -1,0 +1,44 @@
+import numpy as np
+from PIL import Image
+
+from aigi.transforms import (IMAGENET_MEAN, IMAGENET_STD, Preprocess, ViewRecipe, augmented_view, center_crop,
+                             resize_shorter, to_array, view_rng)
+
+
+def test_resize_shorter_and_center_crop_sizes():
+    img = Image.new("RGB", (500, 375))
+    r = resize_shorter(img, 256)
+    assert r.size == (341, 256)  # 500 * 256/375 = 341.33
+    c = center_crop(r, 224)
+    assert c.size == (224, 224)
+    small = center_crop(Image.new("RGB", (100, 50), (255, 255, 255)), 64)  # padded, not stretched
+    assert small.size == (64, 64) and small.getpixel((0, 0)) == (0, 0, 0) and small.getpixel((32, 32)) == (255, 255, 255)
+
+
+def test_to_array_normalises_per_channel():
+    img = Image.new("RGB", (2, 2), (255, 0, 128))
+    a = to_array(img)
+    assert a.shape == (3, 2, 2) and a.dtype == np.float32
+    expect = [(1 - IMAGENET_MEAN[0]) / IMAGENET_STD[0], (0 - IMAGENET_MEAN[1]) / IMAGENET_STD[1],
+              (128 / 255 - IMAGENET_MEAN[2]) / IMAGENET_STD[2]]
+    np.testing.assert_allclose(a[:, 0, 0], expect, rtol=1e-6)
+
+
+def test_preprocess_output_shape_and_key_stability():
+    p = Preprocess()
+    assert p(Image.new("RGB", (640, 480))).shape == (3, 224, 224)
+    assert p.key() == Preprocess().key() != Preprocess(crop=196).key()
+
+
+def test_views_are_seeded_and_differ_between_views():
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8))
+    sha = "ab" * 32
+    r = ViewRecipe()
+    a1 = np.asarray(augmented_view(img, view_rng(sha, 1, 0), r))
+    a2 = np.asarray(augmented_view(img, view_rng(sha, 1, 0), r))
+    b = np.asarray(augmented_view(img, view_rng(sha, 2, 0), r))
+    assert np.array_equal(a1, a2)
+    assert a1.shape != b.shape or not np.array_equal(a1, b)
+    short = min(a1.shape[:2])
+    assert 0.6 * 224 - 1 <= short <= 448  # shorter side drawn in [224, 448] then cropped by 0.6..1
