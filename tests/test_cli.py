@@ -115,3 +115,12 @@ def test_bad_config_and_data_are_clear_errors(tmp_path, sample_dir):
     assert r.returncode == 2 and "unknown keys ['epochs']" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("eval", "--data", tmp_path / "nothing-here")
     assert r.returncode == 2 and "no such file or folder" in r.stderr
+
+
+def test_demo_prints_a_verdict_per_image_with_truth(tmp_path):
+    r = run_cli("demo", "--out", tmp_path / "demo")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("dcgan-face-") == 8 and r.stdout.count("package-photo") == 0
+    for name in ("astronaut.png", "chelsea.png", "rocket.png"):
+        assert name in r.stdout
+    assert "correct (real photos" in r.stdout
