@@ -19,7 +19,8 @@ from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Detect AI-generated images; train and evaluate detectors.")
-out_console = Console(soft_wrap=True)
+# Piped output is not cut to 80 columns: tables stay whole in files and logs.
+out_console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)
 
 FORMATS = ("table", "csv", "json")
@@ -301,9 +302,10 @@ def evaluate(
                   "overall": binary_metrics(y[ok], p[ok], thr), "per_generator": per_generator(y[ok], p[ok], gens, thr),
                   "errors": [e for e in errors if e]}
         o = result["overall"]
-        out_console.print(_metrics_table(f"{det.name} on {manifest.source}", [("all", o)],
-                                         ["n", "auroc", "ap", "accuracy", "balanced_accuracy", "eer",
-                                          "tpr@1%fpr", "tpr@5%fpr", "ece", "brier"]))
+        keys = ["n", "n_real", "n_fake", "auroc", "ap", "accuracy@0.5", "threshold", "accuracy", "real_accuracy",
+                "fake_accuracy", "balanced_accuracy", "eer", "tpr@1%fpr", "tpr@5%fpr", "ece", "brier"]
+        out_console.print(_metrics_table(f"{det.name} {det.version} on {manifest.source}",
+                                         [(k, {"value": o[k]}) for k in keys], ["value"]))
         rows = [(g, {**m, "rate": m.get("recall", m.get("specificity"))}) for g, m in result["per_generator"].items()]
         out_console.print(_metrics_table(f"per generator (fake: recall, real: specificity, at threshold {thr:.3f})",
                                          rows, ["label", "n", "rate", "mean_p_fake", "auroc_vs_all_reals"]))

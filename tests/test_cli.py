@@ -124,3 +124,17 @@ def test_demo_prints_a_verdict_per_image_with_truth(tmp_path):
     for name in ("astronaut.png", "chelsea.png", "rocket.png"):
         assert name in r.stdout
     assert "correct (real photos" in r.stdout
+
+
+def test_format_swap_reencodes_and_reports(sample_dir, trained_dir):
+    from aigi import load_detector
+    from aigi.data import load_data
+    from aigi.evaluation.format_swap import StorageFormat, format_swap
+
+    m = load_data(sample_dir / "manifest.csv")
+    res = format_swap(load_detector(str(trained_dir)), m, real_as=StorageFormat(64, 64, 95),
+                      fake_as=StorageFormat(300, 280, 80))
+    assert res["n_real"] == 8 and res["n_fake"] == 8
+    assert res["auroc_change"] == res["auroc_after"] - res["auroc_before"]
+    assert res["learned_the_format"] == (res["auroc_change"] < -0.05)
+    assert res["mean_p_fake_real_after"] != res["mean_p_fake_real_before"]  # the pixels really changed
