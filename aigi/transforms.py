@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, dataclass, fields
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -24,6 +24,17 @@ _RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
     "lanczos": Image.Resampling.LANCZOS,
 }
+
+
+def stable_key(obj) -> str:
+    """A short hash of a config dataclass's fields that differ from their defaults.
+
+    Adding a field whose default keeps the old behaviour leaves every existing key, and so
+    every cached feature, valid.
+    """
+    changed = sorted((f.name, repr(getattr(obj, f.name))) for f in fields(obj)
+                     if f.default is MISSING or getattr(obj, f.name) != f.default)
+    return hashlib.sha1(repr(changed).encode()).hexdigest()[:10]
 
 
 # --- geometry -------------------------------------------------------------------------
@@ -78,7 +89,7 @@ class Preprocess:
 
     def key(self) -> str:
         """A short stable string identifying this preprocessing (used in cache keys)."""
-        return hashlib.sha1(repr(sorted(asdict(self).items())).encode()).hexdigest()[:10]
+        return stable_key(self)
 
 
 # --- perturbations ----------------------------------------------------------------------
@@ -137,7 +148,7 @@ class ViewRecipe:
     flip_p: float = 0.5
 
     def key(self) -> str:
-        return f"{self.name}-" + hashlib.sha1(repr(sorted(asdict(self).items())).encode()).hexdigest()[:8]
+        return f"{self.name}-" + stable_key(self)[:8]
 
 
 def view_rng(sha256: str, view: int, seed: int) -> np.random.Generator:

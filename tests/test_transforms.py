@@ -42,3 +42,21 @@ def test_views_are_seeded_and_differ_between_views():
     assert a1.shape != b.shape or not np.array_equal(a1, b)
     short = min(a1.shape[:2])
     assert 0.6 * 224 - 1 <= short <= 448  # shorter side drawn in [224, 448] then cropped by 0.6..1
+
+
+def test_cache_keys_survive_new_fields_with_defaults():
+    from dataclasses import dataclass
+
+    from aigi.transforms import stable_key
+
+    @dataclass(frozen=True)
+    class V1:
+        size: int = 224
+
+    @dataclass(frozen=True)
+    class V2:  # a later version adds a field whose default keeps the old behaviour
+        size: int = 224
+        square: bool = False
+
+    assert stable_key(V1()) == stable_key(V2()) and stable_key(V1(size=256)) == stable_key(V2(size=256))
+    assert stable_key(V2(square=True)) != stable_key(V2())
