@@ -1,8 +1,14 @@
-"""Turning a detector's score into a decision: the threshold, and thresholds at a target FPR.
+"""Turning a detector's raw score into a calibrated probability and a decision.
 
-Stored beside a detector as ``calibration.json``. It keeps the p_fake scores of held-out
-validation real images, so a user can ask for the threshold that flags at most a given
-fraction of real photos (``--fpr``) instead of the arbitrary 0.5.
+Stored beside a detector as ``calibration.json``:
+- ``method`` and ``params``: a map from the raw p_fake to a calibrated one, fitted on held-out
+  validation images: ``temperature`` (logit / T), ``platt`` (sigmoid(a * logit + b)), ``isotonic``
+  (a monotone step function, interpolated), or ``none``;
+- ``threshold``: the default cut on the calibrated p_fake;
+- ``real_scores``: calibrated p_fake of the validation reals, so ``--fpr`` can choose the threshold
+  that flags at most a given fraction of real photos;
+- ``unsure_band``: calibrated scores within this distance of the threshold get the verdict
+  ``unsure`` instead of a coin flip.
 """
 
 from __future__ import annotations
@@ -15,6 +21,64 @@ from pathlib import Path
 import numpy as np
 
 CALIBRATION_FILE = "calibration.json"
+METHODS = ("none", "temperature", "platt", "isotonic")
+_EPS = 1e-6
+
+
+def logit(p) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
+    return np.log(p / (1 - p))
+
+
+def sigmoid(z) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
+
+
+def fit_temperature(p_raw, labels) -> dict:
+    """T minimising the log-loss of sigmoid(logit(p) / T) (one parameter; keeps the ranking)."""
+    from scipy.optimize import minimize_scalar
+
+    z, y = logit(p_raw), np.asarray(labels, dtype=np.float64)
+
+    def nll(log_t):
+        q = np.clip(sigmoid(z / math.exp(log_t)), _EPS, 1 - _EPS)
+        return -np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))
+
+    res = minimize_scalar(nll, bounds=(-5, 5), method="bounded")
+    return {"T": float(math.exp(res.x))}
+
+
+def fit_platt(p_raw, labels) -> dict:
+    """a, b of sigmoid(a * logit(p) + b), by (practically unregularised) logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+
+    z = logit(p_raw).reshape(-1, 1)
+    lr = LogisticRegression(C=1e6, max_iter=1000).fit(z, np.asarray(labels, dtype=int))
+    return {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
+
+
+def fit_isotonic(p_raw, labels) -> dict:
+    """A monotone non-decreasing map fitted by isotonic regression, stored as its knots."""
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(np.asarray(p_raw, float), np.asarray(labels, float))
+    return {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
+
+
+FITTERS = {"temperature": fit_temperature, "platt": fit_platt, "isotonic": fit_isotonic}
+
+
+def apply_calibration(method: str, params: dict, p_raw) -> np.ndarray:
+    p = np.asarray(p_raw, dtype=np.float64)
+    if method == "none":
+        return p
+    if method == "temperature":
+        return sigmoid(logit(p) / params["T"])
+    if method == "platt":
+        return sigmoid(params["a"] * logit(p) + params["b"])
+    if method == "isotonic":
+        return np.interp(p, params["x"], params["y"])
+    raise ValueError(f"unknown calibration method {method!r}; use one of {METHODS}")
 
 
 def threshold_at_fpr(real_scores: np.ndarray, fpr: float) -> float:
@@ -36,9 +100,30 @@ def threshold_at_fpr(real_scores: np.ndarray, fpr: float) -> float:
 
 @dataclass
 class Calibration:
+    method: str = "none"
+    params: dict = field(default_factory=dict)
     threshold: float = 0.5
-    real_scores: list[float] = field(default_factory=list)  # validation reals' p_fake
-    source: str = ""  # which data the real scores came from
+    real_scores: list[float] = field(default_factory=list)  # calibrated p_fake of validation reals
+    unsure_band: float = 0.0
+    source: str = ""  # which data it was fitted on
+
+    @classmethod
+    def fit(cls, p_raw, labels, method: str = "platt", unsure_band: float = 0.0, source: str = "") -> "Calibration":
+        """Fit ``method`` on validation scores; keep the calibrated scores of the reals."""
+        if method not in METHODS:
+            raise ValueError(f"unknown calibration method {method!r}; use one of {METHODS}")
+        y = np.asarray(labels, dtype=int)
+        p = np.asarray(p_raw, dtype=np.float64)
+        params = FITTERS[method](p, y) if method != "none" and len(set(y.tolist())) == 2 else {}
+        if method != "none" and not params:
+            method = "none"  # one class only: nothing to calibrate against
+        cal = cls(method=method, params=params, unsure_band=unsure_band, source=source)
+        cal.real_scores = sorted(cal.apply(p[y == 0]).round(6).tolist())
+        return cal
+
+    def apply(self, p_raw) -> np.ndarray:
+        """Raw p_fake -> calibrated p_fake."""
+        return apply_calibration(self.method, self.params, p_raw)
 
     def threshold_for(self, threshold: float | None = None, fpr: float | None = None) -> float:
         """An explicit threshold wins; else the threshold at ``fpr``; else the stored default."""
@@ -56,8 +141,9 @@ class Calibration:
         return float(self.threshold)
 
     def save(self, directory: str | Path) -> None:
-        data = {"threshold": self.threshold, "real_scores": [round(float(x), 6) for x in self.real_scores],
-                "source": self.source}
+        data = {"method": self.method, "params": self.params, "threshold": self.threshold,
+                "unsure_band": self.unsure_band, "source": self.source,
+                "real_scores": [round(float(x), 6) for x in self.real_scores]}
         (Path(directory) / CALIBRATION_FILE).write_text(json.dumps(data, indent=1))
 
     @classmethod
@@ -66,5 +152,9 @@ class Calibration:
         if not p.is_file():
             return cls()
         d = json.loads(p.read_text())
-        return cls(threshold=float(d.get("threshold", 0.5)), real_scores=list(d.get("real_scores", [])),
+        method = d.get("method", "none")
+        if method not in METHODS:
+            raise ValueError(f"{p}: unknown calibration method {method!r}")
+        return cls(method=method, params=d.get("params", {}), threshold=float(d.get("threshold", 0.5)),
+                   real_scores=list(d.get("real_scores", [])), unsure_band=float(d.get("unsure_band", 0.0)),
                    source=d.get("source", ""))

@@ -119,11 +119,12 @@ def _load(detector: Optional[str], device: Optional[str]):
         _fail(str(e))
 
 
-def _run_detect(paths, det, threshold, fpr, batch_size):
+def _run_detect(paths, det, threshold, fpr, batch_size, unsure_band=None, ensemble=False):
     prog, advance = _progress(len(paths), "detect")
     with prog:
         try:
-            return det.predict(paths, threshold=threshold, fpr=fpr, batch_size=batch_size, progress=advance)
+            return det.predict(paths, threshold=threshold, fpr=fpr, unsure_band=unsure_band, ensemble=ensemble,
+                               batch_size=batch_size, progress=advance)
         except ValueError as e:  # threshold/fpr problems
             _fail(str(e))
 
@@ -135,11 +136,13 @@ def detect(
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
     threshold: Optional[float] = typer.Option(None, help="Flag as fake when p_fake >= this."),
     fpr: Optional[float] = typer.Option(None, help="Pick the threshold that flags this fraction of the detector's validation real photos (e.g. 0.01)."),
+    unsure_band: Optional[float] = typer.Option(None, help="Answer 'unsure' when p_fake is this close to the threshold (default: the detector's; 0 turns it off)."),
+    ensemble: bool = typer.Option(False, "--ensemble", help="Also score mild degradations (JPEG q85, 0.75x, blur) and answer 'unsure' if the verdict flips."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the result here instead of stdout."),
     batch_size: int = typer.Option(16, help="Images per forward pass."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
 ):
-    """Give every image a verdict (real/fake/error) and a probability of being AI-generated."""
+    """Give every image a verdict (real/fake/unsure/error) and a calibrated probability of being AI-generated."""
     if fmt not in FORMATS:
         _fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     paths, problems = expand_inputs(inputs)
@@ -148,7 +151,7 @@ def detect(
     if not paths:
         raise typer.Exit(1)
     det = _load(detector, device)
-    records = _run_detect(paths, det, threshold, fpr, batch_size)
+    records = _run_detect(paths, det, threshold, fpr, batch_size, unsure_band, ensemble)
     text = render_records(records, fmt)
     if output:
         output.write_text(text)
@@ -157,9 +160,13 @@ def detect(
     errors = [r for r in records if r["verdict"] == "error"]
     for r in errors:
         err_console.print(f"[bold red]error:[/] {r['path']}: {r['error']}", highlight=False, soft_wrap=True)
+    for r in records:
+        if r["verdict"] == "unsure":
+            err_console.print(f"unsure: {r['path']}: {r['reason']}", highlight=False, soft_wrap=True)
     n_fake = sum(r["verdict"] == "fake" for r in records)
     n_real = sum(r["verdict"] == "real" for r in records)
-    err_console.print(f"{len(records)} images: {n_fake} fake, {n_real} real, {len(errors)} errors "
+    n_unsure = sum(r["verdict"] == "unsure" for r in records)
+    err_console.print(f"{len(records)} images: {n_fake} fake, {n_real} real, {n_unsure} unsure, {len(errors)} errors "
                       f"(detector {det.name} {det.version}, threshold {records[0]['threshold']:.3f})",
                       highlight=False)
     if errors or problems:
@@ -242,6 +249,7 @@ def evaluate(
     seeds: str = typer.Option("0", help="Comma-separated split seeds for the protocol (e.g. 0,1,2,3,4)."),
     threshold: Optional[float] = typer.Option(None),
     fpr: Optional[float] = typer.Option(None),
+    unsure_band: Optional[float] = typer.Option(None, help="Override the stored unsure band."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write all numbers to this JSON file."),
     device: Optional[str] = typer.Option(None),
 ):
@@ -295,15 +303,22 @@ def evaluate(
             thr = det.calibration.threshold_for(threshold, fpr)
         except ValueError as e:
             _fail(str(e))
+        from aigi.evaluation.metrics import selective_metrics
+
         y = np.asarray(manifest.labels)
         ok = ~np.isnan(p)
+        p = det.calibration.apply(np.where(ok, p, 0.5))
+        band = det.calibration.unsure_band if unsure_band is None else unsure_band
         gens = [s.generator for s, k in zip(manifest, ok) if k]
         result = {"detector": det.name, "detector_version": det.version, "data": manifest.source,
-                  "overall": binary_metrics(y[ok], p[ok], thr), "per_generator": per_generator(y[ok], p[ok], gens, thr),
+                  "calibration": det.calibration.method,
+                  "overall": {**binary_metrics(y[ok], p[ok], thr), **selective_metrics(y[ok], p[ok], thr, band)},
+                  "per_generator": per_generator(y[ok], p[ok], gens, thr),
                   "errors": [e for e in errors if e]}
         o = result["overall"]
         keys = ["n", "n_real", "n_fake", "auroc", "ap", "accuracy@0.5", "threshold", "accuracy", "real_accuracy",
-                "fake_accuracy", "balanced_accuracy", "eer", "tpr@1%fpr", "tpr@5%fpr", "ece", "brier"]
+                "fake_accuracy", "balanced_accuracy", "eer", "tpr@1%fpr", "tpr@5%fpr", "ece", "brier",
+                "unsure_band", "unsure_fraction", "accuracy_confident"]
         out_console.print(_metrics_table(f"{det.name} {det.version} on {manifest.source}",
                                          [(k, {"value": o[k]}) for k in keys], ["value"]))
         rows = [(g, {**m, "rate": m.get("recall", m.get("specificity"))}) for g, m in result["per_generator"].items()]

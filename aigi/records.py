@@ -18,19 +18,33 @@ def verdict_for(p_fake: float, threshold: float) -> str:
     return "fake" if p_fake >= threshold else "real"
 
 
+def decide(p_fake: float, threshold: float, unsure_band: float = 0.0) -> tuple[str, str | None]:
+    """The verdict and, for ``unsure``, why: a score within ``unsure_band`` of the threshold is no decision."""
+    if unsure_band > 0 and abs(p_fake - threshold) < unsure_band:
+        return "unsure", f"p_fake {p_fake:.3f} is within {unsure_band:g} of the threshold {threshold:.3f}"
+    return verdict_for(p_fake, threshold), None
+
+
 def make_record(path: str, *, sha256: str | None = None, p_fake: float | None = None,
                 threshold: float | None = None, detector: str = "", detector_version: str = "",
-                error: str | None = None, **extra: Any) -> dict[str, Any]:
-    """Build a record; an ``error`` gives verdict ``error`` and no score."""
+                error: str | None = None, unsure_band: float = 0.0, unsure_reason: str | None = None,
+                **extra: Any) -> dict[str, Any]:
+    """Build a record; an ``error`` gives verdict ``error`` and no score. ``unsure_reason`` (e.g. from
+    the degradation ensemble) forces ``unsure``; the reason goes in the optional ``reason`` field."""
+    reason = None
     if error is not None:
         verdict, p = "error", None
     else:
         if p_fake is None or threshold is None:
             raise ValueError("a record without error needs p_fake and threshold")
         p = float(p_fake)
-        verdict = verdict_for(p, threshold)
+        verdict, reason = decide(p, threshold, unsure_band)
+        if unsure_reason and verdict != "unsure":
+            verdict, reason = "unsure", unsure_reason
     rec = {"path": str(path), "sha256": sha256, "verdict": verdict, "p_fake": p,
            "threshold": None if threshold is None else float(threshold), "detector": detector,
            "detector_version": detector_version, "error": error}
+    if reason:
+        rec["reason"] = reason
     rec.update(extra)
     return rec

@@ -174,3 +174,11 @@ def augmented_view(img: Image.Image, rng: np.random.Generator, recipe: ViewRecip
 
 
 DEFAULT_VIEW_RECIPE = ViewRecipe()
+
+
+# Mild degradations for the "unsure" ensemble: a verdict that flips under any of these is no verdict.
+MILD_DEGRADATIONS = {
+    "jpeg-q85": lambda img: jpeg(img, 85),
+    "rescale-0.75": lambda img: rescale(img, 0.75),
+    "blur-0.7": lambda img: gaussian_blur(img, 0.7),
+}

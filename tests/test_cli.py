@@ -61,7 +61,7 @@ def test_detect_on_a_folder_with_bad_files(sample_dir, tmp_path, trained_dir):
 
 def test_detect_formats_and_thresholds(sample_dir, trained_dir):
     img = sample_dir / "real" / "rocket.png"
-    r = run_cli("detect", img, "--detector", trained_dir, "--format", "csv", "--threshold", "0.0")
+    r = run_cli("detect", img, "--detector", trained_dir, "--format", "csv", "--threshold", "0.0", "--unsure-band", "0")
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
     assert rows[0]["verdict"] == "fake" and float(rows[0]["threshold"]) == 0.0  # everything >= 0
@@ -72,6 +72,11 @@ def test_detect_formats_and_thresholds(sample_dir, trained_dir):
     assert rec["threshold"] > 0 and rec["detector"] == "univfd"
     r = run_cli("detect", img, "--detector", trained_dir)
     assert r.returncode == 0 and "rocket.png" in r.stdout
+    r = run_cli("detect", img, "--detector", trained_dir, "--threshold", "0.5", "--unsure-band", "0.6", "--format", "json")
+    assert r.returncode == 0, r.stderr  # unsure is an answer, not a failure
+    rec = json.loads(r.stdout)[0]
+    assert rec["verdict"] == "unsure" and "within 0.6 of the threshold" in rec["reason"]
+    assert "unsure: " in r.stderr and "1 unsure" in r.stderr
     r = run_cli("detect", img, "--detector", "unifvd")
     assert r.returncode == 2 and "Did you mean 'univfd'" in r.stderr
 

@@ -118,24 +118,38 @@ class Detector(torch.nn.Module):
 
     @torch.inference_mode()
     def score_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
-        """p_fake for a batch of preprocessed images, and the raw forward output."""
+        """Raw (uncalibrated) p_fake for a batch of preprocessed images, and the forward output."""
         self.eval()
         out = self.forward(self.featurize(pixels))
         return torch.sigmoid(out["logit"].float()).cpu().numpy(), out
 
     def predict(self, paths: Sequence[str], threshold: float | None = None, fpr: float | None = None,
-                batch_size: int = 16, limits: DecodeLimits = DEFAULT_LIMITS,
+                unsure_band: float | None = None, ensemble: bool = False, batch_size: int = 16,
+                limits: DecodeLimits = DEFAULT_LIMITS,
                 progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
-        """One record per path, in order (see :mod:`aigi.records`); bad files get ``verdict="error"``."""
-        thr = self.calibration.threshold_for(threshold, fpr)
+        """One record per path, in order (see :mod:`aigi.records`); bad files get ``verdict="error"``.
+
+        ``p_fake`` is calibrated (``calibration.json``). ``unsure_band`` (default: the stored one) turns
+        scores near the threshold into ``unsure``; ``ensemble`` also scores mild degradations of each
+        image (JPEG q85, 0.75x, slight blur) and answers ``unsure`` when the verdict flips under one.
+        """
+        from aigi.records import verdict_for
+        from aigi.transforms import MILD_DEGRADATIONS
+
+        cal = self.calibration
+        thr = cal.threshold_for(threshold, fpr)
+        band = cal.unsure_band if unsure_band is None else float(unsure_band)
         paths = [str(p) for p in paths]
+        variants = list(MILD_DEGRADATIONS.items()) if ensemble else []
 
         def load(path: str):
-            decoded = load_image(path, limits)
-            return decoded.sha256, self.preprocess(decoded.image)
+            img = load_image(path, limits)
+            views = [self.preprocess(img.image)] + [self.preprocess(f(img.image)) for _, f in variants]
+            return img.sha256, views
 
         records: list[dict[str, Any] | None] = [None] * len(paths)
         common = {"threshold": thr, "detector": self.name, "detector_version": self.version}
+        per = 1 + len(variants)
         for batch in iter_batches(paths, load, batch_size):
             ok = [(i, x) for i, x in batch if not isinstance(x, Exception)]
             for i, x in batch:
@@ -144,23 +158,41 @@ class Detector(torch.nn.Module):
                     records[i] = make_record(paths[i], error=msg, **common)
             if ok:
                 try:
-                    p, out = self.score_pixels(np.stack([x[1] for _, x in ok]))
+                    raw, out = self.score_pixels(np.stack([v for _, x in ok for v in x[1]]))
+                    p = cal.apply(raw)
                 except Exception as e:  # noqa: BLE001 - a failing batch must not lose the others
                     for i, _ in ok:
                         records[i] = make_record(paths[i], error=f"model failed on this batch: {e}", **common)
                 else:
                     for k, (i, x) in enumerate(ok):
-                        records[i] = make_record(paths[i], sha256=x[0], p_fake=float(p[k]),
-                                                 **common, **self.extra_fields(out, k))
+                        clean = float(p[k * per])
+                        extra = self.extra_fields(out, k * per)
+                        reason = None
+                        if variants:
+                            alt = {name: float(p[k * per + 1 + j]) for j, (name, _) in enumerate(variants)}
+                            extra["ensemble_p_fake"] = alt
+                            flips = [f"{n} gives {q:.3f}" for n, q in alt.items()
+                                     if verdict_for(q, thr) != verdict_for(clean, thr)]
+                            if flips:
+                                reason = f"verdict changes under mild degradation ({'; '.join(flips)})"
+                        records[i] = make_record(paths[i], sha256=x[0], p_fake=clean, unsure_band=band,
+                                                 unsure_reason=reason, **common, **extra)
             if progress:
                 progress(len(batch))
         return records  # type: ignore[return-value]
 
     def score_manifest(self, manifest, batch_size: int = 16,
                        progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, list[str | None]]:
-        """p_fake for every sample (NaN where the file failed) and per-sample errors.
-        Detectors with a feature cache override this to reuse cached features."""
-        recs = self.predict([s.path for s in manifest], threshold=0.5, batch_size=batch_size, progress=progress)
+        """Raw (uncalibrated) p_fake for every sample (NaN where the file failed) and per-sample
+        errors. Detectors with a feature cache override this to reuse cached features."""
+        from aigi.calibration import Calibration
+
+        saved, self.calibration = self.calibration, Calibration()
+        try:
+            recs = self.predict([s.path for s in manifest], threshold=0.5, unsure_band=0.0,
+                                batch_size=batch_size, progress=progress)
+        finally:
+            self.calibration = saved
         p = np.array([np.nan if r["p_fake"] is None else r["p_fake"] for r in recs])
         return p, [r["error"] for r in recs]
 

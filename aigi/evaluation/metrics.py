@@ -142,3 +142,28 @@ def per_generator(labels, scores, generators, threshold: float = 0.5) -> dict[st
             out[name] = {"label": "real", "n": int(m.sum()), "specificity": float(np.mean(s[m] < threshold)),
                          "mean_p_fake": float(s[m].mean())}
     return out
+
+
+def selective_metrics(labels, scores, threshold: float, unsure_band: float) -> dict[str, float]:
+    """With an "unsure" band of half-width ``unsure_band`` around ``threshold``: the fraction of
+    images left unsure, and the accuracy on the confident rest."""
+    y, s = _arrays(labels, scores)
+    confident = np.abs(s - threshold) >= unsure_band if unsure_band > 0 else np.ones(y.size, bool)
+    n = int(confident.sum())
+    return {"unsure_band": float(unsure_band), "unsure_fraction": float(1 - n / y.size) if y.size else math.nan,
+            "n_confident": n,
+            "accuracy_confident": float(np.mean((s[confident] >= threshold) == (y[confident] == 1))) if n else math.nan}
+
+
+def reliability_curve(labels, scores, n_bins: int = 10) -> dict[str, list[float]]:
+    """Per equal-width bin of p_fake: mean predicted probability, observed fake fraction, count."""
+    y, s = _arrays(labels, scores)
+    bins = np.minimum((s * n_bins).astype(int), n_bins - 1)
+    out = {"mean_predicted": [], "fraction_fake": [], "count": []}
+    for b in range(n_bins):
+        m = bins == b
+        if m.any():
+            out["mean_predicted"].append(float(s[m].mean()))
+            out["fraction_fake"].append(float(y[m].mean()))
+            out["count"].append(int(m.sum()))
+    return out

@@ -15,7 +15,7 @@ from aigi.data.manifest import Manifest
 from aigi.data.splits import stratified_split
 from aigi.detectors.base import Detector, _config_from_dict, get_detector_class
 from aigi.device import resolve_device
-from aigi.evaluation.metrics import binary_metrics
+from aigi.evaluation.metrics import binary_metrics, selective_metrics
 
 
 def build_detector(cfg: TrainConfig) -> Detector:
@@ -38,12 +38,15 @@ def train_detector(cfg: TrainConfig, manifest: Manifest, out_dir: str | Path | N
     info = {"config": dataclasses.asdict(cfg), "data": manifest.source, "train": train_set.summary(),
             "fit": fit_info}
     if len(val_set):
-        p, _ = det.score_manifest(val_set)
+        raw, _ = det.score_manifest(val_set)
         y = np.asarray(val_set.labels)
-        ok = ~np.isnan(p)
-        det.calibration = Calibration(threshold=0.5, real_scores=sorted(p[ok & (y == 0)].tolist()),
-                                      source=f"validation reals of {manifest.source} ({int((ok & (y == 0)).sum())})")
-        info["validation"] = {"data": val_set.summary(), "metrics": binary_metrics(y[ok], p[ok])}
+        ok = ~np.isnan(raw)
+        det.calibration = Calibration.fit(raw[ok], y[ok], cfg.calibration, cfg.unsure_band,
+                                          source=f"validation split of {manifest.source} ({int(ok.sum())} images)")
+        p = det.calibration.apply(raw[ok])
+        info["validation"] = {"data": val_set.summary(), "metrics": binary_metrics(y[ok], p),
+                              "metrics_uncalibrated": binary_metrics(y[ok], raw[ok]),
+                              "selective": selective_metrics(y[ok], p, 0.5, cfg.unsure_band)}
     info["seconds"] = round(time.time() - t0, 1)
     det.training_info = info
     if out_dir is not None:
