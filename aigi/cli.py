@@ -197,7 +197,8 @@ def demo(
     real_ok = sum(r["verdict"] == "real" for r in records if truth[r["path"]] == "real")
     fake_ok = sum(r["verdict"] == "fake" for r in records if truth[r["path"]] == "fake")
     n_real = sum(t == "real" for t in truth.values())
-    out_console.print(f"{correct}/{len(records)} correct (real photos {real_ok}/{n_real}, "
+    n_unsure = sum(r["verdict"] == "unsure" for r in records)
+    out_console.print(f"{correct}/{len(records)} correct, {n_unsure} unsure (real photos {real_ok}/{n_real}, "
                       f"AI faces {fake_ok}/{len(records) - n_real}) with detector {det.name} {det.version}, "
                       f"threshold {records[0]['threshold']:.3f}. Sample written to {out}", highlight=False)
 
@@ -330,6 +331,113 @@ def evaluate(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=2, default=str))
         err_console.print(f"wrote {json_out}", highlight=False)
+
+
+@app.command()
+def compare(
+    data: str = typer.Option(..., "--data", help="Manifest CSV or folder in a known layout."),
+    config: list[Path] = typer.Option(..., "--config", "-c", help="One training config per detector (repeat)."),
+    out: Path = typer.Option(Path("compare-report"), "--out", "-o", help="Folder for report.html, report.json, detectors/."),
+    seeds: str = typer.Option("0", help="Comma-separated leave-generator-out split seeds."),
+    per_group: int = typer.Option(50, help="Robustness subset: at most this many images per generator and source."),
+    current_default: Optional[str] = typer.Option(None, help="Name (config file stem) of the current default; default: the first config."),
+):
+    """Evaluate several detectors side by side (LOGO, calibration, format swap, robustness) into one HTML report,
+    and apply the rule that chooses the embedded default."""
+    from aigi.config import ConfigError, load_train_config
+    from aigi.data import ManifestError, load_data
+    from aigi.evaluation.compare import compare as run_compare
+
+    try:
+        manifest = load_data(data)
+        configs = {c.stem: load_train_config(c) for c in config}
+    except (ConfigError, ManifestError) as e:
+        _fail(str(e))
+    if len(configs) != len(config):
+        _fail("two configs share a file name; names in the report come from the file stems")
+    current = current_default or next(iter(configs))
+    if current not in configs:
+        _fail(f"--current-default {current!r} is not one of {sorted(configs)}")
+    result = run_compare(configs, manifest, out, current, [int(s) for s in seeds.split(",") if s.strip()], per_group,
+                         log=lambda m: err_console.print(m, highlight=False, markup=False))
+    rows = [(n, {**r["logo"], "mean": sum(r["logo"].values()) / len(r["logo"])}) for n, r in result["detectors"].items()]
+    gens = sorted(next(iter(result["detectors"].values()))["logo"])
+    out_console.print(_metrics_table("leave-generator-out AUROC", rows, gens + ["mean"]))
+    d = result["default_rule"]
+    out_console.print(f"default: {d['default']} ({'changed' if d['changed'] else 'unchanged'}): {d['reason']}", highlight=False)
+    out_console.print(f"report: {out / 'report.html'}", highlight=False)
+
+
+@app.command()
+def audit(
+    data: str = typer.Option(..., "--data", help="Manifest CSV or folder in a known layout."),
+    parity: bool = typer.Option(False, "--parity", help="Audit the images after re-encoding each identically (256 px square, JPEG q90, no metadata)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the findings to this JSON file."),
+):
+    """Does metadata alone (format, size, aspect, bytes/pixel, JPEG tables, EXIF) predict real vs fake?"""
+    from aigi.data import ManifestError, load_data
+    from aigi.evaluation.audit import WARN_AUROC, audit as run_audit
+
+    try:
+        manifest = load_data(data)
+    except ManifestError as e:
+        _fail(str(e))
+    prog, advance = _progress(len(manifest), "audit")
+    with prog:
+        try:
+            res = run_audit(manifest, parity=parity, progress=advance)
+        except ValueError as e:
+            _fail(str(e))
+    rows = [(cue, {"AUROC": a, "warning": "SHORTCUT" if a >= WARN_AUROC else ""}) for cue, a in res["auroc_by_cue"].items()]
+    out_console.print(_metrics_table(f"metadata-only AUROC (5-fold CV){' after parity re-encoding' if parity else ''}, "
+                                     f"{res['n']} images", rows, ["AUROC", "warning"]))
+    for cls, v in res["by_class"].items():
+        out_console.print(f"{cls}: median {v['median_width']}x{v['median_height']}, JPEG quality {v['median_jpeg_quality']}, "
+                          f"{v['median_bytes_per_pixel']:.2f} bytes/pixel, formats {v['formats']}", highlight=False)
+    for w in res["warnings"]:
+        err_console.print(f"[bold yellow]warning:[/] {w}: a detector trained on this set can learn it instead of "
+                          "generation artefacts. Train with shortcut-denial views (configs/univfd.yaml) or parity, "
+                          "and check the format swap.", highlight=False)
+    for e in res["errors"]:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=False)
+    if json_out:
+        json_out.write_text(json.dumps(res, indent=2))
+
+
+@app.command()
+def robustness(
+    data: str = typer.Option(..., "--data", help="Manifest CSV or folder in a known layout."),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d"),
+    per_group: int = typer.Option(50, help="At most this many images per generator and per real source (seeded)."),
+    seed: int = typer.Option(0),
+    perturbations: Optional[str] = typer.Option(None, help="Comma-separated subset of: jpeg, webp, resize, blur, noise, crop, social."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write robustness.html and .json into this folder."),
+    device: Optional[str] = typer.Option(None),
+):
+    """AUROC and accuracy under JPEG, WebP, resizing, blur, noise, cropping and social-media laundering."""
+    from aigi.data import ManifestError, load_data
+    from aigi.evaluation import report as R
+    from aigi.evaluation.robustness import robustness_sweep, seeded_subset
+
+    try:
+        manifest = seeded_subset(load_data(data), per_group, seed)
+    except ManifestError as e:
+        _fail(str(e))
+    det = _load(detector, device)
+    names = [n.strip() for n in perturbations.split(",")] if perturbations else None
+    try:
+        res = robustness_sweep(det, manifest, names, progress=lambda m: err_console.print(m, highlight=False, markup=False))
+    except ValueError as e:
+        _fail(str(e))
+    rows = [(f"{r['perturbation']} {r['severity']}" if r["perturbation"] != "none" else "clean", r) for r in res["rows"]]
+    out_console.print(_metrics_table(f"{det.name} {det.version} on {manifest.summary()}", rows,
+                                     ["auroc", "balanced_accuracy", "mean_p_fake_real", "mean_p_fake_fake"]))
+    if out:
+        R.write_report(out / "robustness.html", f"aigi robustness: {det.name}",
+                       [("AUROC under perturbation", R.img(R.plot_robustness({det.name: res["rows"]}), "robustness") +
+                         R.table(["condition", "AUROC", "balanced accuracy"],
+                                 [[n, r["auroc"], r["balanced_accuracy"]] for n, r in rows]))], res)
+        err_console.print(f"wrote {out / 'robustness.html'}", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

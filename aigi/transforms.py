@@ -126,6 +126,62 @@ def gaussian_noise(img: Image.Image, sigma: float, rng: np.random.Generator) -> 
     return Image.fromarray(np.clip(arr, 0, 255).round().astype(np.uint8), "RGB")
 
 
+def crop_fraction(img: Image.Image, fraction: float) -> Image.Image:
+    """Keep the central ``fraction`` of each side."""
+    w, h = img.size
+    cw, ch = max(1, round(w * fraction)), max(1, round(h * fraction))
+    left, top = (w - cw) // 2, (h - ch) // 2
+    return img.crop((left, top, left + cw, top + ch))
+
+
+def social_media(img: Image.Image, long_side: int = 1080, quality: int = 80) -> Image.Image:
+    """What a platform does on upload: downscale so the longer side is at most ``long_side``,
+    drop metadata (re-encoding from pixels keeps none), JPEG at ``quality``."""
+    w, h = img.size
+    if max(w, h) > long_side:
+        img = rescale(img, long_side / max(w, h))
+    return jpeg(img, quality)
+
+
+PARITY_SHORT_SIDE = 256
+PARITY_QUALITY = 90
+
+
+def jpeg_bytes_parity(img: Image.Image, short_side: int = PARITY_SHORT_SIDE, quality: int = PARITY_QUALITY) -> bytes:
+    """Re-encode any image identically: shorter side ``short_side``, centre square crop, baseline
+    JPEG at ``quality``, no metadata. After this every file has the same format, size and settings."""
+    img = center_crop(resize_shorter(img, short_side), short_side)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def content_rng(img: Image.Image, salt: int = 0) -> np.random.Generator:
+    """An RNG seeded by the image's pixels: the same image always gets the same noise."""
+    digest = hashlib.sha1(img.tobytes()).digest()
+    return np.random.default_rng([int.from_bytes(digest[:8], "little"), salt])
+
+
+# Robustness sweep: name -> (severities, fn(img, severity)). Severities run mild -> strong.
+PERTURBATIONS = {
+    "jpeg": ([90, 70, 50, 30], lambda img, q: jpeg(img, q)),
+    "webp": ([80, 50], lambda img, q: webp(img, q)),
+    "resize": ([2.0, 0.5, 0.25], lambda img, f: rescale(img, f)),
+    "blur": ([1.0, 2.0], lambda img, s: gaussian_blur(img, s)),
+    "noise": ([3.0, 8.0], lambda img, s: gaussian_noise(img, s, content_rng(img, int(s * 100)))),
+    "crop": ([0.5], lambda img, f: crop_fraction(img, f)),
+    "social": ([1], lambda img, _: social_media(img)),
+}
+
+
+def perturbation(name: str, severity) -> tuple[str, "callable"]:
+    """(cache key, fn(img)) for one condition of the sweep."""
+    if name not in PERTURBATIONS:
+        raise ValueError(f"unknown perturbation {name!r}; known: {', '.join(PERTURBATIONS)}")
+    fn = PERTURBATIONS[name][1]
+    return f"perturb-{name}-{severity}", (lambda img: fn(img, severity))
+
+
 # --- seeded training views --------------------------------------------------------------
 
 

@@ -181,20 +181,30 @@ class Detector(torch.nn.Module):
                 progress(len(batch))
         return records  # type: ignore[return-value]
 
-    def score_manifest(self, manifest, batch_size: int = 16,
-                       progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, list[str | None]]:
+    def score_manifest(self, manifest, batch_size: int = 16, progress: Callable[[int], None] | None = None,
+                       perturb: tuple[str, Callable] | None = None) -> tuple[np.ndarray, list[str | None]]:
         """Raw (uncalibrated) p_fake for every sample (NaN where the file failed) and per-sample
-        errors. Detectors with a feature cache override this to reuse cached features."""
-        from aigi.calibration import Calibration
+        errors; ``perturb=(key, fn)`` degrades each decoded image first. Detectors with a feature
+        cache override this to reuse cached features."""
+        paths = [s.path for s in manifest]
 
-        saved, self.calibration = self.calibration, Calibration()
-        try:
-            recs = self.predict([s.path for s in manifest], threshold=0.5, unsure_band=0.0,
-                                batch_size=batch_size, progress=progress)
-        finally:
-            self.calibration = saved
-        p = np.array([np.nan if r["p_fake"] is None else r["p_fake"] for r in recs])
-        return p, [r["error"] for r in recs]
+        def load(path: str):
+            img = load_image(path).image
+            return self.preprocess(perturb[1](img) if perturb else img)
+
+        p = np.full(len(paths), np.nan)
+        errors: list[str | None] = [None] * len(paths)
+        for batch in iter_batches(paths, load, batch_size):
+            ok = [(i, x) for i, x in batch if not isinstance(x, Exception)]
+            for i, x in batch:
+                if isinstance(x, Exception):
+                    errors[i] = str(x)
+            if ok:
+                raw, _ = self.score_pixels(np.stack([x for _, x in ok]))
+                p[[i for i, _ in ok]] = raw
+            if progress:
+                progress(len(batch))
+        return p, errors
 
     # --- persistence ------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
@@ -245,8 +255,12 @@ def _config_from_dict(config_cls, data: dict):
 
 
 def _weights_version(d: Path) -> str:
-    h = hashlib.sha256((d / WEIGHTS_FILE).read_bytes()).hexdigest()[:12]
-    return f"{d.name}@{h}"
+    """``<dir name>@<hash of weights + calibration>``: a recalibrated detector is a new version."""
+    h = hashlib.sha256((d / WEIGHTS_FILE).read_bytes())
+    cal = d / "calibration.json"
+    if cal.is_file():
+        h.update(cal.read_bytes())
+    return f"{d.name}@{h.hexdigest()[:12]}"
 
 
 def _jsonable(o):

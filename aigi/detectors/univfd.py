@@ -93,11 +93,11 @@ class UnivFD(Detector):
         return {"features": torch.from_numpy(feats).to(self.feature_mean.device)}
 
     # --- training ---------------------------------------------------------------------
-    def features(self, manifest, views, train_config, progress=None):
+    def features(self, manifest, views, train_config, progress=None, perturb=None):
         paths = [s.path for s in manifest]
         return extract_pooled_features(self.backbone, paths, views=views, recipe=train_config.view_recipe,
                                        seed=train_config.seed, batch_size=train_config.batch_size,
-                                       progress=progress)
+                                       progress=progress, perturb=perturb)
 
     def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
         from sklearn.preprocessing import StandardScaler
@@ -122,11 +122,11 @@ class UnivFD(Detector):
         return {"C": best_c, "cv_auroc": cv_auroc, "n_images": int(n),
                 "n_views": int(v), "skipped_files": [e for e in errors if e]}
 
-    def score_manifest(self, manifest, batch_size: int = 16, progress=None, train_config=None):
-        """Scores from cached plain-view features (same numbers as ``predict``, computed once)."""
+    def score_manifest(self, manifest, batch_size: int = 16, progress=None, perturb=None):
+        """Raw scores from cached plain-view features (same numbers as ``predict``, computed once)."""
         from aigi.config import TrainConfig
 
-        feats, errors = self.features(manifest, [0], train_config or TrainConfig(batch_size=batch_size), progress)
+        feats, errors = self.features(manifest, [0], TrainConfig(batch_size=batch_size), progress, perturb)
         p = np.full(len(manifest), np.nan)
         ok = np.array([e is None for e in errors])
         if ok.any():

@@ -27,6 +27,8 @@ def run_fold(cfg: TrainConfig, manifest: Manifest, fold: Fold,
     ok = ~np.isnan(p)
     gens = [s.generator for s in test.samples]
     return {"fold": fold.name, "fit": fit_info,
+            "scores": {"labels": y[ok].tolist(), "p_fake": np.round(p[ok], 6).tolist(),
+                       "generators": [g for g, k in zip(gens, ok) if k]},
             "metrics": binary_metrics(y[ok], p[ok]),
             "per_generator": per_generator(y[ok], p[ok], [g for g, k in zip(gens, ok) if k]),
             "n_errors": int((~ok).sum())}

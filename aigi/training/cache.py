@@ -74,13 +74,22 @@ def extract_pooled_features(
     cache: FeatureCache | None = None,
     limits: DecodeLimits = DEFAULT_LIMITS,
     progress: Callable[[int], None] | None = None,
+    perturb: tuple[str, Callable] | None = None,
 ) -> tuple[np.ndarray, list[str | None]]:
     """Pooled features [N, V, 2D] for every path and view; rows of failed files are NaN.
 
     Returns the array and, per path, ``None`` or the error message. Cached entries are
     reused; missing ones are computed (decoding overlapped with the forward pass) and stored.
+    ``perturb=(key, fn)`` applies ``fn`` to the decoded image first (robustness sweeps); its key
+    becomes part of the view key.
     """
+    if perturb is not None and list(views) != [0]:
+        raise ValueError("a perturbation applies to the plain view only")
     cache = cache or FeatureCache(backbone.cache_key())
+
+    def vkey(v: int) -> str:
+        return perturb[0] if perturb else view_key(v, recipe, seed)
+
     dim = 2 * backbone.dim
     out = np.full((len(paths), len(views), dim), np.nan, dtype=np.float32)
     errors: list[str | None] = [None] * len(paths)
@@ -93,7 +102,7 @@ def extract_pooled_features(
             errors[i] = f"{p}: cannot read file ({e.strerror or e})"
             continue
         for j, v in enumerate(views):
-            hit = cache.get(shas[i], view_key(v, recipe, seed))
+            hit = cache.get(shas[i], vkey(v))
             if hit is not None and hit.shape == (dim,):
                 out[i, j] = hit
             else:
@@ -119,7 +128,9 @@ def extract_pooled_features(
             with decoded_lock:
                 decoded[i] = img
         v = views[j]
-        if v != 0:
+        if perturb:
+            img = perturb[1](img)
+        elif v != 0:
             img = augmented_view(img, view_rng(shas[i], v, seed), recipe)
         return backbone.preprocess(img)
 
@@ -135,7 +146,7 @@ def extract_pooled_features(
             for (k, _), f in zip(ok, feats):
                 i, j = jobs[k]
                 out[i, j] = f
-                cache.put(shas[i], view_key(views[j], recipe, seed), f)
+                cache.put(shas[i], vkey(views[j]), f)
         for k, _ in batch:
             i = jobs[k][0]
             remaining[i] -= 1

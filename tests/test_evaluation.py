@@ -1,0 +1,107 @@
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aigi.data import load_data
+from aigi.evaluation.audit import audit, estimate_jpeg_quality, file_metadata
+from aigi.evaluation.compare import choose_default
+from aigi.evaluation.robustness import seeded_subset
+from aigi.transforms import crop_fraction, jpeg_bytes_parity, perturbation, social_media
+from conftest import run_cli
+
+
+def test_default_rule_by_hand():
+    cur = {"a": 0.90, "b": 0.80, "c": 0.60}
+    # best is the current one
+    assert choose_default({"cur": cur, "x": {"a": 0.89, "b": 0.80, "c": 0.60}}, "cur")["default"] == "cur"
+    # better on the mean by only 0.01: stays
+    d = choose_default({"cur": cur, "x": {"a": 0.92, "b": 0.81, "c": 0.60}}, "cur")
+    assert d["default"] == "cur" and "only" in d["reason"]
+    # +0.05 on the mean but -0.03 on one generator: stays, and says which
+    d = choose_default({"cur": cur, "x": {"a": 0.87, "b": 0.89, "c": 0.69}}, "cur")
+    assert d["default"] == "cur" and "a −0.030" in d["reason"]
+    # +0.03 on the mean, no generator worse by >= 0.02: switches
+    d = choose_default({"cur": cur, "x": {"a": 0.89, "b": 0.83, "c": 0.67}}, "cur")
+    assert d["default"] == "x" and d["changed"]
+    with pytest.raises(ValueError):
+        choose_default({"x": cur}, "cur")
+
+
+@pytest.mark.parametrize("q", [30, 50, 75, 80, 95])
+def test_jpeg_quality_is_estimated_from_the_tables(q):
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), (120, 30, 200)).save(buf, "JPEG", quality=q)
+    meta = file_metadata(buf.getvalue())
+    assert meta["format"] == "JPEG" and abs(meta["jpeg_quality"] - q) <= 1
+    assert estimate_jpeg_quality(np.full(64, 1)) == 100
+
+
+def test_audit_finds_a_planted_format_shortcut_and_parity_removes_it(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        arr = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        (tmp_path / "real").mkdir(exist_ok=True)
+        (tmp_path / "fake").mkdir(exist_ok=True)
+        Image.fromarray(arr).save(tmp_path / "real" / f"{i}.jpg", quality=80)  # camera-like
+        Image.fromarray(arr[:40, :40]).save(tmp_path / "fake" / f"{i}.png")  # same content, other storage
+    m = load_data(tmp_path)
+    res = audit(m)
+    assert res["auroc_by_cue"]["format"] > 0.95 and res["auroc_by_cue"]["size"] > 0.95
+    assert any("format alone" in w for w in res["warnings"])
+    par = audit(m, parity=True)
+    for cue in ("format", "size", "aspect", "jpeg_settings", "metadata"):
+        assert par["auroc_by_cue"][cue] == 0.5
+    assert Image.open(io.BytesIO(jpeg_bytes_parity(Image.new("RGB", (500, 300))))).size == (256, 256)
+
+
+def test_perturbations_do_what_they_say():
+    img = Image.new("RGB", (2000, 1000), (10, 200, 30))
+    out = social_media(img)
+    assert out.size == (1080, 540)
+    assert crop_fraction(img, 0.5).size == (1000, 500)
+    key, fn = perturbation("resize", 0.25)
+    assert key == "perturb-resize-0.25" and fn(img).size == (500, 250)
+    _, noise = perturbation("noise", 8.0)
+    a, b = np.asarray(noise(img)), np.asarray(noise(img))
+    assert np.array_equal(a, b) and not np.array_equal(a, np.asarray(img))  # seeded by content
+    with pytest.raises(ValueError, match="unknown perturbation"):
+        perturbation("sharpen", 1)
+
+
+def test_seeded_subset_caps_every_group(sample_dir):
+    m = load_data(sample_dir / "manifest.csv")
+    sub = seeded_subset(m, per_group=3, seed=0)
+    assert len(sub) == 6 and [s.path for s in sub] == [s.path for s in seeded_subset(m, 3, 0)]
+
+
+def test_robustness_and_compare_commands(sample_dir, tmp_path):
+    r = run_cli("robustness", "--data", sample_dir / "manifest.csv", "--per-group", "2", "--perturbations", "jpeg,social",
+                "--out", tmp_path / "rob")
+    assert r.returncode == 0, r.stderr
+    assert "jpeg 30" in r.stdout and "social 1" in r.stdout and (tmp_path / "rob" / "robustness.html").is_file()
+
+    import csv
+    rows = list(csv.DictReader(open(sample_dir / "manifest.csv")))
+    for i, row in enumerate(r for r in rows if r["label"] == "fake"):
+        row["generator"] = "dcgan-a" if i % 2 else "dcgan-b"
+    m = tmp_path / "two.csv"
+    with open(m, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (tmp_path / "a.yaml").write_text("detector: univfd\noptions: {cv_folds: 2}\nviews: 1\nval_fraction: 0.25\n")
+    (tmp_path / "b.yaml").write_text("detector: univfd\noptions: {cv_folds: 2}\nviews: 0\nval_fraction: 0.25\n"
+                                     "calibration: isotonic\n")
+    r = run_cli("compare", "--data", m, "--config", tmp_path / "a.yaml", "--config", tmp_path / "b.yaml",
+                "--per-group", "2", "--out", tmp_path / "cmp")
+    assert r.returncode == 0, r.stderr
+    assert "default: a" in r.stdout
+    page = (tmp_path / "cmp" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 5 and "Embedded default" in page and "http" not in page.split("<body>")[1]
+    data = json.loads((tmp_path / "cmp" / "report.json").read_text())
+    assert set(data["detectors"]) == {"a", "b"} and data["default_rule"]["default"] == "a"
+    assert data["detectors"]["b"]["validation"]["calibration"] == "isotonic"
+    assert {r["perturbation"] for r in data["detectors"]["a"]["robustness"]} >= {"none", "jpeg", "social"}
