@@ -27,6 +27,7 @@ class TrainConfig:
     view_recipe: ViewRecipe = field(default_factory=ViewRecipe)
     seed: int = 0
     val_fraction: float = 0.2  # held out (stratified by generator) for calibration
+    parity: bool = False  # re-encode every image identically (256 px square, JPEG q90) before anything else
     calibration: str = "platt"  # none | temperature | platt | isotonic, fitted on the validation split
     unsure_band: float = 0.1  # calibrated scores this close to the threshold are "unsure"
     batch_size: int = 16

@@ -156,6 +156,11 @@ def jpeg_bytes_parity(img: Image.Image, short_side: int = PARITY_SHORT_SIDE, qua
     return buf.getvalue()
 
 
+def parity_image(img: Image.Image) -> Image.Image:
+    """The image as :func:`jpeg_bytes_parity` stores it, decoded again."""
+    return Image.open(io.BytesIO(jpeg_bytes_parity(img))).convert("RGB")
+
+
 def content_rng(img: Image.Image, salt: int = 0) -> np.random.Generator:
     """An RNG seeded by the image's pixels: the same image always gets the same noise."""
     digest = hashlib.sha1(img.tobytes()).digest()

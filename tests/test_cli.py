@@ -143,3 +143,20 @@ def test_format_swap_reencodes_and_reports(sample_dir, trained_dir):
     assert res["auroc_change"] == res["auroc_after"] - res["auroc_before"]
     assert res["learned_the_format"] == (res["auroc_change"] < -0.05)
     assert res["mean_p_fake_real_after"] != res["mean_p_fake_real_before"]  # the pixels really changed
+
+
+def test_parity_training_is_saved_and_applied(sample_dir, tmp_path):
+    cfg = tmp_path / "parity.yaml"
+    cfg.write_text(TINY_CONFIG + "parity: true\n")
+    out = tmp_path / "par"
+    r = run_cli("train", "--config", cfg, "--data", sample_dir / "manifest.csv", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "config.json").read_text())["parity"] is True
+    from aigi import load_detector
+    from aigi.transforms import parity_image
+
+    det = load_detector(str(out))
+    assert det.parity
+    img = Image.open(sample_dir / "real" / "coffee.png").convert("RGB")
+    import numpy as np
+    np.testing.assert_array_equal(det.preprocess(img), det.backbone.preprocess(parity_image(img)))

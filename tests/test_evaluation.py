@@ -36,7 +36,11 @@ def test_jpeg_quality_is_estimated_from_the_tables(q):
     Image.new("RGB", (32, 32), (120, 30, 200)).save(buf, "JPEG", quality=q)
     meta = file_metadata(buf.getvalue())
     assert meta["format"] == "JPEG" and abs(meta["jpeg_quality"] - q) <= 1
-    assert estimate_jpeg_quality(np.full(64, 1)) == 100
+    from aigi.evaluation.audit import _IJG_LUMA
+
+    assert estimate_jpeg_quality(_IJG_LUMA) == 50  # the standard table is quality 50 by definition
+    assert estimate_jpeg_quality(2 * _IJG_LUMA) == 25  # scale 200% -> 5000 / 200
+    assert estimate_jpeg_quality(np.ones(64)) > 99  # all-ones tables: quality ~100
 
 
 def test_audit_finds_a_planted_format_shortcut_and_parity_removes_it(tmp_path):

@@ -75,6 +75,7 @@ class Detector(torch.nn.Module):
         self.calibration = Calibration()
         self.training_info: dict[str, Any] = {}
         self.device_name = "cpu"
+        self.parity = False  # re-encode every input identically first (see transforms.parity_image)
         self._backbone = None
         self._version = ""
 
@@ -104,6 +105,10 @@ class Detector(torch.nn.Module):
         return self._backbone
 
     def preprocess(self, img) -> np.ndarray:
+        if self.parity:
+            from aigi.transforms import parity_image
+
+            img = parity_image(img)
         return self.backbone.preprocess(img)
 
     def to_device(self, device: str) -> "Detector":
@@ -213,7 +218,7 @@ class Detector(torch.nn.Module):
         d.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         save_file(state, str(d / WEIGHTS_FILE), metadata={"detector": self.name})
-        meta = {"format_version": FORMAT_VERSION, "detector": self.name,
+        meta = {"format_version": FORMAT_VERSION, "detector": self.name, "parity": self.parity,
                 "config": dataclasses.asdict(self.config), "training": self.training_info}
         (d / CONFIG_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
         self.calibration.save(d)
@@ -239,6 +244,7 @@ class Detector(torch.nn.Module):
             raise ValueError(f"{w_path}: weights do not match the {klass.name} model "
                              f"(missing {missing}, unexpected {unexpected})")
         det.training_info = meta.get("training", {})
+        det.parity = bool(meta.get("parity", False))
         det.calibration = Calibration.load(d)
         det._version = _weights_version(d)
         det.eval()

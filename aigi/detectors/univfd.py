@@ -97,7 +97,7 @@ class UnivFD(Detector):
         paths = [s.path for s in manifest]
         return extract_pooled_features(self.backbone, paths, views=views, recipe=train_config.view_recipe,
                                        seed=train_config.seed, batch_size=train_config.batch_size,
-                                       progress=progress, perturb=perturb)
+                                       progress=progress, perturb=perturb, parity=self.parity)
 
     def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
         from sklearn.preprocessing import StandardScaler

@@ -24,7 +24,7 @@ from aigi.backbones.base import Backbone
 from aigi.io import DEFAULT_LIMITS, DecodeLimits, load_image, sha256_file
 from aigi.paths import cache_dir
 from aigi.pipeline import iter_batches
-from aigi.transforms import DEFAULT_VIEW_RECIPE, ViewRecipe, augmented_view, view_rng
+from aigi.transforms import DEFAULT_VIEW_RECIPE, ViewRecipe, augmented_view, parity_image, view_rng
 
 
 def view_key(view: int, recipe: ViewRecipe, seed: int) -> str:
@@ -75,20 +75,23 @@ def extract_pooled_features(
     limits: DecodeLimits = DEFAULT_LIMITS,
     progress: Callable[[int], None] | None = None,
     perturb: tuple[str, Callable] | None = None,
+    parity: bool = False,
 ) -> tuple[np.ndarray, list[str | None]]:
     """Pooled features [N, V, 2D] for every path and view; rows of failed files are NaN.
 
     Returns the array and, per path, ``None`` or the error message. Cached entries are
     reused; missing ones are computed (decoding overlapped with the forward pass) and stored.
     ``perturb=(key, fn)`` applies ``fn`` to the decoded image first (robustness sweeps); its key
-    becomes part of the view key.
+    becomes part of the view key. ``parity`` re-encodes every decoded image identically first
+    (``transforms.parity_image``); such entries live under their own view keys.
     """
     if perturb is not None and list(views) != [0]:
         raise ValueError("a perturbation applies to the plain view only")
     cache = cache or FeatureCache(backbone.cache_key())
 
     def vkey(v: int) -> str:
-        return perturb[0] if perturb else view_key(v, recipe, seed)
+        key = perturb[0] if perturb else view_key(v, recipe, seed)
+        return f"parity-{key}" if parity else key
 
     dim = 2 * backbone.dim
     out = np.full((len(paths), len(views), dim), np.nan, dtype=np.float32)
@@ -125,6 +128,8 @@ def extract_pooled_features(
             img = decoded.get(i)
         if img is None:
             img = load_image(paths[i], limits).image
+            if parity:
+                img = parity_image(img)
             with decoded_lock:
                 decoded[i] = img
         v = views[j]

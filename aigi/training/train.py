@@ -20,7 +20,9 @@ from aigi.evaluation.metrics import binary_metrics, selective_metrics
 
 def build_detector(cfg: TrainConfig) -> Detector:
     cls = get_detector_class(cfg.detector)
-    return cls(_config_from_dict(cls.Config, cfg.options)).to_device(resolve_device(cfg.device))
+    det = cls(_config_from_dict(cls.Config, cfg.options)).to_device(resolve_device(cfg.device))
+    det.parity = cfg.parity
+    return det
 
 
 def train_detector(cfg: TrainConfig, manifest: Manifest, out_dir: str | Path | None = None,
