@@ -246,7 +246,8 @@ def evaluate(
     data: str = typer.Option(..., "--data", help="Manifest CSV or folder in a known layout."),
     detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Evaluate this trained detector."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="With --protocol: train per fold from this config."),
-    protocol: Optional[str] = typer.Option(None, help="leave-generator-out, or train-on:GEN1,GEN2"),
+    protocol: Optional[str] = typer.Option(None, help="leave-generator-out, train-on:GEN1,GEN2, or cross-dataset (with --test-data)"),
+    test_data: Optional[str] = typer.Option(None, "--test-data", help="With --protocol cross-dataset: the data set to test on."),
     seeds: str = typer.Option("0", help="Comma-separated split seeds for the protocol (e.g. 0,1,2,3,4)."),
     threshold: Optional[float] = typer.Option(None),
     fpr: Optional[float] = typer.Option(None),
@@ -264,7 +265,7 @@ def evaluate(
         _fail(str(e))
     if protocol:
         from aigi.config import ConfigError, load_train_config
-        from aigi.evaluation.protocols import run_leave_generator_out, run_train_on
+        from aigi.evaluation.protocols import run_cross_dataset, run_leave_generator_out, run_train_on
 
         if config is None:
             _fail("--protocol needs --config (the recipe to train per fold)")
@@ -291,8 +292,18 @@ def evaluate(
                 _fail(str(e))
             rows = [(g, m) for g, m in result["per_generator"].items() if m["label"] == "fake"]
             out_console.print(_metrics_table(result["protocol"], rows, ["auroc_vs_all_reals", "recall"]))
+        elif protocol == "cross-dataset":
+            if not test_data:
+                _fail("--protocol cross-dataset needs --test-data")
+            try:
+                test_manifest = load_data(test_data)
+            except ManifestError as e:
+                _fail(str(e))
+            result = run_cross_dataset(cfg, manifest, test_manifest)
+            rows = [("all", result["metrics"])] + [(g, m) for g, m in result["per_generator"].items()]
+            out_console.print(_metrics_table(result["fold"], rows, ["auroc", "recall", "specificity", "mean_p_fake"]))
         else:
-            _fail(f"unknown protocol {protocol!r}: use leave-generator-out or train-on:GEN1,GEN2")
+            _fail(f"unknown protocol {protocol!r}: use leave-generator-out, train-on:GEN1,GEN2 or cross-dataset")
     else:
         det = _load(detector, device)
         prog, advance = _progress(len(manifest), "eval")

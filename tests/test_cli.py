@@ -160,3 +160,22 @@ def test_parity_training_is_saved_and_applied(sample_dir, tmp_path):
     img = Image.open(sample_dir / "real" / "coffee.png").convert("RGB")
     import numpy as np
     np.testing.assert_array_equal(det.preprocess(img), det.backbone.preprocess(parity_image(img)))
+
+
+def test_cross_dataset_protocol(sample_dir, tmp_path):
+    rows = list(csv.DictReader(open(sample_dir / "manifest.csv")))
+    train, test = tmp_path / "a.csv", tmp_path / "b.csv"
+    for path, part in ((train, rows[0::2]), (test, rows[1::2])):
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(part)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY_CONFIG)
+    out = tmp_path / "x.json"
+    r = run_cli("eval", "--config", cfg, "--data", train, "--protocol", "cross-dataset", "--test-data", test, "--json", out)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    assert res["protocol"] == "cross-dataset" and res["metrics"]["n"] == 8
+    r = run_cli("eval", "--config", cfg, "--data", train, "--protocol", "cross-dataset")
+    assert r.returncode == 2 and "needs --test-data" in r.stderr

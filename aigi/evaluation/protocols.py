@@ -61,3 +61,14 @@ def run_train_on(cfg: TrainConfig, manifest: Manifest, generators: list[str], se
     r = run_fold(cfg, manifest, train_on_generators(manifest, generators, seed), progress)
     r["protocol"] = "train-on-" + "+".join(generators)
     return r
+
+
+def run_cross_dataset(cfg: TrainConfig, train: Manifest, test: Manifest,
+                      progress: Callable[[int], None] | None = None) -> dict:
+    """Train on every image of ``train``; test on every image of ``test`` (another data set)."""
+    combined = Manifest(list(train.samples) + list(test.samples), f"{train.source} + {test.source}")
+    fold = Fold(f"train {train.source} -> test {test.source}", np.arange(len(train)),
+                np.arange(len(train), len(train) + len(test)))
+    r = run_fold(cfg, combined, fold, progress)
+    r["protocol"] = "cross-dataset"
+    return r
