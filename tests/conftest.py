@@ -37,3 +37,24 @@ def run_cli(*args, cwd=None, env_extra=None, timeout=600):
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "aigi.cli"]
     return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, env=env,
                           timeout=timeout)
+
+
+def write_manifest(path, rows):
+    """Write manifest rows (dicts with the same keys) as CSV."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def two_generator_manifest(sample_dir, path):
+    """The sample with its DCGAN faces split into two 'generators', so generator protocols have one to hold out."""
+    import csv
+
+    rows = list(csv.DictReader(open(sample_dir / "manifest.csv")))
+    for i, row in enumerate(r for r in rows if r["label"] == "fake"):
+        row["generator"] = "dcgan-a" if i % 2 else "dcgan-b"
+    return write_manifest(path, rows)

@@ -7,7 +7,7 @@ import json
 import pytest
 from PIL import Image
 
-from conftest import run_cli
+from conftest import run_cli, two_generator_manifest, write_manifest
 
 TINY_CONFIG = """
 detector: univfd
@@ -92,15 +92,7 @@ def test_eval_prints_metrics_per_generator(sample_dir, trained_dir, tmp_path):
 
 
 def test_eval_leave_generator_out(sample_dir, tmp_path):
-    # two "generators": DCGAN faces split in halves, so the protocol has something to hold out
-    rows = list(csv.DictReader(open(sample_dir / "manifest.csv")))
-    for i, row in enumerate(r for r in rows if r["label"] == "fake"):
-        row["generator"] = "dcgan-a" if i % 2 else "dcgan-b"
-    m = tmp_path / "two-gens.csv"
-    with open(m, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    m = two_generator_manifest(sample_dir, tmp_path / "two-gens.csv")
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(TINY_CONFIG)
     out = tmp_path / "logo.json"
@@ -128,7 +120,14 @@ def test_demo_prints_a_verdict_per_image_with_truth(tmp_path):
     assert r.stdout.count("dcgan-face-") == 8 and r.stdout.count("package-photo") == 0
     for name in ("astronaut.png", "chelsea.png", "rocket.png"):
         assert name in r.stdout
-    assert "correct (real photos" in r.stdout
+    import re
+
+    m = re.search(r"(\d+)/16 correct, (\d+) unsure \(real photos (\d+)/8, AI faces (\d+)/8\)", r.stdout)
+    assert m, r.stdout[-400:]
+    correct, unsure, real_ok, fake_ok = map(int, m.groups())
+    assert correct == real_ok + fake_ok and correct + unsure <= 16
+    verdicts = re.findall(r"│ (real|fake)\s+│ (real|fake|unsure)\s+│", r.stdout)
+    assert len(verdicts) == 16 and sum(t == v for t, v in verdicts) == correct  # the count matches the rows
 
 
 def test_format_swap_reencodes_and_reports(sample_dir, trained_dir):
@@ -164,12 +163,8 @@ def test_parity_training_is_saved_and_applied(sample_dir, tmp_path):
 
 def test_cross_dataset_protocol(sample_dir, tmp_path):
     rows = list(csv.DictReader(open(sample_dir / "manifest.csv")))
-    train, test = tmp_path / "a.csv", tmp_path / "b.csv"
-    for path, part in ((train, rows[0::2]), (test, rows[1::2])):
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(part)
+    train = write_manifest(tmp_path / "a.csv", rows[0::2])
+    test = write_manifest(tmp_path / "b.csv", rows[1::2])
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(TINY_CONFIG)
     out = tmp_path / "x.json"

@@ -10,7 +10,7 @@ from aigi.evaluation.audit import audit, estimate_jpeg_quality, file_metadata
 from aigi.evaluation.compare import choose_default
 from aigi.evaluation.robustness import seeded_subset
 from aigi.transforms import crop_fraction, jpeg_bytes_parity, perturbation, social_media
-from conftest import run_cli
+from conftest import run_cli, two_generator_manifest
 
 
 def test_default_rule_by_hand():
@@ -87,15 +87,7 @@ def test_robustness_and_compare_commands(sample_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "jpeg 30" in r.stdout and "social 1" in r.stdout and (tmp_path / "rob" / "robustness.html").is_file()
 
-    import csv
-    rows = list(csv.DictReader(open(sample_dir / "manifest.csv")))
-    for i, row in enumerate(r for r in rows if r["label"] == "fake"):
-        row["generator"] = "dcgan-a" if i % 2 else "dcgan-b"
-    m = tmp_path / "two.csv"
-    with open(m, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    m = two_generator_manifest(sample_dir, tmp_path / "two.csv")
     (tmp_path / "a.yaml").write_text("detector: univfd\noptions: {cv_folds: 2}\nviews: 1\nval_fraction: 0.25\n")
     (tmp_path / "b.yaml").write_text("detector: univfd\noptions: {cv_folds: 2}\nviews: 0\nval_fraction: 0.25\n"
                                      "calibration: isotonic\n")
