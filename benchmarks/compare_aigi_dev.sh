@@ -10,5 +10,5 @@ out=${OUT:-/tmp/compare-aigi-dev}
 cp "$out/report.html" benchmarks/results/compare-aigi-dev.html
 cp "$out/report.json" benchmarks/results/compare-aigi-dev.json
 chromium --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update \
-  --disable-sync --no-first-run --hide-scrollbars --window-size=1300,6200 \
+  --disable-sync --no-first-run --hide-scrollbars --window-size=1300,4400 \
   --screenshot="$PWD/benchmarks/results/compare-aigi-dev.png" "file://$PWD/benchmarks/results/compare-aigi-dev.html"

@@ -22,7 +22,10 @@ def test_default_rule_by_hand():
     assert d["default"] == "cur" and "only" in d["reason"]
     # +0.05 on the mean but -0.03 on one generator: stays, and says which
     d = choose_default({"cur": cur, "x": {"a": 0.87, "b": 0.89, "c": 0.69}}, "cur")
-    assert d["default"] == "cur" and "a −0.030" in d["reason"]
+    assert d["default"] == "cur" and "a (−0.030)" in d["reason"]
+    # both conditions fail: both are named
+    d = choose_default({"cur": cur, "x": {"a": 0.86, "b": 0.85, "c": 0.62}}, "cur")
+    assert "only +0.010" in d["reason"] and "a (−0.040)" in d["reason"]
     # +0.03 on the mean, no generator worse by >= 0.02: switches
     d = choose_default({"cur": cur, "x": {"a": 0.89, "b": 0.83, "c": 0.67}}, "cur")
     assert d["default"] == "x" and d["changed"]

@@ -38,13 +38,14 @@ def choose_default(logo: dict[str, dict[str, float]], current: str, margin: floa
                 "reason": f"{current} has the best mean LOGO AUROC ({means[current]:.3f})"}
     gain = means[best] - means[current]
     losses = {g: logo[current][g] - logo[best][g] for g in logo[current] if logo[current][g] - logo[best][g] >= margin}
+    failed = []
     if gain < margin:
-        return {"default": current, "changed": False, "means": means,
-                "reason": f"{best} has the best mean ({means[best]:.3f}) but beats {current} by only {gain:+.3f} (< {margin})"}
+        failed.append(f"beats {current} by only {gain:+.3f} on the mean (< {margin})")
     if losses:
-        worst = ", ".join(f"{g} −{d:.3f}" for g, d in sorted(losses.items()))
+        failed.append(f"loses ≥ {margin} on " + ", ".join(f"{g} (−{d:.3f})" for g, d in sorted(losses.items())))
+    if failed:
         return {"default": current, "changed": False, "means": means,
-                "reason": f"{best} beats {current} by {gain:+.3f} on the mean but loses ≥ {margin} on: {worst}"}
+                "reason": f"{best} has the best mean ({means[best]:.3f}) but " + " and ".join(failed)}
     return {"default": best, "changed": True, "means": means,
             "reason": f"{best} beats {current} by {gain:+.3f} on the mean and loses ≥ {margin} on no generator"}
 
