@@ -451,5 +451,93 @@ def robustness(
         err_console.print(f"wrote {out / 'robustness.html'}", highlight=False)
 
 
+data_app = typer.Typer(no_args_is_help=True, help="Build training sets: reconstruction pairs, laundered images.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("train-reconstructor")
+def train_reconstructor(
+    data: str = typer.Option(..., "--data", help="Images to learn from; only the real ones are used."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the autoencoder (.safetensors)."),
+    steps: int = typer.Option(2000),
+    crop: int = typer.Option(96),
+    seed: int = typer.Option(0),
+):
+    """Train the offline reconstruction autoencoder (learned up-sampling) on real photos."""
+    from aigi.augment.reconstruct import train_autoencoder
+    from aigi.data import ManifestError, load_data
+    from aigi.io import ImageDecodeError, load_image
+
+    try:
+        reals = [s for s in load_data(data) if s.label == 0]
+    except ManifestError as e:
+        _fail(str(e))
+    images = []
+    for s in reals:
+        try:
+            images.append(load_image(s.path).image)
+        except ImageDecodeError as e:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=False)
+    try:
+        model = train_autoencoder(images, steps=steps, crop=crop, seed=seed,
+                                  log=lambda m: err_console.print(m, highlight=False, markup=False))
+    except ValueError as e:
+        _fail(str(e))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    out_console.print(f"saved the reconstruction autoencoder ({len(images)} real images, {steps} steps) to {out}",
+                      highlight=False)
+
+
+@data_app.command("build-pixel")
+def build_pixel(
+    data: str = typer.Option(..., "--data", help="Real images to reconstruct (fakes in the data are ignored)."),
+    out: Path = typer.Option(..., "--out", "-o"),
+    reconstructor: Path = typer.Option(..., "--reconstructor", "-r",
+                                       help="An autoencoder .safetensors from `aigi data train-reconstructor`, or a "
+                                            "diffusers AutoencoderKL directory (SD/SDXL/FLUX VAE)."),
+    max_side: int = typer.Option(512, help="Bring larger images down to this many pixels on the longer side first."),
+):
+    """Pairs of (real image, its reconstruction): same content, same size, same format; only pixel artefacts differ."""
+    from aigi.augment.reconstruct import (AutoencoderReconstructor, DiffusersVAEReconstructor, UpsamplingAutoencoder,
+                                          build_pixel_pairs)
+    from aigi.data import ManifestError, load_data
+
+    try:
+        manifest = load_data(data)
+    except ManifestError as e:
+        _fail(str(e))
+    if reconstructor.is_dir():
+        rec = DiffusersVAEReconstructor(str(reconstructor))
+    elif reconstructor.is_file():
+        rec = AutoencoderReconstructor(UpsamplingAutoencoder.load(reconstructor))
+    else:
+        _fail(f"{reconstructor}: no such autoencoder file or VAE directory")
+    m, errors = build_pixel_pairs(manifest, rec, out, max_side, log=lambda x: err_console.print(x, highlight=False))
+    for e in errors:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=False)
+    out_console.print(f"{len(m) // 2} pairs written to {out} (manifest {out / 'manifest.csv'})", highlight=False)
+
+
+@data_app.command("build-semantic")
+def build_semantic(
+    data: str = typer.Option(..., "--data", help="Real and fake images to launder."),
+    out: Path = typer.Option(..., "--out", "-o"),
+    seed: int = typer.Option(0),
+):
+    """Launder every image (hard downscale, blur, noise, low-quality JPEG) so only semantics remain."""
+    from aigi.augment.launder import build_semantic_set
+    from aigi.data import ManifestError, load_data
+
+    try:
+        manifest = load_data(data)
+    except ManifestError as e:
+        _fail(str(e))
+    m, errors = build_semantic_set(manifest, out, seed, log=lambda x: err_console.print(x, highlight=False))
+    for e in errors:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=False)
+    out_console.print(f"{len(m)} laundered images written to {out} (manifest {out / 'manifest.csv'})", highlight=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

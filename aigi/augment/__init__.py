@@ -1,0 +1,1 @@
+"""Training-data builders: reconstruction pairs and laundered images (AlignGemini), manipulations (GAMMA)."""
