@@ -462,16 +462,24 @@ def train_reconstructor(
     steps: int = typer.Option(2000),
     crop: int = typer.Option(96),
     seed: int = typer.Option(0),
+    holdout: float = typer.Option(0.0, help="Leave out this stratified fraction (seeded like `aigi train`'s validation "
+                                            "split), so evaluation reals are never seen."),
 ):
     """Train the offline reconstruction autoencoder (learned up-sampling) on real photos."""
     from aigi.augment.reconstruct import train_autoencoder
     from aigi.data import ManifestError, load_data
     from aigi.io import ImageDecodeError, load_image
 
+    from aigi.data.splits import stratified_split
+
     try:
-        reals = [s for s in load_data(data) if s.label == 0]
+        manifest = load_data(data)
     except ManifestError as e:
         _fail(str(e))
+    if holdout > 0:
+        keep, _ = stratified_split([f"{s.label}/{s.generator}" for s in manifest], holdout, seed)
+        manifest = manifest.subset(keep)
+    reals = [s for s in manifest if s.label == 0]
     images = []
     for s in reals:
         try:
