@@ -26,8 +26,16 @@ err_console = Console(stderr=True, soft_wrap=True)
 FORMATS = ("table", "csv", "json")
 
 
+def _error_line(msg: str, label: str = "error") -> None:
+    """One line on stderr: a coloured label, then the message verbatim (paths may contain [brackets])."""
+    from rich.markup import escape
+
+    colour = {"error": "bold red", "warning": "bold yellow", "unsure": "yellow"}[label]
+    err_console.print(f"[{colour}]{label}:[/] {escape(str(msg))}", highlight=False, soft_wrap=True)
+
+
 def _fail(msg: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    _error_line(msg)
     raise typer.Exit(code)
 
 
@@ -147,7 +155,7 @@ def detect(
         _fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     paths, problems = expand_inputs(inputs)
     for p in problems:
-        err_console.print(f"[bold red]error:[/] {p}", highlight=False, soft_wrap=True)
+        _error_line(p)
     if not paths:
         raise typer.Exit(1)
     det = _load(detector, device)
@@ -159,10 +167,10 @@ def detect(
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     errors = [r for r in records if r["verdict"] == "error"]
     for r in errors:
-        err_console.print(f"[bold red]error:[/] {r['path']}: {r['error']}", highlight=False, soft_wrap=True)
+        _error_line(f"{r['path']}: {r['error']}")
     for r in records:
         if r["verdict"] == "unsure":
-            err_console.print(f"unsure: {r['path']}: {r['reason']}", highlight=False, soft_wrap=True)
+            _error_line(f"{r['path']}: {r['reason']}", "unsure")
     n_fake = sum(r["verdict"] == "fake" for r in records)
     n_real = sum(r["verdict"] == "real" for r in records)
     n_unsure = sum(r["verdict"] == "unsure" for r in records)
@@ -337,7 +345,7 @@ def evaluate(
         out_console.print(_metrics_table(f"per generator (fake: recall, real: specificity, at threshold {thr:.3f})",
                                          rows, ["label", "n", "rate", "mean_p_fake", "auroc_vs_all_reals"]))
         for e in result["errors"]:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            _error_line(e)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=2, default=str))
@@ -406,11 +414,10 @@ def audit(
         out_console.print(f"{cls}: median {v['median_width']}x{v['median_height']}, JPEG quality {v['median_jpeg_quality']}, "
                           f"{v['median_bytes_per_pixel']:.2f} bytes/pixel, formats {v['formats']}", highlight=False)
     for w in res["warnings"]:
-        err_console.print(f"[bold yellow]warning:[/] {w}: a detector trained on this set can learn it instead of "
-                          "generation artefacts. Train with shortcut-denial views (configs/univfd.yaml) or parity, "
-                          "and check the format swap.", highlight=False)
+        _error_line(f"{w}: a detector trained on this set can learn it instead of generation artefacts. Train with "
+                    "shortcut-denial views (configs/univfd.yaml) or parity, and check the format swap.", "warning")
     for e in res["errors"]:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=False)
+        _error_line(e)
     if json_out:
         json_out.write_text(json.dumps(res, indent=2))
 
@@ -485,7 +492,7 @@ def train_reconstructor(
         try:
             images.append(load_image(s.path).image)
         except ImageDecodeError as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=False)
+            _error_line(e)
     try:
         model = train_autoencoder(images, steps=steps, crop=crop, seed=seed,
                                   log=lambda m: err_console.print(m, highlight=False, markup=False))
@@ -523,7 +530,7 @@ def build_pixel(
         _fail(f"{reconstructor}: no such autoencoder file or VAE directory")
     m, errors = build_pixel_pairs(manifest, rec, out, max_side, log=lambda x: err_console.print(x, highlight=False))
     for e in errors:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=False)
+        _error_line(e)
     out_console.print(f"{len(m) // 2} pairs written to {out} (manifest {out / 'manifest.csv'})", highlight=False)
 
 
@@ -543,7 +550,7 @@ def build_semantic(
         _fail(str(e))
     m, errors = build_semantic_set(manifest, out, seed, log=lambda x: err_console.print(x, highlight=False))
     for e in errors:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=False)
+        _error_line(e)
     out_console.print(f"{len(m)} laundered images written to {out} (manifest {out / 'manifest.csv'})", highlight=False)
 
 

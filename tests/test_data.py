@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -75,3 +77,16 @@ def test_leave_generator_out_folds(tmp_path):
     assert len(real_test) == 2  # 20% of 5 per real source
     t = train_on_generators(m, ["g0"], seed=0)
     assert set(gens[t.test][labels[t.test] == 1]) == {"g1", "g2"}
+
+
+def test_manifest_paths_survive_a_rewrite_from_another_folder(tmp_path, monkeypatch):
+    touch_images(tmp_path / "data", ["imgs/a.png", "real/b.png", "fake/g/c.png"])
+    (tmp_path / "data" / "m.csv").write_text("path,label\nimgs/a.png,real\n")
+    monkeypatch.chdir(tmp_path)
+    for m in (load_data("data/m.csv"), load_data("data")):  # relative CSV path, relative folder
+        (tmp_path / "out").mkdir(exist_ok=True)
+        m.write_csv(tmp_path / "out" / "m2.csv")
+        monkeypatch.chdir(tmp_path / "out")
+        again = load_data("m2.csv")
+        assert all(Path(s.path).is_file() for s in again) and len(again) == len(m)
+        monkeypatch.chdir(tmp_path)

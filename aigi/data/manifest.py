@@ -90,7 +90,7 @@ def parse_label(value: str, where: str) -> int:
 def read_manifest_csv(path: str | os.PathLike) -> Manifest:
     """Read a manifest CSV. Required columns: path, label; optional: generator, split, caption, sha256."""
     path = Path(path)
-    base = path.parent
+    base = path.resolve().parent  # sample paths are absolute, whatever the working directory
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
@@ -133,6 +133,7 @@ def read_folder(root: str | os.PathLike) -> Manifest:
     root = Path(root)
     if not root.is_dir():
         raise ManifestError(f"{root}: not a folder")
+    root = root.resolve()
     samples: list[Sample] = []
     real, fake = root / "real", root / "fake"
     if real.is_dir() or fake.is_dir():
