@@ -230,7 +230,10 @@ def train(
     err_console.print(f"training {cfg.detector} on {manifest.summary()}", highlight=False)
     prog, advance = _progress(len(manifest) * len(cfg.train_views()), "features")
     with prog:
-        det = train_detector(cfg, manifest, out, advance)
+        try:
+            det = train_detector(cfg, manifest, out, advance)
+        except (ValueError, FileNotFoundError, KeyError) as e:
+            _fail(f"training failed: {e}")
     v = det.training_info.get("validation", {}).get("metrics", {})
     msg = f"saved {det.name} to {out}"
     if v:

@@ -86,7 +86,7 @@ def real_photos() -> list[tuple[str, Image.Image]]:
 
 def build_sample(out_dir: str | Path, n_fake: int = 8, seed: int = 0) -> Manifest:
     """Write real photos and DCGAN faces as PNG under ``out_dir/{real,fake}`` plus ``manifest.csv``."""
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()
     (out / "real").mkdir(parents=True, exist_ok=True)
     (out / "fake").mkdir(parents=True, exist_ok=True)
     samples = []

@@ -174,3 +174,15 @@ def test_cross_dataset_protocol(sample_dir, tmp_path):
     assert res["protocol"] == "cross-dataset" and res["metrics"]["n"] == 8
     r = run_cli("eval", "--config", cfg, "--data", train, "--protocol", "cross-dataset")
     assert r.returncode == 2 and "needs --test-data" in r.stderr
+
+
+def test_training_on_unreadable_data_is_a_clear_error(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "real" / "a.jpg").write_text("no")
+    (tmp_path / "fake" / "b.jpg").write_text("no")
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("detector: pixel\noptions: {steps: 2}\nval_fraction: 0\n")
+    r = run_cli("train", "--config", cfg, "--data", tmp_path, "--out", tmp_path / "o")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "training failed: none of the 2 training images could be read" in r.stderr and "a.jpg" in r.stderr

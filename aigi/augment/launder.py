@@ -42,7 +42,7 @@ def build_semantic_set(manifest, out_dir, seed: int = 0, recipe: Laundering = La
     from aigi.io import load_image
     from aigi.transforms import view_rng
 
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()
     samples, errors = [], []
     for i, s in enumerate(manifest):
         try:

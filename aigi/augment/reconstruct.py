@@ -148,7 +148,7 @@ def build_pixel_pairs(manifest, reconstructor, out_dir: str | Path, max_side: in
     from aigi.io import load_image
     from aigi.transforms import rescale
 
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()
     (out / "real").mkdir(parents=True, exist_ok=True)
     (out / "fake").mkdir(parents=True, exist_ok=True)
     samples, errors = [], []

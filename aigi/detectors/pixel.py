@@ -126,8 +126,10 @@ class PixelExpert(Detector):
             if progress:
                 progress(1)
         y_all = np.asarray(labels)
+        if not arrays:
+            raise ValueError(f"none of the {len(skipped)} training images could be read (first: {skipped[0] if skipped else '-'})")
         if len(set(labels)) < 2:
-            raise ValueError("pixel: training needs both real and fake images")
+            raise ValueError("pixel: training needs both real and fake images that can be read")
         # class-balanced sampling, so a skewed manifest does not bias the expert
         idx_by_class = [np.flatnonzero(y_all == c) for c in (0, 1)]
         opt = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=1e-4)
