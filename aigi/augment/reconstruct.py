@@ -80,7 +80,6 @@ class UpsamplingAutoencoder(nn.Module):
 def train_autoencoder(images: list[Image.Image], steps: int = 2000, crop: int = 96, batch_size: int = 16,
                       lr: float = 2e-3, width: int = 32, seed: int = 0, log=None) -> UpsamplingAutoencoder:
     """Fit the autoencoder to reconstruct random crops of real photos (L1 loss). Returns it in eval mode."""
-    g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     model = UpsamplingAutoencoder(width)
@@ -105,7 +104,6 @@ def train_autoencoder(images: list[Image.Image], steps: int = 2000, crop: int = 
         sched.step()
         if log and (step % 200 == 0 or step == steps - 1):
             log(f"step {step}: L1 {loss.item():.4f}")
-    del g
     return model.eval()
 
 

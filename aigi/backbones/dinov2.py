@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -87,7 +86,7 @@ def _encoder_model_bytes() -> bytes:
 
 
 class Dinov2OnnxBackbone(Backbone):
-    """DINOv2-S/14 through onnxruntime. Thread-safe; one session per instance."""
+    """DINOv2-S/14 through onnxruntime (an InferenceSession may be called from several threads)."""
 
     name = "dinov2-s14"
     dim = DIM
@@ -104,7 +103,6 @@ class Dinov2OnnxBackbone(Backbone):
         if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(_encoder_model_bytes(), opts, providers=providers)
-        self._lock = threading.Lock()
 
     def encode_images(self, pixels: np.ndarray, tokens: bool = False) -> ImageFeatures:
         if pixels.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):

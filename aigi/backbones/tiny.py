@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aigi.transforms import IMAGENET_MEAN, IMAGENET_STD
-
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -64,4 +62,4 @@ def build_tiny_clip(directory: str | Path, image_size: int = 32, seed: int = 0) 
     return d
 
 
-__all__ = ["build_tiny_clip", "CLIP_MEAN", "CLIP_STD", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["build_tiny_clip", "CLIP_MEAN", "CLIP_STD"]

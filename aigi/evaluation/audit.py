@@ -11,7 +11,6 @@ every image identically, which is what a parity-preprocessed training would see.
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Callable
 
 import numpy as np
