@@ -319,7 +319,7 @@ def evaluate(
         det = _load(detector, device)
         prog, advance = _progress(len(manifest), "eval")
         with prog:
-            p, errors = det.score_manifest(manifest, progress=advance)
+            p, errors = det.calibrated_scores(manifest, progress=advance)
         import numpy as np
 
         try:
@@ -330,7 +330,6 @@ def evaluate(
 
         y = np.asarray(manifest.labels)
         ok = ~np.isnan(p)
-        p = det.calibration.apply(np.where(ok, p, 0.5))
         band = det.calibration.unsure_band if unsure_band is None else unsure_band
         gens = [s.generator for s, k in zip(manifest, ok) if k]
         result = {"detector": det.name, "detector_version": det.version, "data": manifest.source,
@@ -480,15 +479,14 @@ def train_reconstructor(
     from aigi.data import ManifestError, load_data
     from aigi.io import ImageDecodeError, load_image
 
-    from aigi.data.splits import stratified_split
+    from aigi.data.splits import validation_split
 
     try:
         manifest = load_data(data)
     except ManifestError as e:
         _fail(str(e))
     if holdout > 0:
-        keep, _ = stratified_split([f"{s.label}/{s.generator}" for s in manifest], holdout, seed)
-        manifest = manifest.subset(keep)
+        manifest = manifest.subset(validation_split(manifest, holdout, seed)[0])
     reals = [s for s in manifest if s.label == 0]
     images = []
     for s in reals:

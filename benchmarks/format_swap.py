@@ -19,7 +19,7 @@ def main() -> None:
     from aigi import load_detector
     from aigi.config import load_train_config
     from aigi.data import load_data
-    from aigi.data.splits import stratified_split
+    from aigi.data.splits import validation_split
     from aigi.evaluation.format_swap import format_swap
     from aigi.training.train import train_detector
 
@@ -27,8 +27,7 @@ def main() -> None:
     default = load_detector("univfd")
     seed = default.training_info["config"]["seed"]
     frac = default.training_info["config"]["val_fraction"]
-    _, val_idx = stratified_split([f"{s.label}/{s.generator}" for s in m], frac, seed)
-    val = m.subset(val_idx)
+    val = m.subset(validation_split(m, frac, seed)[1])
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         plain = train_detector(load_train_config(HERE.parent / "configs/univfd-plain-probe.yaml"), m, Path(tmp) / "plain")

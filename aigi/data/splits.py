@@ -39,6 +39,12 @@ def stratified_split(strata: list[str], fraction: float, seed: int) -> tuple[np.
     return rest, held_arr
 
 
+def validation_split(manifest: Manifest, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices: ``fraction`` of every (label, generator) held out, seeded.
+    The one split ``aigi train`` calibrates on; everything that must not see those images uses it."""
+    return stratified_split([f"{s.label}/{s.generator}" for s in manifest], fraction, seed)
+
+
 def leave_generator_out(manifest: Manifest, seed: int = 0, real_test_fraction: float = 0.2,
                         generators: list[str] | None = None) -> list[Fold]:
     """One fold per fake generator (or per name in ``generators``)."""

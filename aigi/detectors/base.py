@@ -104,12 +104,21 @@ class Detector(torch.nn.Module):
             self._backbone = load_backbone(self.config.backbone, self.device_name)
         return self._backbone
 
-    def preprocess(self, img) -> np.ndarray:
+    def prepare(self, img):
+        """What every input image goes through first: parity re-encoding, when the detector was
+        trained with it (see ``transforms.parity_image``)."""
         if self.parity:
             from aigi.transforms import parity_image
 
             img = parity_image(img)
+        return img
+
+    def input_array(self, img) -> np.ndarray:
+        """A prepared image -> the array ``featurize`` takes (default: the backbone's preprocessing)."""
         return self.backbone.preprocess(img)
+
+    def preprocess(self, img) -> np.ndarray:
+        return self.input_array(self.prepare(img))
 
     def to_device(self, device: str) -> "Detector":
         self.device_name = device
@@ -127,6 +136,35 @@ class Detector(torch.nn.Module):
         self.eval()
         out = self.forward(self.featurize(pixels))
         return torch.sigmoid(out["logit"].float()).cpu().numpy(), out
+
+    def _score_paths(self, paths: list[str], load: Callable, batch_size: int,
+                     progress: Callable[[int], None] | None):
+        """Decode ahead of the model and score in batches; ``load(path)`` returns (sha256, [views]).
+
+        Yields ``(index, sha256, raw p_fake of each view, forward output, row of its first view)``
+        per scored file, and ``(index, None, error message, None, None)`` per failure, whether the
+        file could not be decoded or the model failed on its batch (the other batches go on).
+        """
+        for batch in iter_batches(paths, load, batch_size):
+            ok = []
+            for i, x in batch:
+                if isinstance(x, Exception):
+                    yield i, None, (x.reason if isinstance(x, ImageDecodeError) else f"{type(x).__name__}: {x}"), None, None
+                else:
+                    ok.append((i, x))
+            if ok:
+                try:
+                    raw, out = self.score_pixels(np.stack([v for _, (_, views) in ok for v in views]))
+                except Exception as e:  # noqa: BLE001 - a failing batch must not lose the others
+                    for i, _ in ok:
+                        yield i, None, f"model failed on this batch: {e}", None, None
+                else:
+                    row = 0
+                    for i, (sha, views) in ok:
+                        yield i, sha, raw[row:row + len(views)], out, row
+                        row += len(views)
+            if progress:
+                progress(len(batch))
 
     def predict(self, paths: Sequence[str], threshold: float | None = None, fpr: float | None = None,
                 unsure_band: float | None = None, ensemble: bool = False, batch_size: int = 16,
@@ -149,41 +187,26 @@ class Detector(torch.nn.Module):
 
         def load(path: str):
             img = load_image(path, limits)
-            views = [self.preprocess(img.image)] + [self.preprocess(f(img.image)) for _, f in variants]
-            return img.sha256, views
+            return img.sha256, [self.preprocess(img.image)] + [self.preprocess(f(img.image)) for _, f in variants]
 
         records: list[dict[str, Any] | None] = [None] * len(paths)
         common = {"threshold": thr, "detector": self.name, "detector_version": self.version}
-        per = 1 + len(variants)
-        for batch in iter_batches(paths, load, batch_size):
-            ok = [(i, x) for i, x in batch if not isinstance(x, Exception)]
-            for i, x in batch:
-                if isinstance(x, Exception):
-                    msg = x.reason if isinstance(x, ImageDecodeError) else f"{type(x).__name__}: {x}"
-                    records[i] = make_record(paths[i], error=msg, **common)
-            if ok:
-                try:
-                    raw, out = self.score_pixels(np.stack([v for _, x in ok for v in x[1]]))
-                    p = cal.apply(raw)
-                except Exception as e:  # noqa: BLE001 - a failing batch must not lose the others
-                    for i, _ in ok:
-                        records[i] = make_record(paths[i], error=f"model failed on this batch: {e}", **common)
-                else:
-                    for k, (i, x) in enumerate(ok):
-                        clean = float(p[k * per])
-                        extra = self.extra_fields(out, k * per)
-                        reason = None
-                        if variants:
-                            alt = {name: float(p[k * per + 1 + j]) for j, (name, _) in enumerate(variants)}
-                            extra["ensemble_p_fake"] = alt
-                            flips = [f"{n} gives {q:.3f}" for n, q in alt.items()
-                                     if verdict_for(q, thr) != verdict_for(clean, thr)]
-                            if flips:
-                                reason = f"verdict changes under mild degradation ({'; '.join(flips)})"
-                        records[i] = make_record(paths[i], sha256=x[0], p_fake=clean, unsure_band=band,
-                                                 unsure_reason=reason, **common, **extra)
-            if progress:
-                progress(len(batch))
+        for i, sha, result, out, row in self._score_paths(paths, load, batch_size, progress):
+            if sha is None:
+                records[i] = make_record(paths[i], error=result, **common)
+                continue
+            p = cal.apply(result)
+            clean = float(p[0])
+            extra = self.extra_fields(out, row)
+            reason = None
+            if variants:
+                alt = {name: float(q) for (name, _), q in zip(variants, p[1:])}
+                extra["ensemble_p_fake"] = alt
+                flips = [f"{n} gives {q:.3f}" for n, q in alt.items() if verdict_for(q, thr) != verdict_for(clean, thr)]
+                if flips:
+                    reason = f"verdict changes under mild degradation ({'; '.join(flips)})"
+            records[i] = make_record(paths[i], sha256=sha, p_fake=clean, unsure_band=band, unsure_reason=reason,
+                                     **common, **extra)
         return records  # type: ignore[return-value]
 
     def score_manifest(self, manifest, batch_size: int = 16, progress: Callable[[int], None] | None = None,
@@ -194,21 +217,25 @@ class Detector(torch.nn.Module):
         paths = [s.path for s in manifest]
 
         def load(path: str):
-            img = load_image(path).image
-            return self.preprocess(perturb[1](img) if perturb else img)
+            d = load_image(path)
+            return d.sha256, [self.preprocess(perturb[1](d.image) if perturb else d.image)]
 
         p = np.full(len(paths), np.nan)
         errors: list[str | None] = [None] * len(paths)
-        for batch in iter_batches(paths, load, batch_size):
-            ok = [(i, x) for i, x in batch if not isinstance(x, Exception)]
-            for i, x in batch:
-                if isinstance(x, Exception):
-                    errors[i] = str(x)
-            if ok:
-                raw, _ = self.score_pixels(np.stack([x for _, x in ok]))
-                p[[i for i, _ in ok]] = raw
-            if progress:
-                progress(len(batch))
+        for i, sha, result, _, _ in self._score_paths(paths, load, batch_size, progress):
+            if sha is None:
+                errors[i] = f"{paths[i]}: {result}"
+            else:
+                p[i] = result[0]
+        return p, errors
+
+    def calibrated_scores(self, manifest, perturb: tuple[str, Callable] | None = None,
+                          progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, list[str | None]]:
+        """Calibrated p_fake for every sample (NaN where the file failed) and per-sample errors."""
+        raw, errors = self.score_manifest(manifest, progress=progress, perturb=perturb)
+        p = np.full(raw.shape, np.nan)
+        ok = ~np.isnan(raw)
+        p[ok] = self.calibration.apply(raw[ok])
         return p, errors
 
     # --- persistence ------------------------------------------------------------------

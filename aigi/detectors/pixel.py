@@ -93,19 +93,33 @@ class PixelExpert(Detector):
             out["loss"] = F.binary_cross_entropy_with_logits(logit, batch["label"].float())
         return out
 
-    def preprocess(self, img: Image.Image) -> np.ndarray:
-        if self.parity:
-            from aigi.transforms import parity_image
-
-            img = parity_image(img)
+    def input_array(self, img: Image.Image) -> np.ndarray:
         return grid_crops(np.asarray(img.convert("RGB")), self.config.crop, self.config.inference_crops)
 
     def featurize(self, pixels: np.ndarray):
         return {"pixels": torch.from_numpy(np.ascontiguousarray(pixels)).to(self.head.weight.device)}
 
+    def _training_crop(self, a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A random native-resolution crop of [H, W, 3] ``a``, flipped and JPEG re-compressed at random
+        (the same augmentation for both classes); images smaller than a crop give their padded centre."""
+        from aigi.transforms import jpeg
+
+        cfg = self.config
+        if min(a.shape[:2]) < cfg.crop:
+            return grid_crops(a, cfg.crop, 1)[0]
+        y = int(rng.integers(0, a.shape[0] - cfg.crop + 1))
+        x = int(rng.integers(0, a.shape[1] - cfg.crop + 1))
+        patch = a[y:y + cfg.crop, x:x + cfg.crop]
+        if rng.random() < 0.5:
+            patch = patch[:, ::-1]
+        if rng.random() < cfg.jpeg_p:
+            q = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
+            patch = np.asarray(jpeg(Image.fromarray(np.ascontiguousarray(patch)), q))
+        return patch.astype(np.float32).transpose(2, 0, 1) / 255.0
+
     def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
         from aigi.io import load_image
-        from aigi.transforms import jpeg, parity_image, rescale
+        from aigi.transforms import rescale
 
         cfg = self.config
         rng = np.random.default_rng(train_config.seed)
@@ -117,8 +131,7 @@ class PixelExpert(Detector):
             except Exception as e:  # noqa: BLE001 - reported in the training info
                 skipped.append(str(e))
                 continue
-            if self.parity:
-                img = parity_image(img)
+            img = self.prepare(img)
             if max(img.size) > cfg.max_side:
                 img = rescale(img, cfg.max_side / max(img.size), "lanczos")
             arrays.append(np.asarray(img))
@@ -138,23 +151,8 @@ class PixelExpert(Detector):
         losses = []
         for step in range(cfg.steps):
             cls = rng.integers(0, 2, cfg.batch_size)
-            batch, yb = [], []
-            for c in cls:
-                a = arrays[int(rng.choice(idx_by_class[c]))]
-                crop = grid_crops(a, cfg.crop, 1)[0] if min(a.shape[:2]) < cfg.crop else None
-                if crop is None:
-                    yy = int(rng.integers(0, a.shape[0] - cfg.crop + 1))
-                    xx = int(rng.integers(0, a.shape[1] - cfg.crop + 1))
-                    patch = a[yy:yy + cfg.crop, xx:xx + cfg.crop]
-                    if rng.random() < 0.5:
-                        patch = patch[:, ::-1]
-                    if rng.random() < cfg.jpeg_p:
-                        q = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
-                        patch = np.asarray(jpeg(Image.fromarray(np.ascontiguousarray(patch)), q))
-                    crop = patch.astype(np.float32).transpose(2, 0, 1) / 255.0
-                batch.append(crop)
-                yb.append(c)
-            out = self({"pixels": torch.from_numpy(np.stack(batch)[:, None]), "label": torch.tensor(yb)})
+            crops = [self._training_crop(arrays[int(rng.choice(idx_by_class[c]))], rng) for c in cls]
+            out = self({"pixels": torch.from_numpy(np.stack(crops)[:, None]), "label": torch.from_numpy(cls)})
             opt.zero_grad()
             out["loss"].backward()
             opt.step()

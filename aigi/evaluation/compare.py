@@ -15,7 +15,7 @@ import numpy as np
 
 from aigi.config import TrainConfig
 from aigi.data.manifest import Manifest
-from aigi.data.splits import stratified_split
+from aigi.data.splits import validation_split
 from aigi.evaluation import report as R
 from aigi.evaluation.format_swap import format_swap
 from aigi.evaluation.metrics import binary_metrics, reliability_curve, selective_metrics
@@ -62,12 +62,10 @@ def compare(configs: dict[str, TrainConfig], manifest: Manifest, out_dir: str | 
                                        on_fold=lambda s, r: log(f"[{name}] seed {s} held-out {r['fold']}: {r['metrics']['auroc']:.3f}"))
         log(f"[{name}] training on 80%, calibrating on 20%")
         det = train_detector(cfg, manifest, out / "detectors" / name)
-        _, val_idx = stratified_split([f"{s.label}/{s.generator}" for s in manifest], cfg.val_fraction, cfg.seed)
-        val = manifest.subset(val_idx)
-        raw, _ = det.score_manifest(val)
+        val = manifest.subset(validation_split(manifest, cfg.val_fraction, cfg.seed)[1])
+        p, _ = det.calibrated_scores(val)
         y = np.asarray(val.labels)
-        ok = ~np.isnan(raw)
-        p = det.calibration.apply(raw[ok])
+        ok = ~np.isnan(p)
         log(f"[{name}] format swap on the validation split")
         swap = format_swap(det, val)
         log(f"[{name}] robustness sweep on ≤{per_group} validation images per generator and source")
@@ -79,9 +77,10 @@ def compare(configs: dict[str, TrainConfig], manifest: Manifest, out_dir: str | 
             "logo_sd": {g: v["auroc_sd"] for g, v in logo["auroc"].items()},
             "logo_folds": [{k: v for k, v in f.items() if k != "scores"} for f in logo["folds"]],
             "pooled_heldout": _pooled(seed0),
-            "validation": {"metrics": binary_metrics(y[ok], p, det.calibration.threshold),
-                           "selective": selective_metrics(y[ok], p, det.calibration.threshold, det.calibration.unsure_band),
-                           "reliability": reliability_curve(y[ok], p), "calibration": det.calibration.method},
+            "validation": {"metrics": binary_metrics(y[ok], p[ok], det.calibration.threshold),
+                           "selective": selective_metrics(y[ok], p[ok], det.calibration.threshold,
+                                                          det.calibration.unsure_band),
+                           "reliability": reliability_curve(y[ok], p[ok]), "calibration": det.calibration.method},
             "format_swap": swap, "robustness": sweep["rows"],
         }
     decision = choose_default({n: r["logo"] for n, r in results.items()}, current_default)

@@ -8,15 +8,14 @@ generation artefacts barely moves; one that learned the format loses AUROC (flag
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from aigi.data.manifest import Manifest
 from aigi.evaluation.metrics import auroc
-from aigi.io import load_image
+from aigi.transforms import jpeg
 
 
 @dataclass(frozen=True)
@@ -31,26 +30,22 @@ AIGI_DEV_FAKE = StorageFormat(256, 256, 95)
 FLAG_DROP = 0.05
 
 
-def reencode(src: str, dst: Path, fmt: StorageFormat) -> None:
-    img = load_image(src).image.resize((fmt.width, fmt.height), resample=3)
-    img.save(dst, "JPEG", quality=fmt.jpeg_quality)
+def stored_as(fmt: StorageFormat):
+    """A perturbation (cache key, fn) that re-stores an image in ``fmt``: resized, JPEG-encoded."""
+    key = f"stored-as-{fmt.width}x{fmt.height}-q{fmt.jpeg_quality}"
+    return key, lambda img: jpeg(img.resize((fmt.width, fmt.height), Image.Resampling.BICUBIC), fmt.jpeg_quality)
 
 
 def format_swap(detector, manifest: Manifest, real_as: StorageFormat = AIGI_DEV_FAKE,
-                fake_as: StorageFormat = AIGI_DEV_REAL, batch_size: int = 16) -> dict:
-    """Scores ``manifest`` as stored and format-swapped; returns the changes and a flag."""
-    paths = [s.path for s in manifest]
-    y = np.asarray(manifest.labels)
-    with tempfile.TemporaryDirectory(prefix="aigi-swap-") as tmp:
-        swapped = []
-        for i, s in enumerate(manifest):
-            dst = Path(tmp) / f"{i:06d}.jpg"
-            reencode(s.path, dst, fake_as if s.label else real_as)
-            swapped.append(str(dst))
-        before = detector.predict(paths, threshold=0.5, batch_size=batch_size)
-        after = detector.predict(swapped, threshold=0.5, batch_size=batch_size)
-    pb = np.array([r["p_fake"] for r in before], dtype=float)
-    pa = np.array([r["p_fake"] for r in after], dtype=float)
+                fake_as: StorageFormat = AIGI_DEV_REAL) -> dict:
+    """Calibrated scores of ``manifest`` as stored and format-swapped; the changes and a flag."""
+    reals = manifest.subset(lambda s: s.label == 0)
+    fakes = manifest.subset(lambda s: s.label == 1)
+    before = [detector.calibrated_scores(m)[0] for m in (reals, fakes)]
+    after = [detector.calibrated_scores(reals, perturb=stored_as(real_as))[0],
+             detector.calibrated_scores(fakes, perturb=stored_as(fake_as))[0]]
+    y = np.concatenate([np.zeros(len(reals), int), np.ones(len(fakes), int)])
+    pb, pa = np.concatenate(before), np.concatenate(after)
     ok = ~np.isnan(pb) & ~np.isnan(pa)
     y, pb, pa = y[ok], pb[ok], pa[ok]
     res = {

@@ -42,9 +42,8 @@ def robustness_sweep(detector, manifest: Manifest, names: list[str] | None = Non
     cal = detector.calibration
 
     def measure(name, severity, perturb):
-        raw, _ = detector.score_manifest(manifest, perturb=perturb)
-        ok = ~np.isnan(raw)
-        p = cal.apply(np.where(ok, raw, 0.5))
+        p, _ = detector.calibrated_scores(manifest, perturb=perturb)
+        ok = ~np.isnan(p)
         row = {"perturbation": name, "severity": severity, "n": int(ok.sum()),
                "auroc": auroc(y[ok], p[ok]), "ap": average_precision(y[ok], p[ok]),
                "balanced_accuracy": balanced_accuracy(y[ok], p[ok], cal.threshold),

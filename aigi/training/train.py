@@ -12,7 +12,7 @@ import numpy as np
 from aigi.calibration import Calibration
 from aigi.config import TrainConfig
 from aigi.data.manifest import Manifest
-from aigi.data.splits import stratified_split
+from aigi.data.splits import validation_split
 from aigi.detectors.base import Detector, _config_from_dict, get_detector_class
 from aigi.device import resolve_device
 from aigi.evaluation.metrics import binary_metrics, selective_metrics
@@ -30,9 +30,8 @@ def train_detector(cfg: TrainConfig, manifest: Manifest, out_dir: str | Path | N
     """Train on ``manifest`` minus a stratified validation split; calibrate on that split; save."""
     t0 = time.time()
     det = build_detector(cfg)
-    strata = [f"{s.label}/{s.generator}" for s in manifest]
     if cfg.val_fraction > 0:
-        train_idx, val_idx = stratified_split(strata, cfg.val_fraction, cfg.seed)
+        train_idx, val_idx = validation_split(manifest, cfg.val_fraction, cfg.seed)
     else:
         train_idx, val_idx = np.arange(len(manifest)), np.array([], dtype=int)
     train_set, val_set = manifest.subset(train_idx), manifest.subset(val_idx)
@@ -40,7 +39,7 @@ def train_detector(cfg: TrainConfig, manifest: Manifest, out_dir: str | Path | N
     info = {"config": dataclasses.asdict(cfg), "data": manifest.source, "train": train_set.summary(),
             "fit": fit_info}
     if len(val_set):
-        raw, _ = det.score_manifest(val_set)
+        raw, _ = det.score_manifest(val_set)  # raw: the calibration is fitted on these
         y = np.asarray(val_set.labels)
         ok = ~np.isnan(raw)
         det.calibration = Calibration.fit(raw[ok], y[ok], cfg.calibration, cfg.unsure_band,
