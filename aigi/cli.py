@@ -34,6 +34,11 @@ def _error_line(msg: str, label: str = "error") -> None:
     err_console.print(f"[{colour}]{label}:[/] {escape(str(msg))}", highlight=False, soft_wrap=True)
 
 
+def _log(msg: str) -> None:
+    """A progress line on stderr, printed verbatim."""
+    err_console.print(msg, highlight=False, markup=False)
+
+
 def _fail(msg: str, code: int = 2) -> None:
     _error_line(msg)
     raise typer.Exit(code)
@@ -380,7 +385,7 @@ def compare(
     if current not in configs:
         _fail(f"--current-default {current!r} is not one of {sorted(configs)}")
     result = run_compare(configs, manifest, out, current, [int(s) for s in seeds.split(",") if s.strip()], per_group,
-                         log=lambda m: err_console.print(m, highlight=False, markup=False))
+                         log=_log)
     rows = [(n, {**r["logo"], "mean": sum(r["logo"].values()) / len(r["logo"])}) for n, r in result["detectors"].items()]
     gens = sorted(next(iter(result["detectors"].values()))["logo"])
     out_console.print(_metrics_table("leave-generator-out AUROC", rows, gens + ["mean"]))
@@ -446,7 +451,7 @@ def robustness(
     det = _load(detector, device)
     names = [n.strip() for n in perturbations.split(",")] if perturbations else None
     try:
-        res = robustness_sweep(det, manifest, names, progress=lambda m: err_console.print(m, highlight=False, markup=False))
+        res = robustness_sweep(det, manifest, names, progress=_log)
     except ValueError as e:
         _fail(str(e))
     rows = [(f"{r['perturbation']} {r['severity']}" if r["perturbation"] != "none" else "clean", r) for r in res["rows"]]
@@ -496,7 +501,7 @@ def train_reconstructor(
             _error_line(e)
     try:
         model = train_autoencoder(images, steps=steps, crop=crop, seed=seed,
-                                  log=lambda m: err_console.print(m, highlight=False, markup=False))
+                                  log=_log)
     except ValueError as e:
         _fail(str(e))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -529,7 +534,7 @@ def build_pixel(
         rec = AutoencoderReconstructor(UpsamplingAutoencoder.load(reconstructor))
     else:
         _fail(f"{reconstructor}: no such autoencoder file or VAE directory")
-    m, errors = build_pixel_pairs(manifest, rec, out, max_side, log=lambda x: err_console.print(x, highlight=False))
+    m, errors = build_pixel_pairs(manifest, rec, out, max_side, log=_log)
     for e in errors:
         _error_line(e)
     out_console.print(f"{len(m) // 2} pairs written to {out} (manifest {out / 'manifest.csv'})", highlight=False)
@@ -549,7 +554,7 @@ def build_semantic(
         manifest = load_data(data)
     except ManifestError as e:
         _fail(str(e))
-    m, errors = build_semantic_set(manifest, out, seed, log=lambda x: err_console.print(x, highlight=False))
+    m, errors = build_semantic_set(manifest, out, seed, log=_log)
     for e in errors:
         _error_line(e)
     out_console.print(f"{len(m)} laundered images written to {out} (manifest {out / 'manifest.csv'})", highlight=False)
