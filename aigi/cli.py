@@ -475,9 +475,13 @@ def train_reconstructor(
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the autoencoder (.safetensors)."),
     steps: int = typer.Option(2000),
     crop: int = typer.Option(96),
-    seed: int = typer.Option(0),
+    width: int = typer.Option(32, help="Channels of the first layer (doubled twice)."),
+    upsample: str = typer.Option("transposed", help="The decoder's 2x up-sampling: transposed | nearest | bilinear "
+                                                    "(the last two followed by a 3x3 convolution)."),
+    seed: int = typer.Option(0, help="Seed of the training run (initialisation, crops)."),
     holdout: float = typer.Option(0.0, help="Leave out this stratified fraction (seeded like `aigi train`'s validation "
                                             "split), so evaluation reals are never seen."),
+    split_seed: int = typer.Option(0, help="Seed of the --holdout split (keep it equal to `aigi train`'s seed)."),
 ):
     """Train the offline reconstruction autoencoder (learned up-sampling) on real photos."""
     from aigi.augment.reconstruct import train_autoencoder
@@ -491,7 +495,7 @@ def train_reconstructor(
     except ManifestError as e:
         _fail(str(e))
     if holdout > 0:
-        manifest = manifest.subset(validation_split(manifest, holdout, seed)[0])
+        manifest = manifest.subset(validation_split(manifest, holdout, split_seed)[0])
     reals = [s for s in manifest if s.label == 0]
     images = []
     for s in reals:
@@ -500,8 +504,7 @@ def train_reconstructor(
         except ImageDecodeError as e:
             _error_line(e)
     try:
-        model = train_autoencoder(images, steps=steps, crop=crop, seed=seed,
-                                  log=_log)
+        model = train_autoencoder(images, steps=steps, crop=crop, width=width, upsample=upsample, seed=seed, log=_log)
     except ValueError as e:
         _fail(str(e))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -514,30 +517,30 @@ def train_reconstructor(
 def build_pixel(
     data: str = typer.Option(..., "--data", help="Real images to reconstruct (fakes in the data are ignored)."),
     out: Path = typer.Option(..., "--out", "-o"),
-    reconstructor: Path = typer.Option(..., "--reconstructor", "-r",
-                                       help="An autoencoder .safetensors from `aigi data train-reconstructor`, or a "
-                                            "diffusers AutoencoderKL directory (SD/SDXL/FLUX VAE)."),
+    reconstructor: Optional[list[Path]] = typer.Option(
+        None, "--reconstructor", "-r",
+        help="An autoencoder .safetensors from `aigi data train-reconstructor`, or a diffusers AutoencoderKL "
+             "directory (SD/SDXL/FLUX VAE); repeat for several. Default: the autoencoders aigi ships."),
     max_side: int = typer.Option(512, help="Bring larger images down to this many pixels on the longer side first."),
 ):
     """Pairs of (real image, its reconstruction): same content, same size, same format; only pixel artefacts differ."""
-    from aigi.augment.reconstruct import (AutoencoderReconstructor, DiffusersVAEReconstructor, UpsamplingAutoencoder,
-                                          build_pixel_pairs)
+    from aigi.augment.reconstruct import build_pixel_pairs, load_reconstructor, shipped_reconstructors
     from aigi.data import ManifestError, load_data
 
     try:
         manifest = load_data(data)
     except ManifestError as e:
         _fail(str(e))
-    if reconstructor.is_dir():
-        rec = DiffusersVAEReconstructor(str(reconstructor))
-    elif reconstructor.is_file():
-        rec = AutoencoderReconstructor(UpsamplingAutoencoder.load(reconstructor))
-    else:
-        _fail(f"{reconstructor}: no such autoencoder file or VAE directory")
-    m, errors = build_pixel_pairs(manifest, rec, out, max_side, log=_log)
+    try:
+        recs = [load_reconstructor(r) for r in (reconstructor or shipped_reconstructors())]
+    except (FileNotFoundError, ValueError, OSError) as e:
+        _fail(str(e))
+    m, errors = build_pixel_pairs(manifest, recs, out, max_side, log=_log)
     for e in errors:
         _error_line(e)
-    out_console.print(f"{len(m) // 2} pairs written to {out} (manifest {out / 'manifest.csv'})", highlight=False)
+    n_real = sum(1 for s in m if s.label == 0)
+    out_console.print(f"{n_real} real images and {len(m) - n_real} reconstructions ({len(recs)} reconstructors) "
+                      f"written to {out} (manifest {out / 'manifest.csv'})", highlight=False)
 
 
 @data_app.command("build-semantic")

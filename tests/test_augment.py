@@ -1,13 +1,16 @@
 """AlignGemini's data builders and fusion math."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from aigi.augment.launder import Laundering, build_semantic_set, launder
-from aigi.augment.reconstruct import (AutoencoderReconstructor, DiffusersVAEReconstructor, UpsamplingAutoencoder,
-                                      build_pixel_pairs, train_autoencoder)
+from aigi.augment.reconstruct import (UPSAMPLING, AutoencoderReconstructor, DiffusersVAEReconstructor,
+                                      UpsamplingAutoencoder, build_pixel_pairs, shipped_reconstructors,
+                                      train_autoencoder)
 from aigi.data import load_data
 from aigi.evaluation.fusion import fired_branch, fit_logistic_fusion, fit_or_thresholds, or_fire
 from conftest import run_cli
@@ -19,17 +22,24 @@ def photo(w, h, seed=0):
     return Image.fromarray(np.clip(base + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8))
 
 
-def test_autoencoder_training_lowers_the_loss_and_round_trips(tmp_path):
+@pytest.mark.parametrize("upsample", UPSAMPLING)
+def test_autoencoder_training_lowers_the_loss_and_round_trips(tmp_path, upsample):
     imgs = [photo(64, 48, s) for s in range(4)]
-    x = torch.from_numpy(np.asarray(imgs[0], np.float32) / 255).permute(2, 0, 1)[None]
+    x = torch.from_numpy(np.asarray(imgs[0], np.float32) / 255).permute(2, 0, 1)[None][..., :32, :32]
     torch.manual_seed(0)
-    before = (UpsamplingAutoencoder(8)(x[..., :32, :32]) - x[..., :32, :32]).abs().mean().item()
-    model = train_autoencoder(imgs, steps=80, crop=32, batch_size=4, width=8)
-    after = (model(x[..., :32, :32]) - x[..., :32, :32]).abs().mean().item()
-    assert after < before * 0.85  # measured: 0.252 -> 0.194
+    before = (UpsamplingAutoencoder(8, upsample)(x) - x).abs().mean().item()
+    model = train_autoencoder(imgs, steps=80, crop=32, batch_size=4, width=8, upsample=upsample)
+    after = (model(x) - x).abs().mean().item()
+    assert after < before * 0.85  # measured (transposed): 0.252 -> 0.194
     model.save(tmp_path / "ae.safetensors")
     back = UpsamplingAutoencoder.load(tmp_path / "ae.safetensors")
-    torch.testing.assert_close(back(x[..., :32, :32]), model(x[..., :32, :32]))
+    assert back.upsample == upsample and back.width == 8
+    torch.testing.assert_close(back(x), model(x))
+
+
+def test_unknown_upsampling_is_named():
+    with pytest.raises(ValueError, match="unknown up-sampling 'pixelshuffle'"):
+        UpsamplingAutoencoder(8, "pixelshuffle")
 
 
 @pytest.mark.parametrize("size", [(37, 29), (64, 64), (1, 9)])
@@ -56,17 +66,25 @@ def test_diffusers_autoencoderkl_path_on_a_tiny_random_vae(tmp_path):
 
 def test_pixel_pairs_are_aligned_and_share_a_format(sample_dir, tmp_path):
     m = load_data(sample_dir / "manifest.csv")
-    rec = AutoencoderReconstructor(train_autoencoder([photo(64, 64, s) for s in range(2)], steps=20, crop=32,
-                                                     batch_size=2, width=8))
-    pairs, errors = build_pixel_pairs(m, rec, tmp_path / "pixel", max_side=96)
-    assert errors == [] and len(pairs) == 16  # 8 reals -> 8 pairs; the DCGAN fakes are not used
-    reals = [s for s in pairs if s.label == 0]
+    recs = [AutoencoderReconstructor(train_autoencoder([photo(64, 64, s) for s in range(2)], steps=20, crop=32,
+                                                       batch_size=2, width=8, upsample=u)) for u in ("transposed", "nearest")]
+    pairs, errors = build_pixel_pairs(m, recs, tmp_path / "pixel", max_side=96)
+    assert errors == [] and len(pairs) == 24  # 8 reals, each with 2 reconstructions; the DCGAN fakes are not used
+    reals = {Path(s.path).stem: s for s in pairs if s.label == 0}
     fakes = [s for s in pairs if s.label == 1]
-    for r, f in zip(reals, fakes):
+    assert len(reals) == 8 and len(fakes) == 16
+    for f in fakes:
+        r = reals[Path(f.path).stem.split("-")[0]]  # fake/<i>-<r>.png pairs with real/<i>.png
         a, b = Image.open(r.path), Image.open(f.path)
         assert a.format == b.format == "PNG" and a.size == b.size and max(a.size) <= 96
         assert not np.array_equal(np.asarray(a), np.asarray(b))
-    assert load_data(tmp_path / "pixel" / "manifest.csv").generators(label=1) == ["reconstruction:upsampling-autoencoder"]
+    assert load_data(tmp_path / "pixel" / "manifest.csv").generators(label=1) == [
+        "reconstruction:autoencoder-nearest-w8", "reconstruction:autoencoder-transposed-w8"]
+
+
+def test_shipped_reconstructors_cover_several_upsampling_operators():
+    ops = {UpsamplingAutoencoder.load(p).upsample for p in shipped_reconstructors()}
+    assert ops == set(UPSAMPLING)
 
 
 def test_laundering_is_seeded_and_uniform(sample_dir, tmp_path):
@@ -116,11 +134,14 @@ def test_logistic_fusion_weights_the_informative_branch():
 def test_data_commands(sample_dir, tmp_path):
     ae = tmp_path / "ae.safetensors"
     r = run_cli("data", "train-reconstructor", "--data", sample_dir / "manifest.csv", "--out", ae, "--steps", "5",
-                "--crop", "32")
+                "--crop", "32", "--width", "8", "--upsample", "bilinear")
     assert r.returncode == 0, r.stderr
     r = run_cli("data", "build-pixel", "--data", sample_dir / "manifest.csv", "--out", tmp_path / "px", "-r", ae,
                 "--max-side", "64")
-    assert r.returncode == 0, r.stderr and "8 pairs" in r.stdout
+    assert r.returncode == 0, r.stderr
+    assert "8 real images and 8 reconstructions (1 reconstructors)" in r.stdout
+    r = run_cli("data", "train-reconstructor", "--data", sample_dir / "manifest.csv", "--out", ae, "--upsample", "cubic")
+    assert r.returncode == 2 and "unknown up-sampling 'cubic'" in r.stderr
     r = run_cli("data", "build-semantic", "--data", sample_dir / "manifest.csv", "--out", tmp_path / "sem")
     assert r.returncode == 0 and "16 laundered images" in r.stdout
     r = run_cli("data", "build-pixel", "--data", sample_dir / "manifest.csv", "--out", tmp_path / "x", "-r", tmp_path / "nope")

@@ -33,6 +33,16 @@ def launder(img: Image.Image, rng: np.random.Generator, recipe: Laundering = Lau
     return center_crop(resize_shorter(small, recipe.size, "bicubic"), recipe.size)
 
 
+# What the semantic branch sees at training AND inference: one fixed laundering (the middle of the
+# ranges above, seed 0), so an image's laundered form, and its cached features, are deterministic.
+FIXED_LAUNDERING = Laundering(low=(64, 64), blur=(0.6, 0.6), noise=(4.0, 4.0), jpeg_quality=(45, 45))
+FIXED_LAUNDERING_KEY = "launder-v1"
+
+
+def launder_fixed(img: Image.Image) -> Image.Image:
+    return launder(img, np.random.default_rng(0), FIXED_LAUNDERING)
+
+
 def build_semantic_set(manifest, out_dir, seed: int = 0, recipe: Laundering = Laundering(), log=None):
     """Launder every image (real and fake alike) into ``out_dir/{real,fake}/<i>.png`` + ``manifest.csv``,
     keeping labels and generators. Bad files are skipped and reported."""

@@ -39,12 +39,25 @@ def _pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, in
     return x, (h, w)
 
 
+UPSAMPLING = ("transposed", "nearest", "bilinear")
+
+
+def _up(cin: int, cout: int, mode: str) -> nn.Module:
+    """One 2x up-sampling step as generators' decoders do it: a learned 4x4 stride-2 transposed
+    convolution, or a fixed nearest/bilinear 2x resize followed by a 3x3 convolution."""
+    if mode == "transposed":
+        return nn.ConvTranspose2d(cin, cout, 4, 2, 1)
+    if mode in ("nearest", "bilinear"):
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode=mode), nn.Conv2d(cin, cout, 3, 1, 1))
+    raise ValueError(f"unknown up-sampling {mode!r}; known: {', '.join(UPSAMPLING)}")
+
+
 class UpsamplingAutoencoder(nn.Module):
-    """Three stride-2 convolutions down, three learned 4x4 stride-2 transposed convolutions up."""
+    """Three stride-2 convolutions down, three 2x up-sampling steps up (``upsample``: the operator)."""
 
     stride = 8
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, upsample: str = "transposed"):
         super().__init__()
         w = width
         self.encoder = nn.Sequential(
@@ -53,36 +66,38 @@ class UpsamplingAutoencoder(nn.Module):
             nn.Conv2d(2 * w, 4 * w, 3, 2, 1), nn.LeakyReLU(0.2),
         )
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1), nn.ReLU(),
-            nn.ConvTranspose2d(2 * w, w, 4, 2, 1), nn.ReLU(),
-            nn.ConvTranspose2d(w, 3, 4, 2, 1), nn.Sigmoid(),
+            _up(4 * w, 2 * w, upsample), nn.ReLU(),
+            _up(2 * w, w, upsample), nn.ReLU(),
+            _up(w, 3, upsample), nn.Sigmoid(),
         )
         self.width = width
+        self.upsample = upsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
 
     def save(self, path: str | Path) -> None:
         save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(path),
-                  metadata={"width": str(self.width)})
+                  metadata={"width": str(self.width), "upsample": self.upsample})
 
     @classmethod
     def load(cls, path: str | Path) -> "UpsamplingAutoencoder":
         from safetensors import safe_open
 
         with safe_open(str(path), "pt") as f:
-            width = int((f.metadata() or {}).get("width", 32))
-        m = cls(width)
+            meta = f.metadata() or {}
+        m = cls(int(meta.get("width", 32)), meta.get("upsample", "transposed"))
         m.load_state_dict(load_file(str(path)))
         return m.eval()
 
 
 def train_autoencoder(images: list[Image.Image], steps: int = 2000, crop: int = 96, batch_size: int = 16,
-                      lr: float = 2e-3, width: int = 32, seed: int = 0, log=None) -> UpsamplingAutoencoder:
+                      lr: float = 2e-3, width: int = 32, upsample: str = "transposed", seed: int = 0,
+                      log=None) -> UpsamplingAutoencoder:
     """Fit the autoencoder to reconstruct random crops of real photos (L1 loss). Returns it in eval mode."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    model = UpsamplingAutoencoder(width)
+    model = UpsamplingAutoencoder(width, upsample)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     arrays = [np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0 for im in images]
@@ -110,7 +125,7 @@ def train_autoencoder(images: list[Image.Image], steps: int = 2000, crop: int = 
 class AutoencoderReconstructor:
     def __init__(self, model: UpsamplingAutoencoder):
         self.model = model.eval()
-        self.name = "upsampling-autoencoder"
+        self.name = f"autoencoder-{model.upsample}-w{model.width}"
 
     @torch.inference_mode()
     def reconstruct(self, img: Image.Image) -> Image.Image:
@@ -138,14 +153,34 @@ class DiffusersVAEReconstructor:
         return _to_image((y[..., :h, :w] + 1) / 2)
 
 
-def build_pixel_pairs(manifest, reconstructor, out_dir: str | Path, max_side: int = 512, log=None):
-    """For every real image: ``real/<i>.png`` (the image) and ``fake/<i>.png`` (its reconstruction),
-    same size and same lossless format, plus ``manifest.csv``. Images are first brought to at most
-    ``max_side`` px (both members of a pair alike). Bad files are skipped and reported."""
+def load_reconstructor(spec: str | Path, device: str = "cpu"):
+    """An autoencoder ``.safetensors`` (from ``aigi data train-reconstructor``) or a diffusers
+    ``AutoencoderKL`` directory -> a reconstructor."""
+    p = Path(spec)
+    if p.is_dir():
+        return DiffusersVAEReconstructor(str(p), device)
+    if p.is_file():
+        return AutoencoderReconstructor(UpsamplingAutoencoder.load(p))
+    raise FileNotFoundError(f"{p}: no such autoencoder file or VAE directory")
+
+
+def shipped_reconstructors() -> list[Path]:
+    """The autoencoders aigi ships (one per up-sampling operator; see their MODEL_CARD.md)."""
+    return sorted((Path(__file__).resolve().parent.parent / "weights" / "reconstructor").glob("*.safetensors"))
+
+
+def build_pixel_pairs(manifest, reconstructors, out_dir: str | Path, max_side: int = 512, log=None):
+    """For every real image: ``real/<i>.png`` (the image) and, per reconstructor r, ``fake/<i>-<r>.png``
+    (its reconstruction), same size and same lossless format, plus ``manifest.csv``. Several
+    reconstructors (different up-sampling operators) keep the expert from memorising one
+    network's fingerprint. Images are first brought to at most ``max_side`` px (both members of a
+    pair alike). Bad files are skipped and reported."""
     from aigi.data.manifest import Manifest, Sample
     from aigi.io import load_image
     from aigi.transforms import rescale
 
+    if not isinstance(reconstructors, (list, tuple)):
+        reconstructors = [reconstructors]
     out = Path(out_dir).resolve()
     (out / "real").mkdir(parents=True, exist_ok=True)
     (out / "fake").mkdir(parents=True, exist_ok=True)
@@ -158,13 +193,15 @@ def build_pixel_pairs(manifest, reconstructor, out_dir: str | Path, max_side: in
             continue
         if max(img.size) > max_side:
             img = rescale(img, max_side / max(img.size), "lanczos")
-        rec = reconstructor.reconstruct(img)
-        real_p, fake_p = out / "real" / f"{i:06d}.png", out / "fake" / f"{i:06d}.png"
+        real_p = out / "real" / f"{i:06d}.png"
         img.save(real_p)
-        rec.save(fake_p)
-        samples += [Sample(str(real_p), 0, s.generator), Sample(str(fake_p), 1, f"reconstruction:{reconstructor.name}")]
-        if log and len(samples) % 200 == 0:
-            log(f"{len(samples) // 2} pairs")
+        samples.append(Sample(str(real_p), 0, s.generator))
+        for r, rec in enumerate(reconstructors):
+            fake_p = out / "fake" / f"{i:06d}-{r}.png"
+            rec.reconstruct(img).save(fake_p)
+            samples.append(Sample(str(fake_p), 1, f"reconstruction:{rec.name}"))
+        if log and (i + 1) % 200 == 0:
+            log(f"{i + 1} real images reconstructed")
     m = Manifest(samples, str(out / "manifest.csv"), "csv")
     m.write_csv(out / "manifest.csv")
     return m, errors

@@ -95,6 +95,15 @@ class Detector(torch.nn.Module):
         """Method-specific record fields for item ``i`` of a forward output."""
         return {}
 
+    def fit_validation(self, val_set, train_config) -> dict | None:
+        """Optional second stage on the validation split, after ``fit`` and before calibration
+        (e.g. AlignGemini's fusion). Returns a description for config.json, or None."""
+        return None
+
+    # The raw score at which the detector's own decision rule flips, when it has one (AlignGemini's
+    # OR rule); calibration then stores that point, mapped, as the default threshold.
+    raw_decision_threshold: float | None = None
+
     # --- backbone and preprocessing ---------------------------------------------------
     @property
     def backbone(self):

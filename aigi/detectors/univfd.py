@@ -13,6 +13,9 @@ Choices written down (not all from the paper):
   contract are plain torch.
 - Training uses K cached, seeded augmented views per image (random rescale, crop, flip and
   JPEG re-compression of both classes) to deny the size/format shortcut.
+- ``launder: true`` makes it AlignGemini's semantic branch: every image, in training and at
+  inference, is first laundered (``augment.launder_fixed``: 64 px, blur, noise, JPEG q45, back to
+  224 px), so only semantics reach the head; augmented views are then pointless and unused.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class UnivFDConfig:
     cv_folds: int = 5
     max_iter: int = 3000
     feature_dim: int = 768  # 2 x backbone width (CLS + mean patch)
+    launder: bool = False  # see every image (training and inference) through augment.launder_fixed first
 
 
 def fit_logistic_cv(X: np.ndarray, y: np.ndarray, groups: np.ndarray, Cs, n_folds: int, max_iter: int):
@@ -88,6 +92,25 @@ class UnivFD(Detector):
             out["loss"] = F.binary_cross_entropy_with_logits(logit, batch["label"].float())
         return out
 
+    def prepare(self, img):
+        img = super().prepare(img)
+        if self.config.launder:
+            from aigi.augment.launder import launder_fixed
+
+            img = launder_fixed(img)
+        return img
+
+    def _laundered(self, perturb):
+        """The cache perturbation that launders (after ``perturb``, when one is given)."""
+        if not self.config.launder:
+            return perturb
+        from aigi.augment.launder import FIXED_LAUNDERING_KEY, launder_fixed
+
+        if perturb is None:
+            return FIXED_LAUNDERING_KEY, launder_fixed
+        key, fn = perturb
+        return f"{key}+{FIXED_LAUNDERING_KEY}", lambda img: launder_fixed(fn(img))
+
     def featurize(self, pixels: np.ndarray):
         feats = self.backbone.encode_images(pixels).pooled()
         return {"features": torch.from_numpy(feats).to(self.feature_mean.device)}
@@ -97,12 +120,12 @@ class UnivFD(Detector):
         paths = [s.path for s in manifest]
         return extract_pooled_features(self.backbone, paths, views=views, recipe=train_config.view_recipe,
                                        seed=train_config.seed, batch_size=train_config.batch_size,
-                                       progress=progress, perturb=perturb, parity=self.parity)
+                                       progress=progress, perturb=self._laundered(perturb), parity=self.parity)
 
     def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
         from sklearn.preprocessing import StandardScaler
 
-        views = train_config.train_views()
+        views = [0] if self.config.launder else train_config.train_views()
         feats, errors = self.features(manifest, views, train_config, progress)
         labels = np.asarray(manifest.labels)
         ok = np.array([e is None for e in errors])

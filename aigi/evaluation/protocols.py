@@ -13,14 +13,27 @@ from aigi.data.splits import Fold, leave_generator_out, train_on_generators
 from aigi.evaluation.metrics import binary_metrics, per_generator
 
 
-def run_fold(cfg: TrainConfig, manifest: Manifest, fold: Fold,
-             progress: Callable[[int], None] | None = None) -> dict:
-    """Train on the fold's train indices (no validation split), score its test indices."""
+def fit_for_protocol(cfg: TrainConfig, train: Manifest, progress: Callable[[int], None] | None = None):
+    """A detector trained on ``train`` for a protocol fold: AUROC needs no calibration, so there is no
+    validation split, except for detectors with a second stage fitted on one (AlignGemini's
+    fusion): those get ``cfg.val_fraction`` of ``train`` for it. Returns (detector, fit info)."""
+    from aigi.data.splits import validation_split
+    from aigi.detectors.base import Detector
     from aigi.training.train import build_detector
 
     fold_cfg = dataclasses.replace(cfg, val_fraction=0.0)
     det = build_detector(fold_cfg)
-    fit_info = det.fit(manifest.subset(fold.train), fold_cfg, progress)
+    if type(det).fit_validation is not Detector.fit_validation and cfg.val_fraction > 0:
+        tr, va = validation_split(train, cfg.val_fraction, cfg.seed)
+        fit_info = det.fit(train.subset(tr), fold_cfg, progress)
+        return det, {"fit": fit_info, "fit_validation": det.fit_validation(train.subset(va), fold_cfg)}
+    return det, det.fit(train, fold_cfg, progress)
+
+
+def run_fold(cfg: TrainConfig, manifest: Manifest, fold: Fold,
+             progress: Callable[[int], None] | None = None) -> dict:
+    """Train on the fold's train indices (:func:`fit_for_protocol`), score its test indices."""
+    det, fit_info = fit_for_protocol(cfg, manifest.subset(fold.train), progress)
     test = manifest.subset(fold.test)
     p, errors = det.score_manifest(test)
     y = np.asarray(test.labels)

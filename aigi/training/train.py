@@ -39,11 +39,16 @@ def train_detector(cfg: TrainConfig, manifest: Manifest, out_dir: str | Path | N
     info = {"config": dataclasses.asdict(cfg), "data": manifest.source, "train": train_set.summary(),
             "fit": fit_info}
     if len(val_set):
+        second = det.fit_validation(val_set, cfg)
+        if second is not None:
+            info["fit_validation"] = second
         raw, _ = det.score_manifest(val_set)  # raw: the calibration is fitted on these
         y = np.asarray(val_set.labels)
         ok = ~np.isnan(raw)
         det.calibration = Calibration.fit(raw[ok], y[ok], cfg.calibration, cfg.unsure_band,
                                           source=f"validation split of {manifest.source} ({int(ok.sum())} images)")
+        if det.raw_decision_threshold is not None:
+            det.calibration.threshold = float(det.calibration.apply(np.array([det.raw_decision_threshold]))[0])
         p = det.calibration.apply(raw[ok])
         info["validation"] = {"data": val_set.summary(), "metrics": binary_metrics(y[ok], p),
                               "metrics_uncalibrated": binary_metrics(y[ok], raw[ok]),

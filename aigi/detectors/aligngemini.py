@@ -1,0 +1,219 @@
+"""AlignGemini: a semantic branch and a pixel-artefact expert, each trained only on its own kind of
+supervision, fused.
+
+Chen et al., arXiv 2512.06746 (METHODS.md section 3). Choices written down (the paper leaves them
+open or its parts are not public):
+- Semantic branch: :class:`~aigi.detectors.univfd.UnivFD` with ``launder: true``: the frozen
+  encoder's pooled features of the LAUNDERED image (``augment.launder_fixed``) and a logistic head.
+  Trained on the laundered training images (the semantic set: real vs generated, pixel artefacts
+  gone); at inference the input is laundered the same way, so this branch can only read semantics.
+- Pixel expert: :class:`~aigi.detectors.pixel.PixelExpert` trained ONLY on reconstruction pairs
+  (real image, its reconstruction by each of several autoencoders: ``augment.reconstruct``), built
+  from the training manifest's reals. It never sees a generated image. ``pixel_expert`` reuses an
+  expert trained before (it depends only on reals, so one expert serves every generator split).
+- Fusion, fitted on the validation split after both branches are trained:
+  (a) ``or``: each branch's threshold is set on the validation reals so that the fused FPR (reals
+  flagged by either branch) stays within ``fpr_budget``; the budget's split between branches is
+  the one with the highest fused TPR on the validation fakes. The fused logit is
+  ``max(z_sem, z_pix)`` with ``z = branch logit - branch threshold logit``, so the fused raw score
+  crosses 0.5 exactly when either branch fires, and the stored default threshold is that point
+  after calibration.
+  (b) ``logistic``: ``w_s * z_sem + w_p * z_pix + c`` fitted on the validation split.
+  Both are always fitted and stored; ``fusion`` picks the one that decides. Every record carries
+  both branch scores and which branch fired (under the OR thresholds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from aigi.detectors.base import Detector, register
+from aigi.detectors.pixel import PixelConfig, PixelExpert
+from aigi.detectors.univfd import UnivFD, UnivFDConfig
+
+FUSIONS = ("or", "logistic")
+_LOGIT_LIMIT = float(np.log((1 - 1e-6) / 1e-6))
+BRANCHES = ("semantic", "pixel")
+
+
+@dataclass
+class AlignGeminiConfig:
+    backbone: str = "dinov2-s14"  # the semantic branch's encoder
+    semantic: dict = field(default_factory=dict)  # UnivFD options (launder is always on)
+    pixel: dict = field(default_factory=dict)  # PixelExpert options
+    pixel_expert: str = ""  # a saved pixel detector trained on reconstruction pairs, reused as is
+    reconstructors: tuple[str, ...] = ()  # for building the pairs; default: the shipped autoencoders
+    max_side: int = 512  # pair building: larger reals are brought down to this first
+    fusion: str = "or"  # or | logistic
+    fpr_budget: float = 0.05  # the OR rule's fused false-positive rate on validation reals
+
+
+def _branch_configs(config: AlignGeminiConfig) -> tuple[UnivFDConfig, PixelConfig]:
+    from aigi.detectors.base import _config_from_dict
+
+    sem = _config_from_dict(UnivFDConfig, {**config.semantic, "backbone": config.backbone, "launder": True})
+    return sem, _config_from_dict(PixelConfig, config.pixel)
+
+
+@register("aligngemini")
+class AlignGemini(Detector):
+    Config = AlignGeminiConfig
+
+    def __init__(self, config: AlignGeminiConfig):
+        super().__init__(config)
+        if config.fusion not in FUSIONS:
+            raise ValueError(f"aligngemini: unknown fusion {config.fusion!r}; known: {', '.join(FUSIONS)}")
+        if not 0.0 < config.fpr_budget < 1.0:
+            raise ValueError(f"aligngemini: fpr_budget must be in (0, 1), got {config.fpr_budget}")
+        sem_cfg, pix_cfg = _branch_configs(config)
+        self.semantic = UnivFD(sem_cfg)
+        self.pixel = PixelExpert(pix_cfg)
+        # OR rule: each branch's threshold as a logit; logistic fusion: (w_sem, w_pix, c).
+        self.register_buffer("or_thresholds", torch.zeros(2))
+        self.register_buffer("fusion_weights", torch.tensor([1.0, 1.0, 0.0]))
+
+    @property
+    def raw_decision_threshold(self) -> float | None:
+        """Under the OR rule the raw score 0.5 is where a branch fires; the logistic fusion keeps 0.5 calibrated."""
+        return 0.5 if self.config.fusion == "or" else None
+
+    # --- plumbing: the branches share this detector's device and parity ---------------------
+    def _sync(self) -> None:
+        for b in (self.semantic, self.pixel):
+            b.parity = self.parity
+            b.device_name = self.device_name
+
+    def to_device(self, device: str) -> "AlignGemini":
+        super().to_device(device)
+        for b in (self.semantic, self.pixel):
+            b.to_device(device)
+        return self
+
+    @property
+    def backbone(self):
+        return self.semantic.backbone
+
+    # --- fusion ------------------------------------------------------------------------
+    def fuse(self, branch_logits: torch.Tensor) -> torch.Tensor:
+        """[B, 2] branch logits (semantic, pixel) -> [B] fused logit (see the module docstring)."""
+        z = branch_logits - self.or_thresholds
+        if self.config.fusion == "or":
+            return z.max(dim=1).values
+        w = self.fusion_weights
+        return w[0] * z[:, 0] + w[1] * z[:, 1] + w[2]
+
+    def forward(self, batch):
+        la = self.semantic({"features": batch["features"]})["logit"]
+        lb = self.pixel({"pixels": batch["pixels"]})["logit"]
+        # clamped like calibration.logit clips probabilities, so predict and score_manifest agree
+        branch_logits = torch.stack([la, lb], dim=1).clamp(-_LOGIT_LIMIT, _LOGIT_LIMIT)
+        out = {"logit": self.fuse(branch_logits), "branch_logits": branch_logits}
+        if "label" in batch:
+            out["loss"] = torch.nn.functional.binary_cross_entropy_with_logits(out["logit"], batch["label"].float())
+        return out
+
+    def extra_fields(self, out, i):
+        bl = out["branch_logits"][i].float()
+        fired = (bl - self.or_thresholds) >= 0
+        p = torch.sigmoid(bl).tolist()
+        return {"branch_scores": dict(zip(BRANCHES, (round(x, 6) for x in p))),
+                "fired": "both" if fired.all() else BRANCHES[0] if fired[0] else BRANCHES[1] if fired[1] else "none"}
+
+    # --- inputs: one flat array per image, the semantic part then the pixel crops ----------
+    def input_array(self, img) -> np.ndarray:
+        from aigi.augment.launder import launder_fixed
+
+        self._sync()
+        sem = self.semantic.input_array(launder_fixed(img))  # img is already prepared (parity)
+        pix = self.pixel.input_array(img)
+        return np.concatenate([sem.ravel(), pix.ravel()]).astype(np.float32)
+
+    def featurize(self, pixels: np.ndarray):
+        cfg = self.pixel.config
+        shape = (cfg.inference_crops, 3, cfg.crop, cfg.crop)
+        n_pix = int(np.prod(shape))
+        sem = pixels[:, :-n_pix]
+        side = int(round(np.sqrt(sem.shape[1] / 3)))
+        feats = self.semantic.featurize(np.ascontiguousarray(sem.reshape(len(pixels), 3, side, side)))
+        return {**feats, "pixels": torch.from_numpy(np.ascontiguousarray(pixels[:, -n_pix:].reshape(len(pixels), *shape))
+                                                    ).to(self.or_thresholds.device)}
+
+    # --- scoring a manifest: each branch on its own path (the semantic one from the cache) ----
+    def branch_scores(self, manifest, perturb: tuple[str, Callable] | None = None, batch_size: int = 16,
+                      progress=None) -> tuple[np.ndarray, list[str | None]]:
+        """Raw branch probabilities [N, 2] (semantic, pixel; NaN where a file failed) and errors."""
+        self._sync()
+        a, err_a = self.semantic.score_manifest(manifest, batch_size, progress, perturb)
+        b, err_b = self.pixel.score_manifest(manifest, batch_size, None, perturb)
+        return np.stack([a, b], axis=1), [ea or eb for ea, eb in zip(err_a, err_b)]
+
+    def score_manifest(self, manifest, batch_size: int = 16, progress=None, perturb=None):
+        s, errors = self.branch_scores(manifest, perturb, batch_size, progress)
+        p = np.full(len(manifest), np.nan)
+        ok = ~np.isnan(s).any(axis=1)
+        if ok.any():
+            from aigi.calibration import logit
+
+            with torch.inference_mode():
+                p[ok] = torch.sigmoid(self.fuse(torch.from_numpy(logit(s[ok])).float())).numpy()
+        return p, errors
+
+    # --- training ------------------------------------------------------------------------
+    def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
+        self._sync()
+        info = {"semantic": self.semantic.fit(manifest, train_config, progress)}
+        if self.config.pixel_expert:
+            expert = PixelExpert.from_pretrained(self.config.pixel_expert)
+            self.pixel = expert.to_device(self.device_name)
+            self.config = dataclasses.replace(self.config, pixel=dataclasses.asdict(expert.config))
+            info["pixel"] = {"reused": self.config.pixel_expert, "data": expert.training_info.get("data"),
+                             "train": expert.training_info.get("train"), "fit": expert.training_info.get("fit")}
+        else:
+            info["pixel"] = self._fit_pixel(manifest, train_config)
+        return info
+
+    def _fit_pixel(self, manifest, train_config) -> dict:
+        from aigi.augment.reconstruct import build_pixel_pairs, load_reconstructor, shipped_reconstructors
+
+        specs = list(self.config.reconstructors) or [str(p) for p in shipped_reconstructors()]
+        recs = [load_reconstructor(s) for s in specs]
+        with tempfile.TemporaryDirectory(prefix="aigi-pixel-set-") as tmp:
+            pairs, errors = build_pixel_pairs(manifest, recs, tmp, self.config.max_side)
+            if not len(pairs):
+                raise ValueError("aligngemini: no real image in the training data could be reconstructed")
+            fit = self.pixel.fit(pairs, train_config)
+        return {"reconstructors": [r.name for r in recs], "pairs": pairs.summary(), "fit": fit,
+                "skipped_files": errors}
+
+    def fit_validation(self, val_set, train_config) -> dict:
+        """Fit both fusions on the validation split (both branches already trained)."""
+        from aigi.calibration import logit
+        from aigi.evaluation.fusion import fit_logistic_fusion, fit_or_thresholds
+
+        s, _ = self.branch_scores(val_set)
+        y = np.asarray(val_set.labels)
+        ok = ~np.isnan(s).any(axis=1)
+        s, y = s[ok], y[ok]
+        real, fake = s[y == 0], s[y == 1]
+        if not len(real) or not len(fake):
+            raise ValueError("aligngemini: the validation split needs real and fake images to fit the fusion")
+        t = fit_or_thresholds(real[:, 0], real[:, 1], self.config.fpr_budget, fake[:, 0], fake[:, 1])
+        thr = np.clip(logit(np.clip([t["ta"], t["tb"]], 0.0, 1.0)), -30.0, 30.0)
+        with torch.no_grad():
+            self.or_thresholds.copy_(torch.tensor(thr, dtype=torch.float32))
+        z = logit(s) - thr
+        w = fit_logistic_fusion(1 / (1 + np.exp(-z[:, 0])), 1 / (1 + np.exp(-z[:, 1])), y)
+        with torch.no_grad():
+            self.fusion_weights.copy_(torch.tensor([w["w_a"], w["w_b"], w["c"]], dtype=torch.float32))
+        fired = (z >= 0)
+        return {"or": {"fpr_budget": self.config.fpr_budget, "fused_fpr": t["fused_fpr"], "fused_tpr": t["fused_tpr"],
+                       "semantic_fpr": float(fired[y == 0, 0].mean()), "pixel_fpr": float(fired[y == 0, 1].mean()),
+                       "semantic_threshold": float(t["ta"]), "pixel_threshold": float(t["tb"])},
+                "logistic": {"w_semantic": w["w_a"], "w_pixel": w["w_b"], "c": w["c"]},
+                "n": int(len(y))}
