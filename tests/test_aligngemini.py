@@ -55,7 +55,8 @@ def test_trains_fuses_and_reports_both_branches_through_the_cli(sample_dir, tmp_
     meta = json.loads((out / "config.json").read_text())
     fit = meta["training"]["fit"]
     # the pixel expert saw only reconstruction pairs built from the training reals (4 reals x 3 autoencoders)
-    assert fit["pixel"]["pairs"]["n_images"] == 16 and len(fit["pixel"]["reconstructors"]) == 3
+    assert fit["pixel"]["pairs"].startswith("16 images") and fit["pixel"]["fit"]["n_images"] == 16
+    assert len(fit["pixel"]["reconstructors"]) == 3
     fv = meta["training"]["fit_validation"]
     assert fv["or"]["fused_fpr"] <= 0.25 and fv["n"] == 8
 
