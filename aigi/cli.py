@@ -44,6 +44,16 @@ def _fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _data(source: str):
+    """A manifest from ``--data`` (or ``--test-data``); a bad source is one error line and exit 2."""
+    from aigi.data import ManifestError, load_data
+
+    try:
+        return load_data(source)
+    except ManifestError as e:
+        _fail(str(e))
+
+
 def _progress(total: int, label: str):
     """A rich progress bar on stderr when it is a terminal; a no-op callback otherwise."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -272,13 +282,9 @@ def evaluate(
     device: Optional[str] = typer.Option(None),
 ):
     """Metrics per generator for a trained detector, or a protocol that trains one model per fold."""
-    from aigi.data import ManifestError, load_data
     from aigi.evaluation.metrics import binary_metrics, per_generator
 
-    try:
-        manifest = load_data(data)
-    except ManifestError as e:
-        _fail(str(e))
+    manifest = _data(data)
     if protocol:
         from aigi.config import ConfigError, load_train_config
         from aigi.evaluation.protocols import run_cross_dataset, run_leave_generator_out, run_train_on
@@ -311,10 +317,7 @@ def evaluate(
         elif protocol == "cross-dataset":
             if not test_data:
                 _fail("--protocol cross-dataset needs --test-data")
-            try:
-                test_manifest = load_data(test_data)
-            except ManifestError as e:
-                _fail(str(e))
+            test_manifest = _data(test_data)
             result = run_cross_dataset(cfg, manifest, test_manifest)
             rows = [("all", result["metrics"])] + [(g, m) for g, m in result["per_generator"].items()]
             out_console.print(_metrics_table(result["fold"], rows, ["auroc", "recall", "specificity", "mean_p_fake"]))
@@ -401,13 +404,9 @@ def audit(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the findings to this JSON file."),
 ):
     """Does metadata alone (format, size, aspect, bytes/pixel, JPEG tables, EXIF) predict real vs fake?"""
-    from aigi.data import ManifestError, load_data
     from aigi.evaluation.audit import WARN_AUROC, audit as run_audit
 
-    try:
-        manifest = load_data(data)
-    except ManifestError as e:
-        _fail(str(e))
+    manifest = _data(data)
     prog, advance = _progress(len(manifest), "audit")
     with prog:
         try:
@@ -440,14 +439,10 @@ def robustness(
     device: Optional[str] = typer.Option(None),
 ):
     """AUROC and accuracy under JPEG, WebP, resizing, blur, noise, cropping and social-media laundering."""
-    from aigi.data import ManifestError, load_data
     from aigi.evaluation import report as R
     from aigi.evaluation.robustness import robustness_sweep, seeded_subset
 
-    try:
-        manifest = seeded_subset(load_data(data), per_group, seed)
-    except ManifestError as e:
-        _fail(str(e))
+    manifest = seeded_subset(_data(data), per_group, seed)
     det = _load(detector, device)
     names = [n.strip() for n in perturbations.split(",")] if perturbations else None
     try:
@@ -485,15 +480,11 @@ def train_reconstructor(
 ):
     """Train the offline reconstruction autoencoder (learned up-sampling) on real photos."""
     from aigi.augment.reconstruct import train_autoencoder
-    from aigi.data import ManifestError, load_data
     from aigi.io import ImageDecodeError, load_image
 
     from aigi.data.splits import validation_split
 
-    try:
-        manifest = load_data(data)
-    except ManifestError as e:
-        _fail(str(e))
+    manifest = _data(data)
     if holdout > 0:
         manifest = manifest.subset(validation_split(manifest, holdout, split_seed)[0])
     reals = [s for s in manifest if s.label == 0]
@@ -525,12 +516,8 @@ def build_pixel(
 ):
     """Pairs of (real image, its reconstruction): same content, same size, same format; only pixel artefacts differ."""
     from aigi.augment.reconstruct import build_pixel_pairs, load_reconstructor, shipped_reconstructors
-    from aigi.data import ManifestError, load_data
 
-    try:
-        manifest = load_data(data)
-    except ManifestError as e:
-        _fail(str(e))
+    manifest = _data(data)
     try:
         recs = [load_reconstructor(r) for r in (reconstructor or shipped_reconstructors())]
     except (FileNotFoundError, ValueError, OSError) as e:
@@ -551,12 +538,8 @@ def build_semantic(
 ):
     """Launder every image (hard downscale, blur, noise, low-quality JPEG) so only semantics remain."""
     from aigi.augment.launder import build_semantic_set
-    from aigi.data import ManifestError, load_data
 
-    try:
-        manifest = load_data(data)
-    except ManifestError as e:
-        _fail(str(e))
+    manifest = _data(data)
     m, errors = build_semantic_set(manifest, out, seed, log=_log)
     for e in errors:
         _error_line(e)
