@@ -139,7 +139,7 @@ class AlignGemini(Detector):
         shape = (cfg.inference_crops, 3, cfg.crop, cfg.crop)
         n_pix = int(np.prod(shape))
         sem = pixels[:, :-n_pix]
-        side = int(round(np.sqrt(sem.shape[1] / 3)))
+        side = int(round(np.sqrt(sem.shape[1] / 3)))  # transforms.Preprocess always yields a square
         feats = self.semantic.featurize(np.ascontiguousarray(sem.reshape(len(pixels), 3, side, side)))
         return {**feats, "pixels": torch.from_numpy(np.ascontiguousarray(pixels[:, -n_pix:].reshape(len(pixels), *shape))
                                                     ).to(self.or_thresholds.device)}
