@@ -520,7 +520,7 @@ def build_pixel(
     manifest = _data(data)
     try:
         recs = [load_reconstructor(r) for r in (reconstructor or shipped_reconstructors())]
-    except (FileNotFoundError, ValueError, OSError) as e:
+    except (OSError, ValueError) as e:
         _fail(str(e))
     m, errors = build_pixel_pairs(manifest, recs, out, max_side, log=_log)
     for e in errors:

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from aigi.calibration import logit
 from aigi.config import load_train_config
@@ -38,20 +37,9 @@ def log(msg):
     print(time.strftime("%H:%M:%S"), msg, flush=True)
 
 
-def fused(det, s: np.ndarray, mode: str) -> np.ndarray:
-    """The fused raw score of branch probabilities ``s`` [N, 2] under ``mode`` (or | logistic)."""
-    keep = det.config.fusion
-    det.config.fusion = mode
-    try:
-        with torch.inference_mode():
-            return torch.sigmoid(det.fuse(torch.from_numpy(logit(s)).float())).numpy()
-    finally:
-        det.config.fusion = keep
-
-
 def columns(det, s, p_univfd) -> dict[str, np.ndarray]:
-    return {"semantic": s[:, 0], "pixel": s[:, 1], "or": fused(det, s, "or"), "logistic": fused(det, s, "logistic"),
-            "univfd": p_univfd}
+    return {"semantic": s[:, 0], "pixel": s[:, 1], "or": det.fuse_scores(s, "or"),
+            "logistic": det.fuse_scores(s, "logistic"), "univfd": p_univfd}
 
 
 def per_generator_auroc(test, scores: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:

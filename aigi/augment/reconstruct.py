@@ -169,7 +169,7 @@ def shipped_reconstructors() -> list[Path]:
     return sorted((Path(__file__).resolve().parent.parent / "weights" / "reconstructor").glob("*.safetensors"))
 
 
-def build_pixel_pairs(manifest, reconstructors, out_dir: str | Path, max_side: int = 512, log=None):
+def build_pixel_pairs(manifest, reconstructors: list, out_dir: str | Path, max_side: int = 512, log=None):
     """For every real image: ``real/<i>.png`` (the image) and, per reconstructor r, ``fake/<i>-<r>.png``
     (its reconstruction), same size and same lossless format, plus ``manifest.csv``. Several
     reconstructors (different up-sampling operators) keep the expert from memorising one
@@ -179,8 +179,6 @@ def build_pixel_pairs(manifest, reconstructors, out_dir: str | Path, max_side: i
     from aigi.io import load_image
     from aigi.transforms import rescale
 
-    if not isinstance(reconstructors, (list, tuple)):
-        reconstructors = [reconstructors]
     out = Path(out_dir).resolve()
     (out / "real").mkdir(parents=True, exist_ok=True)
     (out / "fake").mkdir(parents=True, exist_ok=True)

@@ -85,9 +85,10 @@ class AlignGemini(Detector):
 
     # --- plumbing: the branches share this detector's device and parity ---------------------
     def _sync(self) -> None:
+        """Parity is set on this detector after construction (training config, config.json); the
+        branches read it from here. (Devices go down through ``to_device``.)"""
         for b in (self.semantic, self.pixel):
             b.parity = self.parity
-            b.device_name = self.device_name
 
     def to_device(self, device: str) -> "AlignGemini":
         super().to_device(device)
@@ -100,13 +101,21 @@ class AlignGemini(Detector):
         return self.semantic.backbone
 
     # --- fusion ------------------------------------------------------------------------
-    def fuse(self, branch_logits: torch.Tensor) -> torch.Tensor:
-        """[B, 2] branch logits (semantic, pixel) -> [B] fused logit (see the module docstring)."""
+    def fuse(self, branch_logits: torch.Tensor, fusion: str | None = None) -> torch.Tensor:
+        """[B, 2] branch logits (semantic, pixel) -> [B] fused logit (see the module docstring);
+        ``fusion`` overrides the configured rule (to compare both on the same scores)."""
         z = branch_logits - self.or_thresholds
-        if self.config.fusion == "or":
+        if (fusion or self.config.fusion) == "or":
             return z.max(dim=1).values
         w = self.fusion_weights
         return w[0] * z[:, 0] + w[1] * z[:, 1] + w[2]
+
+    def fuse_scores(self, s: np.ndarray, fusion: str | None = None) -> np.ndarray:
+        """Raw branch probabilities [N, 2] (``branch_scores``) -> fused raw p_fake [N]."""
+        from aigi.calibration import logit
+
+        with torch.inference_mode():
+            return torch.sigmoid(self.fuse(torch.from_numpy(logit(s)).float(), fusion)).numpy()
 
     def forward(self, batch):
         la = self.semantic({"features": batch["features"]})["logit"]
@@ -119,11 +128,12 @@ class AlignGemini(Detector):
         return out
 
     def extra_fields(self, out, i):
+        from aigi.evaluation.fusion import fired_branch
+
         bl = out["branch_logits"][i].float()
-        fired = (bl - self.or_thresholds) >= 0
-        p = torch.sigmoid(bl).tolist()
-        return {"branch_scores": dict(zip(BRANCHES, (round(x, 6) for x in p))),
-                "fired": "both" if fired.all() else BRANCHES[0] if fired[0] else BRANCHES[1] if fired[1] else "none"}
+        z = (bl - self.or_thresholds).tolist()
+        return {"branch_scores": dict(zip(BRANCHES, (round(x, 6) for x in torch.sigmoid(bl).tolist()))),
+                "fired": fired_branch(z[0], z[1], 0.0, 0.0)}
 
     # --- inputs: one flat array per image, the semantic part then the pixel crops ----------
     def input_array(self, img) -> np.ndarray:
@@ -158,10 +168,7 @@ class AlignGemini(Detector):
         p = np.full(len(manifest), np.nan)
         ok = ~np.isnan(s).any(axis=1)
         if ok.any():
-            from aigi.calibration import logit
-
-            with torch.inference_mode():
-                p[ok] = torch.sigmoid(self.fuse(torch.from_numpy(logit(s[ok])).float())).numpy()
+            p[ok] = self.fuse_scores(s[ok])
         return p, errors
 
     # --- training ------------------------------------------------------------------------
@@ -193,7 +200,7 @@ class AlignGemini(Detector):
 
     def fit_validation(self, val_set, train_config) -> dict:
         """Fit both fusions on the validation split (both branches already trained)."""
-        from aigi.calibration import logit
+        from aigi.calibration import logit, sigmoid
         from aigi.evaluation.fusion import fit_logistic_fusion, fit_or_thresholds
 
         s, _ = self.branch_scores(val_set)
@@ -204,11 +211,14 @@ class AlignGemini(Detector):
         if not len(real) or not len(fake):
             raise ValueError("aligngemini: the validation split needs real and fake images to fit the fusion")
         t = fit_or_thresholds(real[:, 0], real[:, 1], self.config.fpr_budget, fake[:, 0], fake[:, 1])
-        thr = np.clip(logit(np.clip([t["ta"], t["tb"]], 0.0, 1.0)), -30.0, 30.0)
+        # a threshold above every score (a branch granted no FPR) lies beyond the clamped logits, so
+        # that branch never fires; one below every score always fires
+        ts = np.array([t["ta"], t["tb"]], dtype=float)
+        thr = np.where(ts >= 1.0, _LOGIT_LIMIT + 1.0, np.where(ts <= 0.0, -_LOGIT_LIMIT - 1.0, logit(ts)))
         with torch.no_grad():
             self.or_thresholds.copy_(torch.tensor(thr, dtype=torch.float32))
         z = logit(s) - thr
-        w = fit_logistic_fusion(1 / (1 + np.exp(-z[:, 0])), 1 / (1 + np.exp(-z[:, 1])), y)
+        w = fit_logistic_fusion(sigmoid(z[:, 0]), sigmoid(z[:, 1]), y)
         with torch.no_grad():
             self.fusion_weights.copy_(torch.tensor([w["w_a"], w["w_b"], w["c"]], dtype=torch.float32))
         fired = (z >= 0)
