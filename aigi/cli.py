@@ -164,6 +164,7 @@ def detect(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the result here instead of stdout."),
     batch_size: int = typer.Option(16, help="Images per forward pass."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
+    explain: Optional[Path] = typer.Option(None, "--explain", help="Write a heatmap overlay per image into this folder (detectors with a mask head, e.g. gamma)."),
 ):
     """Give every image a verdict (real/fake/unsure/error) and a calibrated probability of being AI-generated."""
     if fmt not in FORMATS:
@@ -174,7 +175,14 @@ def detect(
     if not paths:
         raise typer.Exit(1)
     det = _load(detector, device)
+    if explain is not None and not hasattr(det, "preprocessing"):
+        _fail(f"--explain needs a detector with a mask head (gamma); {det.name} gives no mask")
     records = _run_detect(paths, det, threshold, fpr, batch_size, unsure_band, ensemble)
+    if explain is not None:
+        from aigi.explain import write_heatmaps
+
+        n = write_heatmaps(records, det, explain)
+        _log(f"{n} heatmaps written to {explain}")
     text = render_records(records, fmt)
     if output:
         output.write_text(text)
@@ -194,6 +202,34 @@ def detect(
                       highlight=False)
     if errors or problems:
         raise typer.Exit(1)
+
+
+@app.command()
+def augment(
+    preview: Path = typer.Option(..., "--preview", help="Write a PNG grid of manipulated samples with their masks here."),
+    data: Optional[str] = typer.Option(None, "--data", help="Images to manipulate (default: the bundled sample)."),
+    n: int = typer.Option(8, "--n", help="How many samples."),
+    seed: int = typer.Option(0, help="Seed of the draws (the same seed gives the same grid)."),
+):
+    """Preview GAMMA's manipulation augmentation: inpainting, copy-move and splicing, each with its mask."""
+    from aigi.augment.manipulate import preview_grid
+
+    if data:
+        manifest = _data(data)
+    else:
+        from aigi.paths import cache_dir
+        from aigi.samples import build_sample
+
+        manifest = build_sample(cache_dir() / "demo-sample")
+    try:
+        grid, errors = preview_grid(manifest, n=n, seed=seed)
+    except (ValueError, ImportError) as e:
+        _fail(str(e))
+    for e in errors:
+        _error_line(e)
+    preview.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(preview)
+    _log(f"{n - len(errors)} manipulated samples written to {preview}")
 
 
 @app.command()

@@ -81,11 +81,27 @@ class Preprocess:
     square: bool = False  # resize straight to resize x resize (SigLIP-style) instead of the shorter side
 
     def __call__(self, img: Image.Image) -> np.ndarray:
+        return to_array(self.geometry(img), self.mean, self.std)
+
+    def geometry(self, img: Image.Image, resample: str | None = None) -> Image.Image:
+        """Only the resize and crop (no normalisation); ``resample="nearest"`` for label masks."""
+        r = resample or self.resample
         if self.square:
-            img = img.resize((self.resize, self.resize), _RESAMPLE[self.resample])
+            img = img.resize((self.resize, self.resize), _RESAMPLE[r])
         else:
-            img = resize_shorter(img, self.resize, self.resample)
-        return to_array(center_crop(img, self.crop), self.mean, self.std)
+            img = resize_shorter(img, self.resize, r)
+        return center_crop(img, self.crop)
+
+    def crop_box(self, size: tuple[int, int]) -> tuple[float, float, float, float]:
+        """The region (left, top, right, bottom) of a ``size`` = (w, h) image that the model sees."""
+        w, h = size
+        if self.square:
+            sx, sy = self.resize / w, self.resize / h
+        else:
+            sx = sy = self.resize / min(w, h)
+        cx, cy = w / 2, h / 2
+        half_w, half_h = self.crop / (2 * sx), self.crop / (2 * sy)
+        return max(0.0, cx - half_w), max(0.0, cy - half_h), min(float(w), cx + half_w), min(float(h), cy + half_h)
 
     def key(self) -> str:
         """A short stable string identifying this preprocessing (used in cache keys)."""
@@ -124,6 +140,15 @@ def gaussian_noise(img: Image.Image, sigma: float, rng: np.random.Generator) -> 
     arr = np.asarray(img, dtype=np.float32)
     arr = arr + rng.normal(0.0, float(sigma), arr.shape).astype(np.float32)
     return Image.fromarray(np.clip(arr, 0, 255).round().astype(np.uint8), "RGB")
+
+
+def colour_jitter(img: Image.Image, rng: np.random.Generator, strength: float = 0.2) -> Image.Image:
+    """Scale brightness, contrast and saturation each by a factor drawn from 1 +/- ``strength``."""
+    from PIL import ImageEnhance
+
+    for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+        img = enhancer(img).enhance(float(rng.uniform(1 - strength, 1 + strength)))
+    return img
 
 
 def crop_fraction(img: Image.Image, fraction: float) -> Image.Image:
@@ -217,21 +242,31 @@ def view_rng(sha256: str, view: int, seed: int) -> np.random.Generator:
     return np.random.default_rng([int(sha256[:15], 16), int(view), int(seed)])
 
 
-def augmented_view(img: Image.Image, rng: np.random.Generator, recipe: ViewRecipe) -> Image.Image:
-    """Draw one augmented view of ``img`` (see :class:`ViewRecipe`)."""
+def augmented_view(img: Image.Image, rng: np.random.Generator, recipe: ViewRecipe,
+                   masks: tuple[Image.Image, ...] = ()):
+    """Draw one augmented view of ``img`` (see :class:`ViewRecipe`).
+
+    ``masks`` (label images of the same size, e.g. GAMMA's manipulation masks) follow the same
+    geometry with nearest-neighbour resampling and are never re-compressed; when given, the
+    result is ``(view, [masks])``. The random draws are the same with or without masks.
+    """
     short = int(rng.integers(recipe.short_side[0], recipe.short_side[1] + 1))
-    img = resize_shorter(img, short)
+    img2 = resize_shorter(img, short)
+    masks = [m.resize(img2.size, Image.Resampling.NEAREST) for m in masks]
+    img = img2
     w, h = img.size
     frac = float(rng.uniform(*recipe.crop_fraction))
     cw, ch = max(1, round(w * frac)), max(1, round(h * frac))
     left = int(rng.integers(0, w - cw + 1))
     top = int(rng.integers(0, h - ch + 1))
-    img = img.crop((left, top, left + cw, top + ch))
+    box = (left, top, left + cw, top + ch)
+    img, masks = img.crop(box), [m.crop(box) for m in masks]
     if rng.random() < recipe.flip_p:
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        masks = [m.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for m in masks]
     if rng.random() < recipe.jpeg_p:
         img = jpeg(img, int(rng.integers(recipe.jpeg_quality[0], recipe.jpeg_quality[1] + 1)))
-    return img
+    return (img, masks) if masks else img
 
 
 DEFAULT_VIEW_RECIPE = ViewRecipe()

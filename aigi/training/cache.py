@@ -161,3 +161,53 @@ def extract_pooled_features(
         if progress:
             progress(len(batch))
     return out, errors
+
+
+def compute_cached(
+    cache: FeatureCache,
+    keys: Sequence[tuple[str, str]],
+    make: Callable[[int], tuple[np.ndarray, np.ndarray | None]],
+    encode: Callable[[np.ndarray], np.ndarray],
+    aux_cache: FeatureCache | None = None,
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[np.ndarray | None], list[np.ndarray | None], list[str | None]]:
+    """Features for arbitrary jobs (GAMMA's manipulated variants, token sequences...), through the cache.
+
+    ``keys[i] = (sha256, view key)`` names job i's entry; ``make(i)`` builds its preprocessed pixels
+    [3, H, W] and an optional auxiliary array (e.g. the variant's mask targets), stored in ``aux_cache``
+    beside the features; ``encode(batch)`` runs the backbone on a stack of pixels. Only missing entries
+    are made. Returns (features, aux, errors) per job; failed jobs get None and their error.
+    """
+    feats: list[np.ndarray | None] = [None] * len(keys)
+    aux: list[np.ndarray | None] = [None] * len(keys)
+    errors: list[str | None] = [None] * len(keys)
+    todo = []
+    for i, (sha, vkey) in enumerate(keys):
+        hit = cache.get(sha, vkey)
+        hit_aux = aux_cache.get(sha, vkey) if aux_cache is not None else None
+        if hit is not None and (aux_cache is None or hit_aux is not None):
+            feats[i], aux[i] = hit, hit_aux
+        else:
+            todo.append(i)
+    if progress:
+        progress(len(keys) - len(todo))
+    for batch in iter_batches(todo, make, batch_size):
+        ok = []
+        for k, x in batch:
+            if isinstance(x, Exception):
+                errors[todo[k]] = str(x)
+            else:
+                ok.append((todo[k], x))
+        if ok:
+            out = encode(np.stack([x[0] for _, x in ok]))
+            for (i, (_, extra)), f in zip(ok, out):
+                sha, vkey = keys[i]
+                cache.put(sha, vkey, f)
+                feats[i] = f
+                if aux_cache is not None and extra is not None:
+                    aux_cache.put(sha, vkey, extra)
+                    aux[i] = extra
+        if progress:
+            progress(len(batch))
+    return feats, aux, errors

@@ -1,0 +1,532 @@
+"""GAMMA: manipulation-augmented multi-task detection with pixel-level source attribution.
+
+Yan et al., "GAMMA: Generalizable Alignment via Multi-task and Manipulation-Augmented Training for
+AI-Generated Image Detection", arXiv 2509.10250 (ICASSP'26). The paper's code is not public; everything
+below that the paper does not pin down is our choice, written here.
+
+Model (on the backbone's final patch tokens; DINOv2-S offline, any transformers ViT by id or directory):
+- tokens -> LayerNorm -> linear projection to ``hidden``; patch tokens laid out on their grid;
+- segmentation features: a depthwise-separable 3x3 convolution with a residual on the grid;
+- head A (``mask``): per patch, authentic vs manipulated/generated (sigmoid);
+- head B (``source``): per patch, which of ``augment.manipulate.SOURCES`` produced it
+  (real / generated / inpainted / copy-moved / spliced; softmax);
+- reverse cross-attention: the class token plus ``queries`` learned query tokens attend to the
+  segmentation features (cls <- seg, the reverse of the usual flow); their mean goes through an MLP to
+  the image logit.
+Loss = BCE(image) + ``mask_weight`` x BCE(head A, fraction of manipulated pixels per patch)
++ ``source_weight`` x soft cross-entropy(head B, fraction of each source per patch). A fully generated
+image's target is all-generated; a manipulated real image is labelled fake.
+
+Training data: for every training image, view 0 (as it is), ``clean_views`` shortcut-denial views
+(random rescale/crop/flip/JPEG, both classes alike, as univfd), and ``manipulated_views`` variants drawn
+by ``augment.manipulate`` (inpainting, copy-move, splicing; then perhaps a semantics-preserving
+perturbation) and passed through the same shortcut-denial view, masks following the geometry. Splice
+donors come only from the training images (see ``rendezvous_donor``). Tokens of every variant are cached
+(frozen backbone), so a variant costs one backbone pass, ever.
+
+Ablations (options): ``manipulations: false`` (no manipulated variants), ``segmentation: false`` (no
+segmentation heads or losses; the attention then reads unsupervised features), ``reverse_attention:
+false`` (the image head reads the class token and the mean patch token).
+
+``finetune``: ``frozen`` (default; cached tokens), ``last`` (also train the last ``last_blocks``
+transformer blocks) or ``lora`` (peft LoRA adapters of rank ``lora_rank`` on the attention
+projections). The last two train through the backbone on in-memory variants (use a GPU), and the
+saved detector holds the whole backbone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from aigi.augment.manipulate import GENERATED, REAL, SOURCES, ManipulationRecipe
+from aigi.detectors.base import Detector, register
+
+FINETUNE = ("frozen", "last", "lora")
+
+
+@dataclass
+class GammaConfig:
+    backbone: str = "dinov2-s14"
+    hidden: int = 128
+    queries: int = 4
+    heads: int = 4
+    segmentation: bool = True
+    reverse_attention: bool = True
+    manipulations: bool = True
+    mask_weight: float = 1.0
+    source_weight: float = 0.5
+    clean_views: int = 1
+    manipulated_views: int = 2
+    recipe: ManipulationRecipe = field(default_factory=ManipulationRecipe)
+    steps: int = 800
+    batch_size: int = 48
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    finetune: str = "frozen"
+    last_blocks: int = 2
+    lora_rank: int = 8
+    lora_targets: tuple[str, ...] = ("q_proj", "v_proj", "query", "value")
+    generative_inpainter: str = ""  # a diffusers inpainting pipeline directory or hub id (optional)
+    n_sources: int = len(SOURCES)
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against a target distribution over dim 1 ([B, C, ...]), averaged over the rest."""
+    return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+def patch_targets(source: np.ndarray, grid: int, n_sources: int = len(SOURCES)) -> np.ndarray:
+    """Per-patch source fractions [C, grid, grid] of a square [S, S] source map (S a multiple of grid,
+    or area-resampled otherwise)."""
+    s = source.shape[0]
+    onehot = (source[None] == np.arange(n_sources)[:, None, None]).astype(np.float32)
+    if s % grid == 0:
+        b = s // grid
+        return onehot.reshape(n_sources, grid, b, grid, b).mean(axis=(2, 4))
+    return np.stack([np.asarray(Image.fromarray(c).resize((grid, grid), Image.Resampling.BOX)) for c in onehot])
+
+
+def variant_labels(targets: np.ndarray, image_labels) -> np.ndarray:
+    """Image-level label of each variant: fake when the image is generated, or when any pixel the model
+    sees (after the view's crop) is not authentic."""
+    if len(targets) == 0:
+        return np.zeros(0, np.int64)
+    touched = targets[:, REAL].reshape(len(targets), -1).min(axis=1) < 1
+    return np.maximum(touched.astype(np.int64), np.asarray(image_labels, dtype=np.int64))
+
+
+def _torch_encoder(name: str):
+    """A trainable transformers vision model for ``name`` (the offline DINOv2-S, a hub id or a directory)."""
+    if name == "dinov2-s14":
+        from aigi.backbones.dinov2 import load_dinov2_torch
+
+        return load_dinov2_torch()
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(name)
+    return getattr(model, "vision_model", model)
+
+
+@register("gamma")
+class Gamma(Detector):
+    Config = GammaConfig
+
+    def __init__(self, config: GammaConfig):
+        super().__init__(config)
+        if isinstance(config.recipe, dict):
+            config.recipe = ManipulationRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.recipe.items()})
+        if config.finetune not in FINETUNE:
+            raise ValueError(f"gamma: unknown finetune {config.finetune!r}; known: {', '.join(FINETUNE)}")
+        self.encoder = None
+        dim = self._init_encoder()
+        h = config.hidden
+        self.norm = nn.LayerNorm(dim)
+        self.proj = nn.Linear(dim, h)
+        self.seg_mix = nn.Sequential(nn.Conv2d(h, h, 3, padding=1, groups=h), nn.Conv2d(h, h, 1))
+        self.head_mask = nn.Conv2d(h, 1, 1)
+        self.head_source = nn.Conv2d(h, config.n_sources, 1)
+        self.queries = nn.Parameter(torch.randn(config.queries, h) * 0.02)
+        self.attention = nn.MultiheadAttention(h, config.heads, batch_first=True)
+        self.attn_norm = nn.LayerNorm(h)
+        self.cls_head = nn.Sequential(nn.Linear(h, h), nn.GELU(), nn.Linear(h, 1))
+
+    def _init_encoder(self) -> int:
+        """Build the trainable backbone when fine-tuning; return the token width."""
+        cfg = self.config
+        if cfg.finetune == "frozen":
+            if cfg.backbone == "dinov2-s14":
+                from aigi.backbones.dinov2 import DIM
+
+                return DIM
+            return self.backbone.dim
+        enc = _torch_encoder(cfg.backbone)
+        for p in enc.parameters():
+            p.requires_grad_(False)
+        if cfg.finetune == "last":
+            layers = getattr(enc.encoder, "layer", None) or enc.encoder.layers  # DINOv2/ViT | CLIP
+            for block in list(layers)[-cfg.last_blocks:]:
+                for p in block.parameters():
+                    p.requires_grad_(True)
+            for name in ("layernorm", "post_layernorm"):
+                if getattr(enc, name, None) is not None:
+                    for p in getattr(enc, name).parameters():
+                        p.requires_grad_(True)
+        else:
+            from peft import LoraConfig, get_peft_model
+
+            names = {n.rsplit(".", 1)[-1] for n, _ in enc.named_modules()}
+            targets = [t for t in cfg.lora_targets if t in names]
+            if not targets:
+                raise ValueError(f"gamma: none of the LoRA targets {list(cfg.lora_targets)} is a module of {cfg.backbone}")
+            enc = get_peft_model(enc, LoraConfig(r=cfg.lora_rank, lora_alpha=2 * cfg.lora_rank, target_modules=targets))
+        self.encoder = enc
+        return int(enc.config.hidden_size)
+
+    # --- model --------------------------------------------------------------------------
+    def forward(self, batch):
+        cfg = self.config
+        if "pixels" in batch:
+            tokens = self.encoder(pixel_values=batch["pixels"]).last_hidden_state
+        else:
+            tokens = batch["tokens"]
+        t = self.proj(self.norm(tokens.float()))
+        cls, patches = t[:, 0], t[:, 1:]
+        b, n, h = patches.shape
+        g = int(math.isqrt(n))
+        if g * g != n:
+            raise ValueError(f"gamma needs a square patch grid, got {n} patch tokens")
+        grid = patches.transpose(1, 2).reshape(b, h, g, g)
+        seg = F.gelu(self.seg_mix(grid)) + grid
+        mask_logit = self.head_mask(seg)[:, 0]
+        source_logit = self.head_source(seg)
+        if cfg.reverse_attention:
+            q = torch.cat([cls[:, None], self.queries.expand(b, -1, -1)], dim=1)
+            kv = seg.flatten(2).transpose(1, 2)
+            a, _ = self.attention(q, kv, kv, need_weights=False)
+            z = self.attn_norm(q + a).mean(dim=1)
+        else:
+            z = self.attn_norm(cls + patches.mean(dim=1))
+        logit = self.cls_head(z).squeeze(-1)
+        out = {"logit": logit, "mask": torch.sigmoid(mask_logit), "source": torch.softmax(source_logit, dim=1)}
+        if "label" in batch:
+            loss = F.binary_cross_entropy_with_logits(logit, batch["label"].float())
+            if cfg.segmentation and "targets" in batch:
+                tgt = batch["targets"].float()
+                loss = loss + cfg.mask_weight * F.binary_cross_entropy_with_logits(mask_logit, 1.0 - tgt[:, REAL])
+                loss = loss + cfg.source_weight * soft_cross_entropy(source_logit, tgt)
+            out["loss"] = loss
+        return out
+
+    @property
+    def preprocessing(self):
+        if self.config.backbone == "dinov2-s14":
+            from aigi.backbones.dinov2 import DINOV2_PREPROCESS
+
+            return DINOV2_PREPROCESS
+        return self.backbone.preprocess
+
+    def input_array(self, img) -> np.ndarray:
+        return self.preprocessing(img)
+
+    def featurize(self, pixels: np.ndarray):
+        dev = self.proj.weight.device
+        if self.encoder is not None:
+            return {"pixels": torch.from_numpy(np.ascontiguousarray(pixels)).to(dev)}
+        return {"tokens": torch.from_numpy(self.backbone.encode_images(pixels, tokens=True).tokens).to(dev)}
+
+    def extra_fields(self, out, i):
+        m = out["mask"][i].float().cpu().numpy()
+        src = out["source"][i].float().cpu().numpy().mean(axis=(1, 2))
+        return {"mask": [[round(float(v), 3) for v in row] for row in m], "manipulated_fraction": round(float((m >= 0.5).mean()), 4),
+                "source_fractions": {name: round(float(v), 4) for name, v in zip(SOURCES, src)}}
+
+    # --- training data ---------------------------------------------------------------------
+    def _views(self, train_config) -> list[tuple[int, bool]]:
+        """(variant number, manipulated?) per training variant; 0 is the image as it is."""
+        cfg = self.config
+        out = [(0, False)] + [(k, False) for k in range(1, cfg.clean_views + 1)]
+        if cfg.manipulations:
+            out += [(k, True) for k in range(cfg.clean_views + 1, cfg.clean_views + cfg.manipulated_views + 1)]
+        return out
+
+    def _tools(self):
+        from aigi.augment.manipulate import DiffusersInpainter, Tools
+
+        tools = Tools.default()
+        if self.config.generative_inpainter:
+            tools.generative = DiffusersInpainter(self.config.generative_inpainter, device=self.device_name)
+        return tools
+
+    def variant_jobs(self, manifest, train_config):
+        """The plan of every training variant: (image index, variant, manipulation kind, donor index or
+        -1, cache key). Known without decoding; donors come from this manifest only."""
+        from aigi.augment.manipulate import plan_kind, rendezvous_donor, sha_keys, variant_rngs
+        from aigi.io import sha256_file
+
+        cfg, seed = self.config, train_config.seed
+        shas = []
+        for s in manifest:
+            try:
+                shas.append(sha256_file(s.path))
+            except OSError:
+                shas.append(None)
+        labels = np.asarray(manifest.labels)
+        pools = {c: np.flatnonzero((labels == c) & np.array([x is not None for x in shas])) for c in (0, 1)}
+        pool_keys = {c: sha_keys([shas[j] for j in pools[c]]) for c in (0, 1)}
+        vr, recipe = train_config.view_recipe, cfg.recipe
+        jobs = []
+        for i, sha in enumerate(shas):
+            for k, manip in self._views(train_config):
+                kind, donor = "none", -1
+                if k == 0:
+                    key = "plain"
+                elif not manip:
+                    key = f"{vr.key()}-seed{seed}-view{k}"
+                else:
+                    plan_rng, _ = variant_rngs(sha or "0" * 64, k, seed)
+                    kind = plan_kind(int(labels[i]), plan_rng, recipe)
+                    key = f"{recipe.key()}+{vr.key()}-seed{seed}-variant{k}"
+                    if kind == "splice":
+                        other = 1 - int(labels[i])
+                        if len(pools[other]) and sha is not None:
+                            donor = int(pools[other][rendezvous_donor(sha, k, seed, pool_keys[other])])
+                            key += f"-donor{shas[donor][:16]}"
+                        else:
+                            kind = "copy-move"
+                            key += "-nodonor"
+                if self.parity:
+                    key = f"parity-{key}"
+                jobs.append((i, k, kind, donor, sha, key))
+        return jobs
+
+    def _make_variant(self, manifest, job, train_config, tools):
+        """Decode and build one variant: (preprocessed pixels, per-patch source targets)."""
+        from aigi.augment.manipulate import manipulate, unmanipulated, variant_rngs
+        from aigi.io import load_image
+        from aigi.transforms import augmented_view, view_rng
+
+        i, k, kind, donor, sha, _ = job
+        label = manifest.samples[i].label
+        img = self.prepare(load_image(manifest.samples[i].path).image)
+        if k == 0:
+            m = unmanipulated(img, label)
+        elif kind == "none":
+            m = unmanipulated(img, label)
+            m.image, (src,) = augmented_view(img, view_rng(sha, k, train_config.seed), train_config.view_recipe,
+                                              masks=(Image.fromarray(m.source),))
+            m.source = np.asarray(src)
+        else:
+            _, rng = variant_rngs(sha, k, train_config.seed)
+            donor_img = self.prepare(load_image(manifest.samples[donor].path).image) if donor >= 0 else None
+            m = manipulate(img, label, kind, rng, self.config.recipe, tools, donor_img)
+            m.image, (src,) = augmented_view(m.image, rng, train_config.view_recipe, masks=(Image.fromarray(m.source),))
+            m.source = np.asarray(src)
+        pre = self.preprocessing
+        source = np.asarray(pre.geometry(Image.fromarray(m.source), "nearest"))
+        grid = pre.crop // self._patch_size()
+        return pre(m.image), patch_targets(source, grid, self.config.n_sources).astype(np.float16)
+
+    def _patch_size(self) -> int:
+        if self.encoder is not None:
+            return int(self.encoder.config.patch_size)
+        if self.config.backbone == "dinov2-s14":
+            return 14
+        cfg = self.backbone.model.config
+        return int(getattr(getattr(cfg, "vision_config", cfg), "patch_size"))
+
+    def _token_cache(self):
+        from aigi.training.cache import FeatureCache
+
+        key = f"{self.config.backbone}-{self.preprocessing.key()}" if self.config.backbone == "dinov2-s14" else self.backbone.cache_key()
+        return FeatureCache(key, kind="tokens"), FeatureCache(key, kind="gamma-targets")
+
+    def training_set(self, manifest, train_config, progress=None):
+        """Tokens [M, 1+N, D] (float16), targets [M, C, g, g], labels [M] and the job plan, through the
+        cache (frozen backbone only)."""
+        from aigi.training.cache import compute_cached
+
+        jobs = [j for j in self.variant_jobs(manifest, train_config) if j[4] is not None]
+        tools = self._tools() if self.config.manipulations else None
+        tok_cache, tgt_cache = self._token_cache()
+
+        def make(n):
+            return self._make_variant(manifest, jobs[n], train_config, tools)
+
+        def encode(px):
+            return self.backbone.encode_images(px, tokens=True).tokens.astype(np.float16)
+
+        feats, aux, errors = compute_cached(tok_cache, [(j[4], j[5]) for j in jobs], make, encode, tgt_cache,
+                                            train_config.batch_size, progress)
+        keep = [n for n, f in enumerate(feats) if f is not None]
+        g = int(math.isqrt(feats[keep[0]].shape[0] - 1)) if keep else 0
+        targets = []
+        for n in keep:
+            t = aux[n]
+            if t is None:  # plain views are made without a mask: the whole image is one source
+                t = np.zeros((self.config.n_sources, g, g), np.float16)
+                t[GENERATED if manifest.samples[jobs[n][0]].label else REAL] = 1
+            targets.append(t)
+        tokens = np.stack([feats[n] for n in keep]) if keep else np.zeros((0,))
+        tg = np.stack(targets).astype(np.float32) if keep else np.zeros((0,))
+        labels = variant_labels(tg, [manifest.samples[jobs[n][0]].label for n in keep])
+        return tokens, tg, labels, [jobs[n] for n in keep], [e for e in errors if e]
+
+    # --- fitting -----------------------------------------------------------------------
+    def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
+        cfg = self.config
+        torch.manual_seed(train_config.seed)
+        if self.encoder is None:
+            tokens, targets, labels, jobs, errors = self.training_set(manifest, train_config, progress)
+            data = {"tokens": tokens}
+        else:
+            data, targets, labels, jobs, errors = self._in_memory_set(manifest, train_config, progress)
+        if len(labels) == 0 or len(set(labels.tolist())) < 2:
+            raise ValueError("gamma: training needs real and fake images that can be read"
+                             + (f" (first error: {errors[0]})" if errors else ""))
+        losses = self._optimise(data, targets, labels, train_config.seed)
+        k = max(1, len(losses) // 10)
+        kinds = {}
+        for j in jobs:
+            kinds[j[2]] = kinds.get(j[2], 0) + 1
+        return {"n_images": len({j[0] for j in jobs}), "n_variants": len(jobs), "variants_by_kind": kinds,
+                "n_fake_variants": int(labels.sum()), "steps": cfg.steps, "loss_first": float(np.mean(losses[:k])),
+                "loss_last": float(np.mean(losses[-k:])), "skipped": errors[:20], "n_skipped": len(errors)}
+
+    def _in_memory_set(self, manifest, train_config, progress):
+        """Variants as preprocessed pixels in memory (fine-tuning through the backbone)."""
+        jobs = [j for j in self.variant_jobs(manifest, train_config) if j[4] is not None]
+        tools = self._tools() if self.config.manipulations else None
+        px, tg, keep, errors = [], [], [], []
+        for j in jobs:
+            try:
+                x, t = self._make_variant(manifest, j, train_config, tools)
+            except Exception as e:  # noqa: BLE001 - reported in the training info
+                errors.append(f"{manifest.samples[j[0]].path}: {e}")
+                continue
+            px.append(x)
+            tg.append(t.astype(np.float32))
+            keep.append(j)
+            if progress:
+                progress(1)
+        tg = np.stack(tg)
+        labels = variant_labels(tg, [manifest.samples[j[0]].label for j in keep])
+        return {"pixels": np.stack(px)}, tg, labels, keep, errors
+
+    def _optimise(self, data: dict[str, np.ndarray], targets: np.ndarray, labels: np.ndarray, seed: int) -> list[float]:
+        cfg = self.config
+        rng = np.random.default_rng(seed)
+        params = [p for p in self.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.1)
+        by_class = [np.flatnonzero(labels == c) for c in (0, 1)]
+        dev = self.proj.weight.device
+        self.train()
+        losses = []
+        for _ in range(cfg.steps):
+            cls = rng.integers(0, 2, cfg.batch_size)  # class-balanced batches
+            idx = np.array([rng.choice(by_class[c]) for c in cls])
+            batch = {k: torch.from_numpy(v[idx]).to(dev) for k, v in data.items()}
+            batch["targets"] = torch.from_numpy(targets[idx]).to(dev)
+            batch["label"] = torch.from_numpy(labels[idx]).to(dev)
+            out = self(batch)
+            opt.zero_grad()
+            out["loss"].backward()
+            opt.step()
+            sched.step()
+            losses.append(out["loss"].item())
+        self.eval()
+        return losses
+
+    # --- scoring through the cache ---------------------------------------------------------
+    def score_tokens(self, manifest, perturb=None, batch_size: int = 16, progress=None, want_masks: bool = False):
+        """Forward outputs for every sample's plain view (or ``perturb=(key, fn)`` of it), from cached
+        tokens. Returns (raw p_fake with NaN for failures, masks [N, g, g] or None, errors)."""
+        from aigi.io import load_image, sha256_file
+        from aigi.training.cache import compute_cached
+
+        if self.encoder is not None:
+            p, errors = super().score_manifest(manifest, batch_size, progress, perturb)
+            return p, None, errors
+        tok_cache, _ = self._token_cache()
+        vkey = perturb[0] if perturb else "plain"
+        if self.parity:
+            vkey = f"parity-{vkey}"
+        keys, errors = [], [None] * len(manifest)
+        for i, s in enumerate(manifest):
+            try:
+                keys.append((sha256_file(s.path), vkey))
+            except OSError as e:
+                keys.append(None)
+                errors[i] = f"{s.path}: cannot read file ({e.strerror or e})"
+        idx = [i for i, k in enumerate(keys) if k is not None]
+
+        def make(n):
+            img = self.prepare(load_image(manifest.samples[idx[n]].path).image)
+            return self.preprocessing(perturb[1](img) if perturb else img), None
+
+        def encode(px):
+            return self.backbone.encode_images(px, tokens=True).tokens.astype(np.float16)
+
+        feats, _, errs = compute_cached(tok_cache, [keys[i] for i in idx], make, encode, None, batch_size, progress)
+        p = np.full(len(manifest), np.nan)
+        masks = None
+        ok = [n for n, f in enumerate(feats) if f is not None]
+        for n, e in enumerate(errs):
+            if e:
+                errors[idx[n]] = e
+        self.eval()
+        for start in range(0, len(ok), 256):
+            chunk = ok[start:start + 256]
+            with torch.inference_mode():
+                out = self({"tokens": torch.from_numpy(np.stack([feats[n] for n in chunk])).to(self.proj.weight.device)})
+            pos = [idx[n] for n in chunk]
+            p[pos] = torch.sigmoid(out["logit"]).cpu().numpy()
+            if want_masks:
+                m = out["mask"].cpu().numpy()
+                if masks is None:
+                    masks = np.full((len(manifest),) + m.shape[1:], np.nan, np.float32)
+                masks[pos] = m
+        return p, masks, errors
+
+    def score_manipulated(self, hosts, kinds: list[str], donors=None, seed: int = 0, batch_size: int = 16,
+                          progress=None):
+        """Manipulate every host image (``kinds[i]``: an inpainting, copy-move, or splice with a donor
+        drawn from ``donors``), without perturbation or augmented view, and score it. Returns (raw p_fake,
+        predicted mask grids [N, g, g], true masks [N, S, S] at the model's crop, errors). For
+        localisation on held-out images."""
+        import dataclasses
+
+        from aigi.augment.manipulate import manipulate, rendezvous_donor, sha_keys, variant_rngs
+        from aigi.io import load_image, sha256_file
+        from aigi.training.cache import compute_cached
+
+        recipe = dataclasses.replace(self.config.recipe, perturb_p=0.0)
+        donor_shas = [sha256_file(s.path) for s in donors] if donors is not None else []
+        donor_keys = sha_keys(donor_shas) if donor_shas else None
+        tools = self._tools()
+        keys, plans = [], []
+        for s, kind in zip(hosts, kinds):
+            sha = sha256_file(s.path)
+            d = rendezvous_donor(sha, 0, seed, donor_keys) if kind == "splice" and donor_keys is not None else -1
+            plans.append((sha, kind, d))
+            keys.append((sha, f"heldout-{kind}-{recipe.key()}-seed{seed}" + (f"-donor{donor_shas[d][:16]}" if d >= 0 else "")))
+        pre = self.preprocessing
+
+        def make(n):
+            sha, kind, d = plans[n]
+            s = hosts.samples[n]
+            _, rng = variant_rngs(sha, 0, seed)
+            donor = self.prepare(load_image(donors.samples[d].path).image) if d >= 0 else None
+            m = manipulate(self.prepare(load_image(s.path).image), s.label, kind, rng, recipe, tools, donor)
+            truth = np.asarray(pre.geometry(Image.fromarray(m.mask.astype(np.uint8)), "nearest"))
+            return pre(m.image), truth
+
+        def encode(px):
+            return self.backbone.encode_images(px, tokens=True).tokens.astype(np.float16)
+
+        tok_cache, tgt_cache = self._token_cache()
+        feats, truths, errors = compute_cached(tok_cache, keys, make, encode, tgt_cache, batch_size, progress)
+        ok = [n for n, f in enumerate(feats) if f is not None]
+        p = np.full(len(keys), np.nan)
+        grids = truth_out = None
+        if ok:
+            self.eval()
+            with torch.inference_mode():
+                out = self({"tokens": torch.from_numpy(np.stack([feats[n] for n in ok])).to(self.proj.weight.device)})
+            p[ok] = torch.sigmoid(out["logit"]).cpu().numpy()
+            grids = out["mask"].cpu().numpy()
+            truth_out = np.stack([truths[n].astype(bool) for n in ok])
+        return p, grids, truth_out, errors
+
+    def score_manifest(self, manifest, batch_size: int = 16, progress=None, perturb=None):
+        p, _, errors = self.score_tokens(manifest, perturb, batch_size, progress)
+        return p, errors
+
