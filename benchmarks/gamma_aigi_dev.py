@@ -35,6 +35,8 @@ VARIANTS = {
     "no manipulation aug": {"manipulations": False},
     "no segmentation heads": {"segmentation": False},
     "no reverse attention": {"reverse_attention": False},
+    # not an ablation of the paper: only generative manipulations make a real image fake
+    "generative-only fake labels": {"manipulated_real_label": "generative"},
 }
 LOC_KINDS = ("splice", "inpaint-classical", "splice", "inpaint-autoencoder")
 

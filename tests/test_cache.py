@@ -73,3 +73,29 @@ def test_bad_files_are_reported_not_fatal(tmp_path):
     bb = CountingBackbone()
     feats, err = extract_pooled_features(bb, paths + [str(bad)], views=[0], cache=FeatureCache("x", root=tmp_path / "c"))
     assert err[:2] == [None, None] and "bad.jpg" in err[2] and np.isnan(feats[2]).all()
+
+
+def test_compute_cached_resumes_after_a_failure_without_redoing_work(tmp_path):
+    """A run that dies midway (here: jobs that fail) leaves finished entries; the rerun makes only the rest."""
+    from aigi.training.cache import FeatureCache, compute_cached
+
+    cache, aux = FeatureCache("k", root=tmp_path / "f"), FeatureCache("k", root=tmp_path / "a")
+    keys = [(f"{i:02d}" + "ab" * 31, "v") for i in range(10)]
+    made = []
+
+    def make(i, fail=()):
+        if i in fail:
+            raise OSError(f"job {i} died")
+        made.append(i)
+        return np.full((3, 2, 2), i, np.float32), np.array([i], np.int16)
+
+    def encode(px):
+        return px.reshape(len(px), -1).sum(axis=1, keepdims=True)  # 12 * i per job
+
+    feats, extra, errors = compute_cached(cache, keys, lambda i: make(i, fail={3, 7}), encode, aux, batch_size=4)
+    assert [e is not None for e in errors] == [i in (3, 7) for i in range(10)] and "job 3 died" in errors[3]
+    assert feats[3] is None and feats[5][0] == 60 and extra[5][0] == 5
+    made.clear()
+    feats, extra, errors = compute_cached(cache, keys, make, encode, aux, batch_size=4)
+    assert sorted(made) == [3, 7] and all(e is None for e in errors)
+    assert [float(f[0]) for f in feats] == [12.0 * i for i in range(10)] and [int(x[0]) for x in extra] == list(range(10))

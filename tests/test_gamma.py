@@ -10,8 +10,8 @@ from PIL import Image
 
 from aigi.augment.manipulate import (COPY_MOVED, GENERATED, INPAINTED, REAL, SPLICED, DiffusersInpainter,
                                      ManipulationRecipe, Tools, copy_move, inpaint_autoencoder, inpaint_classical,
-                                     manipulate, object_mask, perturb_alike, rendezvous_donor, sha_keys, splice,
-                                     unmanipulated)
+                                     manipulate, object_mask, perturb_alike, plan_kind, rendezvous_donor, sha_keys,
+                                     splice, unmanipulated)
 from aigi.config import TrainConfig
 from aigi.data import load_data
 from aigi.detectors.gamma import Gamma, GammaConfig, patch_targets, soft_cross_entropy, variant_labels
@@ -134,6 +134,9 @@ def test_patch_targets_soft_cross_entropy_and_labels_by_hand():
     clean = np.zeros((5, 2, 2), np.float32)
     clean[REAL] = 1
     assert variant_labels(np.stack([clean, t, clean]), [0, 0, 1]).tolist() == [0, 1, 1]
+    # "generative" policy: a copy-moved real stays real, a spliced one is fake
+    both = np.stack([t, t, clean])
+    assert variant_labels(both, [0, 0, 1], ["copy-move", "splice", "none"], "generative").tolist() == [0, 1, 1]
 
 
 def test_pixel_f1_and_iou_by_hand():
@@ -240,9 +243,10 @@ def test_generative_inpainting_through_a_tiny_diffusers_pipeline(tmp_path):
     assert m.mask.sum() > 0.95 * mask.sum() and not (m.mask & ~mask).any()
     # it is one of the inpainters a training variant can draw
     tools = Tools(generative=inpainter)
-    out = manipulate(img, 0, "inpaint-classical", np.random.default_rng(0),
-                     ManipulationRecipe(generative_p=1.0, perturb_p=0.0), tools)
-    assert out.kind == "inpaint-generative"
+    recipe = ManipulationRecipe(generative_p=1.0, perturb_p=0.0, real_kinds=("inpaint-classical",))
+    kind = plan_kind(0, np.random.default_rng(0), recipe, generative=True)
+    assert kind == "inpaint-generative" and plan_kind(0, np.random.default_rng(0), recipe) == "inpaint-classical"
+    assert manipulate(img, 0, kind, np.random.default_rng(0), recipe, tools).kind == "inpaint-generative"
 
 
 def test_cli_trains_explains_with_a_heatmap_and_previews(sample_dir, tmp_path):

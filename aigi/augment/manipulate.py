@@ -278,7 +278,7 @@ class ManipulationRecipe:
     """How GAMMA's training variant k of an image is drawn. Reals get an inpainting, a copy-move or a
     splice of generated content; generated images get a copy-move, a splice of real content or an
     inpainting. ``generative_p`` is the share of inpaintings done generatively (when an inpainting
-    pipeline is given). ``perturb_p``: chance of one semantics-preserving perturbation afterwards."""
+    pipeline is given; decided in the plan, so the kind is known before any pixel is touched). ``perturb_p``: chance of one semantics-preserving perturbation afterwards."""
 
     name: str = "gamma-v1"
     real_kinds: tuple[str, ...] = ("inpaint-classical", "inpaint-autoencoder", "copy-move", "splice")
@@ -300,9 +300,14 @@ def variant_rngs(sha256: str, k: int, seed: int) -> tuple[np.random.Generator, n
     return np.random.default_rng(base + [0]), np.random.default_rng(base + [1])
 
 
-def plan_kind(label: int, plan_rng: np.random.Generator, recipe: ManipulationRecipe) -> str:
+def plan_kind(label: int, plan_rng: np.random.Generator, recipe: ManipulationRecipe, generative: bool = False) -> str:
+    """Which manipulation a variant gets; with a generative inpainter at hand, a share ``generative_p``
+    of the inpaintings become generative ones."""
     kinds = recipe.fake_kinds if label else recipe.real_kinds
-    return kinds[int(plan_rng.integers(len(kinds)))]
+    kind = kinds[int(plan_rng.integers(len(kinds)))]
+    if generative and kind in INPAINT_KINDS and plan_rng.random() < recipe.generative_p:
+        kind = "inpaint-generative"
+    return kind
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -357,10 +362,12 @@ def manipulate(img: Image.Image, label: int, kind: str, rng: np.random.Generator
         out = splice(host, donor, mask, rng)
     elif kind == "copy-move":
         out = copy_move(host, mask, rng)
+    elif kind == "inpaint-generative":
+        if tools.generative is None:
+            raise ValueError("generative inpainting needs a diffusers inpainting pipeline (generative_inpainter)")
+        out = tools.generative(host, mask, rng)
     elif kind in INPAINT_KINDS:
-        if tools.generative is not None and rng.random() < recipe.generative_p:
-            out = tools.generative(host, mask, rng)
-        elif kind == "inpaint-autoencoder" and tools.reconstructor is not None:
+        if kind == "inpaint-autoencoder" and tools.reconstructor is not None:
             out = inpaint_autoencoder(host, mask, tools.reconstructor)
         else:
             out = inpaint_classical(host, mask)
@@ -398,7 +405,7 @@ def preview_grid(manifest, n: int = 8, seed: int = 0, recipe: ManipulationRecipe
         s = samples[int(rng.integers(len(samples)))]
         try:
             img = load_image(s.path).image
-            kind = plan_kind(s.label, rng, recipe)
+            kind = plan_kind(s.label, rng, recipe, tools.generative is not None)
             donor = None
             if kind == "splice":
                 pool = by_label[1 - s.label]

@@ -61,6 +61,9 @@ class GammaConfig:
     segmentation: bool = True
     reverse_attention: bool = True
     manipulations: bool = True
+    # which manipulated real images count as fake at image level: "any" manipulation, or only "generative"
+    # ones (a generated donor spliced in, autoencoder or diffusers inpainting); masks are the same either way
+    manipulated_real_label: str = "any"
     mask_weight: float = 1.0
     source_weight: float = 0.5
     clean_views: int = 1
@@ -94,12 +97,20 @@ def patch_targets(source: np.ndarray, grid: int, n_sources: int = len(SOURCES)) 
     return np.stack([np.asarray(Image.fromarray(c).resize((grid, grid), Image.Resampling.BOX)) for c in onehot])
 
 
-def variant_labels(targets: np.ndarray, image_labels) -> np.ndarray:
+GENERATIVE_KINDS = ("splice", "inpaint-autoencoder", "inpaint-generative")
+
+
+def variant_labels(targets: np.ndarray, image_labels, kinds=None, policy: str = "any") -> np.ndarray:
     """Image-level label of each variant: fake when the image is generated, or when any pixel the model
-    sees (after the view's crop) is not authentic."""
+    sees (after the view's crop) is not authentic; with ``policy="generative"`` only when those pixels
+    were made by a generative manipulation (``kinds[i]`` in ``GENERATIVE_KINDS``)."""
     if len(targets) == 0:
         return np.zeros(0, np.int64)
+    if policy not in ("any", "generative"):
+        raise ValueError(f"gamma: unknown manipulated_real_label {policy!r}; known: any, generative")
     touched = targets[:, REAL].reshape(len(targets), -1).min(axis=1) < 1
+    if policy == "generative":
+        touched &= np.isin(np.asarray(kinds, dtype=object), GENERATIVE_KINDS)
     return np.maximum(touched.astype(np.int64), np.asarray(image_labels, dtype=np.int64))
 
 
@@ -272,7 +283,7 @@ class Gamma(Detector):
                     key = f"{vr.key()}-seed{seed}-view{k}"
                 else:
                     plan_rng, _ = variant_rngs(sha or "0" * 64, k, seed)
-                    kind = plan_kind(int(labels[i]), plan_rng, recipe)
+                    kind = plan_kind(int(labels[i]), plan_rng, recipe, bool(cfg.generative_inpainter))
                     key = f"{recipe.key()}+{vr.key()}-seed{seed}-variant{k}"
                     if kind == "splice":
                         other = 1 - int(labels[i])
@@ -356,7 +367,8 @@ class Gamma(Detector):
             targets.append(t)
         tokens = np.stack([feats[n] for n in keep]) if keep else np.zeros((0,))
         tg = np.stack(targets).astype(np.float32) if keep else np.zeros((0,))
-        labels = variant_labels(tg, [manifest.samples[jobs[n][0]].label for n in keep])
+        labels = variant_labels(tg, [manifest.samples[jobs[n][0]].label for n in keep], [jobs[n][2] for n in keep],
+                                self.config.manipulated_real_label)
         return tokens, tg, labels, [jobs[n] for n in keep], [e for e in errors if e]
 
     # --- fitting -----------------------------------------------------------------------
@@ -397,7 +409,8 @@ class Gamma(Detector):
             if progress:
                 progress(1)
         tg = np.stack(tg)
-        labels = variant_labels(tg, [manifest.samples[j[0]].label for j in keep])
+        labels = variant_labels(tg, [manifest.samples[j[0]].label for j in keep], [j[2] for j in keep],
+                                self.config.manipulated_real_label)
         return {"pixels": np.stack(px)}, tg, labels, keep, errors
 
     def _optimise(self, data: dict[str, np.ndarray], targets: np.ndarray, labels: np.ndarray, seed: int) -> list[float]:
