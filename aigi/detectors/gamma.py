@@ -48,6 +48,7 @@ from torch import nn
 
 from aigi.augment.manipulate import GENERATED, REAL, SOURCES, ManipulationRecipe
 from aigi.detectors.base import Detector, register
+from aigi.training.loop import train_balanced
 
 FINETUNE = ("frozen", "last", "lora")
 
@@ -416,27 +417,17 @@ class Gamma(Detector):
     def _optimise(self, data: dict[str, np.ndarray], targets: np.ndarray, labels: np.ndarray, seed: int) -> list[float]:
         cfg = self.config
         rng = np.random.default_rng(seed)
-        params = [p for p in self.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.1)
-        by_class = [np.flatnonzero(labels == c) for c in (0, 1)]
         dev = self.proj.weight.device
-        self.train()
-        losses = []
-        for _ in range(cfg.steps):
-            cls = rng.integers(0, 2, cfg.batch_size)  # class-balanced batches
+
+        def batch_for(cls, by_class):
             idx = np.array([rng.choice(by_class[c]) for c in cls])
             batch = {k: torch.from_numpy(v[idx]).to(dev) for k, v in data.items()}
             batch["targets"] = torch.from_numpy(targets[idx]).to(dev)
             batch["label"] = torch.from_numpy(labels[idx]).to(dev)
-            out = self(batch)
-            opt.zero_grad()
-            out["loss"].backward()
-            opt.step()
-            sched.step()
-            losses.append(out["loss"].item())
-        self.eval()
-        return losses
+            return batch
+
+        return train_balanced(self, labels, batch_for, cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, rng,
+                              pct_start=0.1)
 
     # --- scoring through the cache ---------------------------------------------------------
     def score_tokens(self, manifest, perturb=None, batch_size: int = 16, progress=None, want_masks: bool = False):

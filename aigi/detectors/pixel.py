@@ -27,6 +27,7 @@ from PIL import Image
 from torch import nn
 
 from aigi.detectors.base import Detector, register
+from aigi.training.loop import train_balanced
 
 
 def npr_residual(x: torch.Tensor) -> torch.Tensor:
@@ -143,22 +144,11 @@ class PixelExpert(Detector):
             raise ValueError(f"none of the {len(skipped)} training images could be read (first: {skipped[0] if skipped else '-'})")
         if len(set(labels)) < 2:
             raise ValueError("pixel: training needs both real and fake images that can be read")
-        # class-balanced sampling, so a skewed manifest does not bias the expert
-        idx_by_class = [np.flatnonzero(y_all == c) for c in (0, 1)]
-        opt = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps)
-        self.train()
-        losses = []
-        for step in range(cfg.steps):
-            cls = rng.integers(0, 2, cfg.batch_size)
-            crops = [self._training_crop(arrays[int(rng.choice(idx_by_class[c]))], rng) for c in cls]
-            out = self({"pixels": torch.from_numpy(np.stack(crops)[:, None]), "label": torch.from_numpy(cls)})
-            opt.zero_grad()
-            out["loss"].backward()
-            opt.step()
-            sched.step()
-            losses.append(out["loss"].item())
-        self.eval()
+        def batch_for(cls, by_class):
+            crops = [self._training_crop(arrays[int(rng.choice(by_class[c]))], rng) for c in cls]
+            return {"pixels": torch.from_numpy(np.stack(crops)[:, None]), "label": torch.from_numpy(cls)}
+
+        losses = train_balanced(self, y_all, batch_for, cfg.steps, cfg.batch_size, cfg.lr, 1e-4, rng)
         k = max(1, cfg.steps // 10)
         return {"n_images": len(arrays), "steps": cfg.steps, "loss_first": float(np.mean(losses[:k])),
                 "loss_last": float(np.mean(losses[-k:])), "skipped_files": skipped}
