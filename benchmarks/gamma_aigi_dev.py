@@ -58,9 +58,12 @@ def run_fold(manifest, fold, cfg, with_localisation: bool) -> dict:
            "n_test_real": int((y == 0).sum()), "n_test_fake": int((y == 1).sum()), "n_errors": int((~ok).sum())}
     # the held-out fakes against each real source alone (faces vs faces tells content from artefacts)
     gens = np.asarray([s.generator for s in test])
-    out["auroc_by_real_source"] = {src: auroc(np.r_[np.zeros(int(((gens == src) & ok & (y == 0)).sum())), np.ones(int((ok & (y == 1)).sum()))],
-                                              np.r_[p[(gens == src) & ok & (y == 0)], p[ok & (y == 1)]])
-                                   for src in sorted(set(gens[y == 0]))}
+    fakes = ok & (y == 1)
+    out["auroc_by_real_source"] = {}
+    for src in sorted(set(gens[y == 0])):
+        reals = ok & (y == 0) & (gens == src)
+        out["auroc_by_real_source"][src] = auroc(np.r_[np.zeros(int(reals.sum())), np.ones(int(fakes.sum()))],
+                                                 np.r_[p[reals], p[fakes]])
     if with_localisation:
         reals = test.subset(lambda s: s.label == 0)
         donors = test.subset(lambda s: s.label == 1)  # the held-out generator's fakes
@@ -141,7 +144,8 @@ def write_report(logo: dict, swap: dict | None, out: Path):
     lines += ["", "## Localisation on held-out manipulated reals (head A, threshold 0.5, 224 px crop)", "",
               "Test reals of each fold, spliced with the held-out generator's fakes or inpainted. F1/IoU are",
               "means over images; `AUROC vs clean` asks the image head to tell them from the clean test reals.", "",
-              "| detector | fold | splice F1 | splice IoU | inpaint F1 | inpaint IoU | true masked fraction | splice AUROC vs clean | inpaint AUROC vs clean |",
+              "| detector | fold | splice F1 | splice IoU | inpaint F1 | inpaint IoU | true masked fraction "
+              "| splice AUROC vs clean | inpaint AUROC vs clean |",
               "|---|---|---|---|---|---|---|---|---|"]
     for name, folds in logo.items():
         for g in gens:

@@ -99,7 +99,9 @@ def ellipse_mask(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """One rotated ellipse."""
     s = min(h, w)
     a, b = rng.uniform(0.12, 0.35) * s, rng.uniform(0.12, 0.35) * s
-    cy, cx, theta = rng.uniform(a, h - a) if h > 2 * a else h / 2, rng.uniform(a, w - a) if w > 2 * a else w / 2, rng.uniform(0, np.pi)
+    cy = rng.uniform(a, h - a) if h > 2 * a else h / 2  # draws in this order: cached variants depend on it
+    cx = rng.uniform(a, w - a) if w > 2 * a else w / 2
+    theta = rng.uniform(0, np.pi)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     u = (xx - cx) * np.cos(theta) + (yy - cy) * np.sin(theta)
     v = -(xx - cx) * np.sin(theta) + (yy - cy) * np.cos(theta)
@@ -278,7 +280,8 @@ class ManipulationRecipe:
     """How GAMMA's training variant k of an image is drawn. Reals get an inpainting, a copy-move or a
     splice of generated content; generated images get a copy-move, a splice of real content or an
     inpainting. ``generative_p`` is the share of inpaintings done generatively (when an inpainting
-    pipeline is given; decided in the plan, so the kind is known before any pixel is touched). ``perturb_p``: chance of one semantics-preserving perturbation afterwards."""
+    pipeline is given; decided in the plan, so the kind is known before any pixel is touched).
+    ``perturb_p``: chance of one semantics-preserving perturbation afterwards."""
 
     name: str = "gamma-v1"
     real_kinds: tuple[str, ...] = ("inpaint-classical", "inpaint-autoencoder", "copy-move", "splice")
@@ -424,7 +427,8 @@ def preview_grid(manifest, n: int = 8, seed: int = 0, recipe: ManipulationRecipe
         cell = Image.new("RGB", (2 * tile + 6, tile + 18), "white")
         cell.paste(left, (0, 18))
         cell.paste(right, (tile + 6, 18))
-        ImageDraw.Draw(cell).text((2, 2), f"{m.kind} ({'fake' if s.label else 'real'} host, {m.mask.mean():.0%} masked)", fill="black")
+        caption = f"{m.kind} ({'fake' if s.label else 'real'} host, {m.mask.mean():.0%} masked)"
+        ImageDraw.Draw(cell).text((2, 2), caption, fill="black")
         tiles.append(cell)
     if not tiles:
         raise ValueError("no image could be manipulated" + (f" (first error: {errors[0]})" if errors else ""))

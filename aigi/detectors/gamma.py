@@ -237,7 +237,8 @@ class Gamma(Detector):
     def extra_fields(self, out, i):
         m = out["mask"][i].float().cpu().numpy()
         src = out["source"][i].float().cpu().numpy().mean(axis=(1, 2))
-        return {"mask": [[round(float(v), 3) for v in row] for row in m], "manipulated_fraction": round(float((m >= 0.5).mean()), 4),
+        return {"mask": [[round(float(v), 3) for v in row] for row in m],
+                "manipulated_fraction": round(float((m >= 0.5).mean()), 4),
                 "source_fractions": {name: round(float(v), 4) for name, v in zip(SOURCES, src)}}
 
     # --- training data ---------------------------------------------------------------------
@@ -308,17 +309,13 @@ class Gamma(Detector):
         i, k, kind, donor, sha, _ = job
         label = manifest.samples[i].label
         img = self.prepare(load_image(manifest.samples[i].path).image)
-        if k == 0:
-            m = unmanipulated(img, label)
-        elif kind == "none":
-            m = unmanipulated(img, label)
-            m.image, (src,) = augmented_view(img, view_rng(sha, k, train_config.seed), train_config.view_recipe,
-                                              masks=(Image.fromarray(m.source),))
-            m.source = np.asarray(src)
+        if kind == "none":
+            m, rng = unmanipulated(img, label), view_rng(sha, k, train_config.seed)
         else:
             _, rng = variant_rngs(sha, k, train_config.seed)
             donor_img = self.prepare(load_image(manifest.samples[donor].path).image) if donor >= 0 else None
             m = manipulate(img, label, kind, rng, self.config.recipe, tools, donor_img)
+        if k > 0:  # every variant but the image as it is gets the shortcut-denial view, masks following
             m.image, (src,) = augmented_view(m.image, rng, train_config.view_recipe, masks=(Image.fromarray(m.source),))
             m.source = np.asarray(src)
         pre = self.preprocessing
@@ -337,7 +334,10 @@ class Gamma(Detector):
     def _token_cache(self):
         from aigi.training.cache import FeatureCache
 
-        key = f"{self.config.backbone}-{self.preprocessing.key()}" if self.config.backbone == "dinov2-s14" else self.backbone.cache_key()
+        if self.config.backbone == "dinov2-s14":  # its key without starting onnxruntime
+            key = f"{self.config.backbone}-{self.preprocessing.key()}"
+        else:
+            key = self.backbone.cache_key()
         return FeatureCache(key, kind="tokens"), FeatureCache(key, kind="gamma-targets")
 
     def training_set(self, manifest, train_config, progress=None):
@@ -352,10 +352,7 @@ class Gamma(Detector):
         def make(n):
             return self._make_variant(manifest, jobs[n], train_config, tools)
 
-        def encode(px):
-            return self.backbone.encode_images(px, tokens=True).tokens.astype(np.float16)
-
-        feats, aux, errors = compute_cached(tok_cache, [(j[4], j[5]) for j in jobs], make, encode, tgt_cache,
+        feats, aux, errors = compute_cached(tok_cache, [(j[4], j[5]) for j in jobs], make, self._encode_tokens, tgt_cache,
                                             train_config.batch_size, progress)
         keep = [n for n, f in enumerate(feats) if f is not None]
         g = int(math.isqrt(feats[keep[0]].shape[0] - 1)) if keep else 0
@@ -430,15 +427,25 @@ class Gamma(Detector):
                               pct_start=0.1)
 
     # --- scoring through the cache ---------------------------------------------------------
-    def score_tokens(self, manifest, perturb=None, batch_size: int = 16, progress=None, want_masks: bool = False):
-        """Forward outputs for every sample's plain view (or ``perturb=(key, fn)`` of it), from cached
-        tokens. Returns (raw p_fake with NaN for failures, masks [N, g, g] or None, errors)."""
+    def _encode_tokens(self, pixels: np.ndarray) -> np.ndarray:
+        return self.backbone.encode_images(pixels, tokens=True).tokens.astype(np.float16)
+
+    @torch.inference_mode()
+    def _forward_tokens(self, tokens: list[np.ndarray], chunk: int = 256) -> dict[str, torch.Tensor]:
+        """The forward outputs (on the CPU) for cached token sequences, ``chunk`` at a time."""
+        self.eval()
+        outs = [self({"tokens": torch.from_numpy(np.stack(tokens[i:i + chunk])).to(self.proj.weight.device)})
+                for i in range(0, len(tokens), chunk)]
+        return {k: torch.cat([o[k] for o in outs]).cpu() for k in ("logit", "mask", "source")}
+
+    def score_manifest(self, manifest, batch_size: int = 16, progress=None, perturb=None):
+        """Raw p_fake of every sample's plain view (or ``perturb=(key, fn)`` of it) from cached tokens
+        (NaN where the file failed), and per-sample errors."""
         from aigi.io import load_image, sha256_file
         from aigi.training.cache import compute_cached
 
-        if self.encoder is not None:
-            p, errors = super().score_manifest(manifest, batch_size, progress, perturb)
-            return p, None, errors
+        if self.encoder is not None:  # a trainable backbone: no token cache
+            return super().score_manifest(manifest, batch_size, progress, perturb)
         tok_cache, _ = self._token_cache()
         vkey = perturb[0] if perturb else "plain"
         if self.parity:
@@ -456,29 +463,15 @@ class Gamma(Detector):
             img = self.prepare(load_image(manifest.samples[idx[n]].path).image)
             return self.preprocessing(perturb[1](img) if perturb else img), None
 
-        def encode(px):
-            return self.backbone.encode_images(px, tokens=True).tokens.astype(np.float16)
-
-        feats, _, errs = compute_cached(tok_cache, [keys[i] for i in idx], make, encode, None, batch_size, progress)
+        feats, _, errs = compute_cached(tok_cache, [keys[i] for i in idx], make, self._encode_tokens, None, batch_size, progress)
         p = np.full(len(manifest), np.nan)
-        masks = None
         ok = [n for n, f in enumerate(feats) if f is not None]
         for n, e in enumerate(errs):
             if e:
                 errors[idx[n]] = e
-        self.eval()
-        for start in range(0, len(ok), 256):
-            chunk = ok[start:start + 256]
-            with torch.inference_mode():
-                out = self({"tokens": torch.from_numpy(np.stack([feats[n] for n in chunk])).to(self.proj.weight.device)})
-            pos = [idx[n] for n in chunk]
-            p[pos] = torch.sigmoid(out["logit"]).cpu().numpy()
-            if want_masks:
-                m = out["mask"].cpu().numpy()
-                if masks is None:
-                    masks = np.full((len(manifest),) + m.shape[1:], np.nan, np.float32)
-                masks[pos] = m
-        return p, masks, errors
+        if ok:
+            p[[idx[n] for n in ok]] = torch.sigmoid(self._forward_tokens([feats[n] for n in ok])["logit"]).numpy()
+        return p, errors
 
     def score_manipulated(self, hosts, kinds: list[str], donors=None, seed: int = 0, batch_size: int = 16,
                           progress=None):
@@ -513,24 +506,14 @@ class Gamma(Detector):
             truth = np.asarray(pre.geometry(Image.fromarray(m.mask.astype(np.uint8)), "nearest"))
             return pre(m.image), truth
 
-        def encode(px):
-            return self.backbone.encode_images(px, tokens=True).tokens.astype(np.float16)
-
         tok_cache, tgt_cache = self._token_cache()
-        feats, truths, errors = compute_cached(tok_cache, keys, make, encode, tgt_cache, batch_size, progress)
+        feats, truths, errors = compute_cached(tok_cache, keys, make, self._encode_tokens, tgt_cache, batch_size, progress)
         ok = [n for n, f in enumerate(feats) if f is not None]
         p = np.full(len(keys), np.nan)
         grids = truth_out = None
         if ok:
-            self.eval()
-            with torch.inference_mode():
-                out = self({"tokens": torch.from_numpy(np.stack([feats[n] for n in ok])).to(self.proj.weight.device)})
-            p[ok] = torch.sigmoid(out["logit"]).cpu().numpy()
-            grids = out["mask"].cpu().numpy()
+            out = self._forward_tokens([feats[n] for n in ok])
+            p[ok] = torch.sigmoid(out["logit"]).numpy()
+            grids = out["mask"].numpy()
             truth_out = np.stack([truths[n].astype(bool) for n in ok])
         return p, grids, truth_out, errors
-
-    def score_manifest(self, manifest, batch_size: int = 16, progress=None, perturb=None):
-        p, _, errors = self.score_tokens(manifest, perturb, batch_size, progress)
-        return p, errors
-
