@@ -186,3 +186,17 @@ def test_training_on_unreadable_data_is_a_clear_error(tmp_path):
     r = run_cli("train", "--config", cfg, "--data", tmp_path, "--out", tmp_path / "o")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "training failed: none of the 2 training images could be read" in r.stderr and "a.jpg" in r.stderr
+
+
+def test_every_shipped_config_parses_and_builds_its_detector():
+    from pathlib import Path
+
+    from aigi.config import load_train_config
+    from aigi.training.train import build_detector
+
+    configs = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
+    assert len(configs) >= 5
+    for path in configs:
+        cfg = load_train_config(path)
+        det = build_detector(cfg)
+        assert det.name == cfg.detector, path
