@@ -37,6 +37,7 @@ saved detector holds the whole backbone.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -99,6 +100,7 @@ def patch_targets(source: np.ndarray, grid: int, n_sources: int = len(SOURCES)) 
 
 
 GENERATIVE_KINDS = ("splice", "inpaint-autoencoder", "inpaint-generative")
+LABEL_POLICIES = ("any", "generative")
 
 
 def variant_labels(targets: np.ndarray, image_labels, kinds=None, policy: str = "any") -> np.ndarray:
@@ -107,8 +109,8 @@ def variant_labels(targets: np.ndarray, image_labels, kinds=None, policy: str = 
     were made by a generative manipulation (``kinds[i]`` in ``GENERATIVE_KINDS``)."""
     if len(targets) == 0:
         return np.zeros(0, np.int64)
-    if policy not in ("any", "generative"):
-        raise ValueError(f"gamma: unknown manipulated_real_label {policy!r}; known: any, generative")
+    if policy not in LABEL_POLICIES:
+        raise ValueError(f"gamma: unknown manipulated_real_label {policy!r}; known: {', '.join(LABEL_POLICIES)}")
     touched = targets[:, REAL].reshape(len(targets), -1).min(axis=1) < 1
     if policy == "generative":
         touched &= np.isin(np.asarray(kinds, dtype=object), GENERATIVE_KINDS)
@@ -137,6 +139,9 @@ class Gamma(Detector):
             config.recipe = ManipulationRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.recipe.items()})
         if config.finetune not in FINETUNE:
             raise ValueError(f"gamma: unknown finetune {config.finetune!r}; known: {', '.join(FINETUNE)}")
+        if config.manipulated_real_label not in LABEL_POLICIES:  # checked before any extraction starts
+            raise ValueError(f"gamma: unknown manipulated_real_label {config.manipulated_real_label!r}; "
+                             f"known: {', '.join(LABEL_POLICIES)}")
         self.encoder = None
         dim = self._init_encoder()
         h = config.hidden
@@ -260,23 +265,21 @@ class Gamma(Detector):
 
     def variant_jobs(self, manifest, train_config):
         """The plan of every training variant: (image index, variant, manipulation kind, donor index or
-        -1, cache key). Known without decoding; donors come from this manifest only."""
+        -1, sha256, cache key), known without decoding (donors come from this manifest only), and the
+        errors of files that cannot be read (they get no job)."""
         from aigi.augment.manipulate import plan_kind, rendezvous_donor, sha_keys, variant_rngs
-        from aigi.io import sha256_file
+        from aigi.training.cache import hash_files
 
         cfg, seed = self.config, train_config.seed
-        shas = []
-        for s in manifest:
-            try:
-                shas.append(sha256_file(s.path))
-            except OSError:
-                shas.append(None)
+        shas, unreadable = hash_files([s.path for s in manifest])
         labels = np.asarray(manifest.labels)
         pools = {c: np.flatnonzero((labels == c) & np.array([x is not None for x in shas])) for c in (0, 1)}
         pool_keys = {c: sha_keys([shas[j] for j in pools[c]]) for c in (0, 1)}
         vr, recipe = train_config.view_recipe, cfg.recipe
         jobs = []
         for i, sha in enumerate(shas):
+            if sha is None:
+                continue
             for k, manip in self._views(train_config):
                 kind, donor = "none", -1
                 if k == 0:
@@ -284,12 +287,12 @@ class Gamma(Detector):
                 elif not manip:
                     key = f"{vr.key()}-seed{seed}-view{k}"
                 else:
-                    plan_rng, _ = variant_rngs(sha or "0" * 64, k, seed)
+                    plan_rng, _ = variant_rngs(sha, k, seed)
                     kind = plan_kind(int(labels[i]), plan_rng, recipe, bool(cfg.generative_inpainter))
                     key = f"{recipe.key()}+{vr.key()}-seed{seed}-variant{k}"
                     if kind == "splice":
                         other = 1 - int(labels[i])
-                        if len(pools[other]) and sha is not None:
+                        if len(pools[other]):
                             donor = int(pools[other][rendezvous_donor(sha, k, seed, pool_keys[other])])
                             key += f"-donor{shas[donor][:16]}"
                         else:
@@ -298,7 +301,7 @@ class Gamma(Detector):
                 if self.parity:
                     key = f"parity-{key}"
                 jobs.append((i, k, kind, donor, sha, key))
-        return jobs
+        return jobs, [e for e in unreadable if e]
 
     def _make_variant(self, manifest, job, train_config, tools):
         """Decode and build one variant: (preprocessed pixels, per-patch source targets)."""
@@ -341,33 +344,28 @@ class Gamma(Detector):
         return FeatureCache(key, kind="tokens"), FeatureCache(key, kind="gamma-targets")
 
     def training_set(self, manifest, train_config, progress=None):
-        """Tokens [M, 1+N, D] (float16), targets [M, C, g, g], labels [M] and the job plan, through the
-        cache (frozen backbone only)."""
+        """Tokens [M, 1+N, D] (float16), targets [M, C, g, g], labels [M], the jobs kept and the errors,
+        through the cache (frozen backbone only)."""
         from aigi.training.cache import compute_cached
 
-        jobs = [j for j in self.variant_jobs(manifest, train_config) if j[4] is not None]
+        jobs, errors = self.variant_jobs(manifest, train_config)
         tools = self._tools() if self.config.manipulations else None
         tok_cache, tgt_cache = self._token_cache()
 
         def make(n):
             return self._make_variant(manifest, jobs[n], train_config, tools)
 
-        feats, aux, errors = compute_cached(tok_cache, [(j[4], j[5]) for j in jobs], make, self._encode_tokens, tgt_cache,
-                                            train_config.batch_size, progress)
+        feats, targets, job_errors = compute_cached(tok_cache, [(j[4], j[5]) for j in jobs], make, self._encode_tokens,
+                                                    tgt_cache, train_config.batch_size, progress)
         keep = [n for n, f in enumerate(feats) if f is not None]
-        g = int(math.isqrt(feats[keep[0]].shape[0] - 1)) if keep else 0
-        targets = []
-        for n in keep:
-            t = aux[n]
-            if t is None:  # plain views are made without a mask: the whole image is one source
-                t = np.zeros((self.config.n_sources, g, g), np.float16)
-                t[GENERATED if manifest.samples[jobs[n][0]].label else REAL] = 1
-            targets.append(t)
         tokens = np.stack([feats[n] for n in keep]) if keep else np.zeros((0,))
-        tg = np.stack(targets).astype(np.float32) if keep else np.zeros((0,))
-        labels = variant_labels(tg, [manifest.samples[jobs[n][0]].label for n in keep], [jobs[n][2] for n in keep],
-                                self.config.manipulated_real_label)
-        return tokens, tg, labels, [jobs[n] for n in keep], [e for e in errors if e]
+        tg = np.stack([targets[n] for n in keep]).astype(np.float32) if keep else np.zeros((0,))
+        kept = [jobs[n] for n in keep]
+        return tokens, tg, self._labels(manifest, kept, tg), kept, errors + [e for e in job_errors if e]
+
+    def _labels(self, manifest, jobs, targets) -> np.ndarray:
+        return variant_labels(targets, [manifest.samples[j[0]].label for j in jobs], [j[2] for j in jobs],
+                              self.config.manipulated_real_label)
 
     # --- fitting -----------------------------------------------------------------------
     def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
@@ -383,18 +381,16 @@ class Gamma(Detector):
                              + (f" (first error: {errors[0]})" if errors else ""))
         losses = self._optimise(data, targets, labels, train_config.seed)
         k = max(1, len(losses) // 10)
-        kinds = {}
-        for j in jobs:
-            kinds[j[2]] = kinds.get(j[2], 0) + 1
-        return {"n_images": len({j[0] for j in jobs}), "n_variants": len(jobs), "variants_by_kind": kinds,
+        return {"n_images": len({j[0] for j in jobs}), "n_variants": len(jobs),
+                "variants_by_kind": dict(Counter(j[2] for j in jobs)),
                 "n_fake_variants": int(labels.sum()), "steps": cfg.steps, "loss_first": float(np.mean(losses[:k])),
                 "loss_last": float(np.mean(losses[-k:])), "skipped": errors[:20], "n_skipped": len(errors)}
 
     def _in_memory_set(self, manifest, train_config, progress):
         """Variants as preprocessed pixels in memory (fine-tuning through the backbone)."""
-        jobs = [j for j in self.variant_jobs(manifest, train_config) if j[4] is not None]
+        jobs, errors = self.variant_jobs(manifest, train_config)
         tools = self._tools() if self.config.manipulations else None
-        px, tg, keep, errors = [], [], [], []
+        px, tg, keep = [], [], []
         for j in jobs:
             try:
                 x, t = self._make_variant(manifest, j, train_config, tools)
@@ -407,9 +403,7 @@ class Gamma(Detector):
             if progress:
                 progress(1)
         tg = np.stack(tg)
-        labels = variant_labels(tg, [manifest.samples[j[0]].label for j in keep], [j[2] for j in keep],
-                                self.config.manipulated_real_label)
-        return {"pixels": np.stack(px)}, tg, labels, keep, errors
+        return {"pixels": np.stack(px)}, tg, self._labels(manifest, keep, tg), keep, errors
 
     def _optimise(self, data: dict[str, np.ndarray], targets: np.ndarray, labels: np.ndarray, seed: int) -> list[float]:
         cfg = self.config
@@ -441,8 +435,8 @@ class Gamma(Detector):
     def score_manifest(self, manifest, batch_size: int = 16, progress=None, perturb=None):
         """Raw p_fake of every sample's plain view (or ``perturb=(key, fn)`` of it) from cached tokens
         (NaN where the file failed), and per-sample errors."""
-        from aigi.io import load_image, sha256_file
-        from aigi.training.cache import compute_cached
+        from aigi.io import load_image
+        from aigi.training.cache import compute_cached, hash_files
 
         if self.encoder is not None:  # a trainable backbone: no token cache
             return super().score_manifest(manifest, batch_size, progress, perturb)
@@ -450,13 +444,8 @@ class Gamma(Detector):
         vkey = perturb[0] if perturb else "plain"
         if self.parity:
             vkey = f"parity-{vkey}"
-        keys, errors = [], [None] * len(manifest)
-        for i, s in enumerate(manifest):
-            try:
-                keys.append((sha256_file(s.path), vkey))
-            except OSError as e:
-                keys.append(None)
-                errors[i] = f"{s.path}: cannot read file ({e.strerror or e})"
+        shas, errors = hash_files([s.path for s in manifest])
+        keys = [(sha, vkey) if sha else None for sha in shas]
         idx = [i for i, k in enumerate(keys) if k is not None]
 
         def make(n):
@@ -476,30 +465,33 @@ class Gamma(Detector):
     def score_manipulated(self, hosts, kinds: list[str], donors=None, seed: int = 0, batch_size: int = 16,
                           progress=None):
         """Manipulate every host image (``kinds[i]``: an inpainting, copy-move, or splice with a donor
-        drawn from ``donors``), without perturbation or augmented view, and score it. Returns (raw p_fake,
-        predicted mask grids [N, g, g], true masks [N, S, S] at the model's crop, errors). For
-        localisation on held-out images."""
+        drawn from ``donors``), without perturbation or augmented view, and score it. Returns (raw p_fake
+        per host, NaN where it failed; predicted mask grids and true masks [S, S] at the model's crop, one
+        per host that did not fail, in order; errors per host). For localisation on held-out images."""
         import dataclasses
 
         from aigi.augment.manipulate import manipulate, rendezvous_donor, sha_keys, variant_rngs
-        from aigi.io import load_image, sha256_file
-        from aigi.training.cache import compute_cached
+        from aigi.io import load_image
+        from aigi.training.cache import compute_cached, hash_files
 
         recipe = dataclasses.replace(self.config.recipe, perturb_p=0.0)
-        donor_shas = [sha256_file(s.path) for s in donors] if donors is not None else []
-        donor_keys = sha_keys(donor_shas) if donor_shas else None
-        tools = self._tools()
+        donor_shas, _ = hash_files([s.path for s in donors]) if donors is not None else ([], [])
+        pool = [j for j, sha in enumerate(donor_shas) if sha]  # unreadable donors leave the pool
+        donor_keys = sha_keys([donor_shas[j] for j in pool]) if pool else None
+        shas, errors = hash_files([s.path for s in hosts])
+        idx = [i for i, sha in enumerate(shas) if sha]
         keys, plans = [], []
-        for s, kind in zip(hosts, kinds):
-            sha = sha256_file(s.path)
-            d = rendezvous_donor(sha, 0, seed, donor_keys) if kind == "splice" and donor_keys is not None else -1
+        for i in idx:
+            sha, kind = shas[i], kinds[i]
+            d = pool[rendezvous_donor(sha, 0, seed, donor_keys)] if kind == "splice" and donor_keys is not None else -1
             plans.append((sha, kind, d))
             keys.append((sha, f"heldout-{kind}-{recipe.key()}-seed{seed}" + (f"-donor{donor_shas[d][:16]}" if d >= 0 else "")))
+        tools = self._tools()
         pre = self.preprocessing
 
         def make(n):
             sha, kind, d = plans[n]
-            s = hosts.samples[n]
+            s = hosts.samples[idx[n]]
             _, rng = variant_rngs(sha, 0, seed)
             donor = self.prepare(load_image(donors.samples[d].path).image) if d >= 0 else None
             m = manipulate(self.prepare(load_image(s.path).image), s.label, kind, rng, recipe, tools, donor)
@@ -507,13 +499,17 @@ class Gamma(Detector):
             return pre(m.image), truth
 
         tok_cache, tgt_cache = self._token_cache()
-        feats, truths, errors = compute_cached(tok_cache, keys, make, self._encode_tokens, tgt_cache, batch_size, progress)
+        feats, truths, job_errors = compute_cached(tok_cache, keys, make, self._encode_tokens, tgt_cache, batch_size,
+                                                   progress)
+        for n, e in enumerate(job_errors):
+            if e:
+                errors[idx[n]] = e
         ok = [n for n, f in enumerate(feats) if f is not None]
-        p = np.full(len(keys), np.nan)
+        p = np.full(len(hosts), np.nan)
         grids = truth_out = None
         if ok:
             out = self._forward_tokens([feats[n] for n in ok])
-            p[ok] = torch.sigmoid(out["logit"]).numpy()
+            p[[idx[n] for n in ok]] = torch.sigmoid(out["logit"]).numpy()
             grids = out["mask"].numpy()
             truth_out = np.stack([truths[n].astype(bool) for n in ok])
         return p, grids, truth_out, errors

@@ -27,6 +27,18 @@ from aigi.pipeline import iter_batches
 from aigi.transforms import DEFAULT_VIEW_RECIPE, ViewRecipe, augmented_view, parity_image, view_rng
 
 
+def hash_files(paths: Sequence[str]) -> tuple[list[str | None], list[str | None]]:
+    """The content hash of every file (the cache's key), and per file ``None`` or why it cannot be read."""
+    shas: list[str | None] = [None] * len(paths)
+    errors: list[str | None] = [None] * len(paths)
+    for i, p in enumerate(paths):
+        try:
+            shas[i] = sha256_file(p)
+        except OSError as e:
+            errors[i] = f"{p}: cannot read file ({e.strerror or e})"
+    return shas, errors
+
+
 def view_key(view: int, recipe: ViewRecipe, seed: int) -> str:
     return "plain" if view == 0 else f"{recipe.key()}-seed{seed}-view{view}"
 
@@ -95,14 +107,10 @@ def extract_pooled_features(
 
     dim = 2 * backbone.dim
     out = np.full((len(paths), len(views), dim), np.nan, dtype=np.float32)
-    errors: list[str | None] = [None] * len(paths)
-    shas: list[str | None] = [None] * len(paths)
+    shas, errors = hash_files(paths)
     todo: list[tuple[int, int]] = []  # (path index, view position)
-    for i, p in enumerate(paths):
-        try:
-            shas[i] = sha256_file(p)
-        except OSError as e:
-            errors[i] = f"{p}: cannot read file ({e.strerror or e})"
+    for i in range(len(paths)):
+        if shas[i] is None:
             continue
         for j, v in enumerate(views):
             hit = cache.get(shas[i], vkey(v))
