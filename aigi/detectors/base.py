@@ -100,6 +100,15 @@ class Detector(torch.nn.Module):
         (e.g. AlignGemini's fusion). Returns a description for config.json, or None."""
         return None
 
+    def reserved(self, manifest) -> np.ndarray:
+        """Indices of ``manifest`` this detector keeps for its own pre-training (ITEM's alignment slice):
+        they are removed before any split, so no detector split ever holds them. Default: none."""
+        return np.array([], dtype=int)
+
+    def pretrain(self, reserved, train_config) -> dict | None:
+        """Optional first stage on the reserved samples, before ``fit``. Returns a description or None."""
+        return None
+
     # The raw score at which the detector's own decision rule flips, when it has one (AlignGemini's
     # OR rule); calibration then stores that point, mapped, as the default threshold.
     raw_decision_threshold: float | None = None

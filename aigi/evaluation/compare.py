@@ -52,16 +52,24 @@ def choose_default(logo: dict[str, dict[str, float]], current: str, margin: floa
 
 def compare(configs: dict[str, TrainConfig], manifest: Manifest, out_dir: str | Path, current_default: str,
             seeds=(0,), per_group: int = 50, log: Callable[[str], None] = print) -> dict:
-    from aigi.training.train import train_detector
+    from aigi.data.splits import without
+    from aigi.training.train import build_detector, train_detector
 
+    full_manifest = manifest
     out = Path(out_dir)
+    # Samples any detector reserves for pre-training leave the data of every detector: all are
+    # compared on the same folds and the same validation split.
+    reserved = {name: build_detector(cfg).reserved(manifest) for name, cfg in configs.items()}
+    manifest = without(manifest, np.unique(np.concatenate([np.asarray(r, dtype=int) for r in reserved.values()])))
     results: dict[str, dict] = {}
     for name, cfg in configs.items():
+        own = full_manifest.subset(reserved[name])
         log(f"[{name}] leave-generator-out, seeds {list(seeds)}")
         logo = run_leave_generator_out(cfg, manifest, seeds,
-                                       on_fold=lambda s, r: log(f"[{name}] seed {s} held-out {r['fold']}: {r['metrics']['auroc']:.3f}"))
+                                       on_fold=lambda s, r: log(f"[{name}] seed {s} held-out {r['fold']}: {r['metrics']['auroc']:.3f}"),
+                                       reserved=own)
         log(f"[{name}] training on 80%, calibrating on 20%")
-        det = train_detector(cfg, manifest, out / "detectors" / name)
+        det = train_detector(cfg, manifest, out / "detectors" / name, reserved=own)
         val = manifest.subset(validation_split(manifest, cfg.val_fraction, cfg.seed)[1])
         p, _ = det.calibrated_scores(val)
         y = np.asarray(val.labels)
@@ -85,6 +93,7 @@ def compare(configs: dict[str, TrainConfig], manifest: Manifest, out_dir: str | 
         }
     decision = choose_default({n: r["logo"] for n, r in results.items()}, current_default)
     data = {"data": manifest.source, "summary": manifest.summary(), "seeds": list(seeds), "per_group": per_group,
+            "n_reserved": int(len(full_manifest) - len(manifest)),
             "detectors": results, "default_rule": decision}
     write_compare_report(out / "report.html", data)
     return data

@@ -13,16 +13,29 @@ from aigi.data.splits import Fold, leave_generator_out, train_on_generators
 from aigi.evaluation.metrics import binary_metrics, per_generator
 
 
-def fit_for_protocol(cfg: TrainConfig, train: Manifest, progress: Callable[[int], None] | None = None):
+def split_reserved(cfg: TrainConfig, manifest: Manifest) -> tuple[Manifest, Manifest]:
+    """(the samples ``cfg``'s detector reserves for pre-training, the rest): protocols split the rest only."""
+    from aigi.data.splits import without
+    from aigi.training.train import build_detector
+
+    idx = build_detector(cfg).reserved(manifest)
+    return manifest.subset(idx), without(manifest, idx)
+
+
+def fit_for_protocol(cfg: TrainConfig, train: Manifest, progress: Callable[[int], None] | None = None,
+                     reserved: Manifest | None = None):
     """A detector trained on ``train`` for a protocol fold: AUROC needs no calibration, so there is no
     validation split, except for detectors with a second stage fitted on one (AlignGemini's
-    fusion): those get ``cfg.val_fraction`` of ``train`` for it. Returns (detector, fit info)."""
+    fusion): those get ``cfg.val_fraction`` of ``train`` for it. ``reserved`` samples (see
+    :func:`split_reserved`) go to the detector's ``pretrain`` first. Returns (detector, fit info)."""
     from aigi.data.splits import validation_split
     from aigi.detectors.base import Detector
     from aigi.training.train import build_detector
 
     fold_cfg = dataclasses.replace(cfg, val_fraction=0.0)
     det = build_detector(fold_cfg)
+    if reserved is not None and len(reserved):
+        det.pretrain(reserved, fold_cfg)
     if type(det).fit_validation is not Detector.fit_validation and cfg.val_fraction > 0:
         tr, va = validation_split(train, cfg.val_fraction, cfg.seed)
         fit_info = det.fit(train.subset(tr), fold_cfg, progress)
@@ -31,9 +44,9 @@ def fit_for_protocol(cfg: TrainConfig, train: Manifest, progress: Callable[[int]
 
 
 def run_fold(cfg: TrainConfig, manifest: Manifest, fold: Fold,
-             progress: Callable[[int], None] | None = None) -> dict:
+             progress: Callable[[int], None] | None = None, reserved: Manifest | None = None) -> dict:
     """Train on the fold's train indices (:func:`fit_for_protocol`), score its test indices."""
-    det, fit_info = fit_for_protocol(cfg, manifest.subset(fold.train), progress)
+    det, fit_info = fit_for_protocol(cfg, manifest.subset(fold.train), progress, reserved)
     test = manifest.subset(fold.test)
     p, errors = det.score_manifest(test)
     y = np.asarray(test.labels)
@@ -49,12 +62,17 @@ def run_fold(cfg: TrainConfig, manifest: Manifest, fold: Fold,
 
 def run_leave_generator_out(cfg: TrainConfig, manifest: Manifest, seeds=(0,),
                             progress: Callable[[int], None] | None = None,
-                            on_fold: Callable[[int, dict], None] | None = None) -> dict:
-    """AUROC per held-out generator (mean and sd over ``seeds``), plus every fold's metrics."""
+                            on_fold: Callable[[int, dict], None] | None = None,
+                            reserved: Manifest | None = None) -> dict:
+    """AUROC per held-out generator (mean and sd over ``seeds``), plus every fold's metrics. Samples the
+    detector reserves for pre-training are taken out before the folds are drawn (or are given as
+    ``reserved``, already outside ``manifest``)."""
+    if reserved is None:
+        reserved, manifest = split_reserved(cfg, manifest)
     folds_out = []
     for seed in seeds:
         for fold in leave_generator_out(manifest, seed=seed):
-            r = run_fold(cfg, manifest, fold, progress)
+            r = run_fold(cfg, manifest, fold, progress, reserved)
             r["seed"] = seed
             folds_out.append(r)
             if on_fold:
@@ -64,14 +82,15 @@ def run_leave_generator_out(cfg: TrainConfig, manifest: Manifest, seeds=(0,),
         vals = [f["metrics"]["auroc"] for f in folds_out if f["fold"] == g]
         summary[g] = {"auroc_mean": float(np.mean(vals)), "auroc_sd": float(np.std(vals)), "n_seeds": len(vals)}
     means = [v["auroc_mean"] for v in summary.values()]
-    return {"protocol": "leave-generator-out", "seeds": list(seeds), "auroc": summary,
+    return {"protocol": "leave-generator-out", "seeds": list(seeds), "n_reserved": len(reserved), "auroc": summary,
             "mean_auroc": float(np.mean(means)), "folds": folds_out}
 
 
 def run_train_on(cfg: TrainConfig, manifest: Manifest, generators: list[str], seed: int = 0,
                  progress: Callable[[int], None] | None = None) -> dict:
     """Train on the named generators, test on every other one (AUROC per test generator)."""
-    r = run_fold(cfg, manifest, train_on_generators(manifest, generators, seed), progress)
+    reserved, manifest = split_reserved(cfg, manifest)
+    r = run_fold(cfg, manifest, train_on_generators(manifest, generators, seed), progress, reserved)
     r["protocol"] = "train-on-" + "+".join(generators)
     return r
 
@@ -79,9 +98,10 @@ def run_train_on(cfg: TrainConfig, manifest: Manifest, generators: list[str], se
 def run_cross_dataset(cfg: TrainConfig, train: Manifest, test: Manifest,
                       progress: Callable[[int], None] | None = None) -> dict:
     """Train on every image of ``train``; test on every image of ``test`` (another data set)."""
+    reserved, train = split_reserved(cfg, train)
     combined = Manifest(list(train.samples) + list(test.samples), f"{train.source} + {test.source}")
     fold = Fold(f"train {train.source} -> test {test.source}", np.arange(len(train)),
                 np.arange(len(train), len(train) + len(test)))
-    r = run_fold(cfg, combined, fold, progress)
+    r = run_fold(cfg, combined, fold, progress, reserved)
     r["protocol"] = "cross-dataset"
     return r

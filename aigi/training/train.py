@@ -12,7 +12,7 @@ import numpy as np
 from aigi.calibration import Calibration
 from aigi.config import TrainConfig
 from aigi.data.manifest import Manifest
-from aigi.data.splits import validation_split
+from aigi.data.splits import validation_split, without
 from aigi.detectors.base import Detector, _config_from_dict, get_detector_class
 from aigi.device import resolve_device
 from aigi.evaluation.metrics import binary_metrics, selective_metrics
@@ -26,10 +26,16 @@ def build_detector(cfg: TrainConfig) -> Detector:
 
 
 def train_detector(cfg: TrainConfig, manifest: Manifest, out_dir: str | Path | None = None,
-                   progress: Callable[[int], None] | None = None) -> Detector:
-    """Train on ``manifest`` minus a stratified validation split; calibrate on that split; save."""
+                   progress: Callable[[int], None] | None = None, reserved: Manifest | None = None) -> Detector:
+    """Train on ``manifest`` minus a stratified validation split; calibrate on that split; save.
+    Samples the detector reserves for pre-training (``Detector.reserved``) go to ``pretrain`` and are
+    removed before the split (or, when ``reserved`` is given, those samples, already outside ``manifest``)."""
     t0 = time.time()
     det = build_detector(cfg)
+    if reserved is None:
+        idx = det.reserved(manifest)
+        reserved, manifest = manifest.subset(idx), without(manifest, idx)
+    pretrain_info = det.pretrain(reserved, cfg) if len(reserved) else None
     if cfg.val_fraction > 0:
         train_idx, val_idx = validation_split(manifest, cfg.val_fraction, cfg.seed)
     else:
@@ -38,6 +44,8 @@ def train_detector(cfg: TrainConfig, manifest: Manifest, out_dir: str | Path | N
     fit_info = det.fit(train_set, cfg, progress)
     info = {"config": dataclasses.asdict(cfg), "data": manifest.source, "train": train_set.summary(),
             "fit": fit_info}
+    if pretrain_info is not None:
+        info["pretrain"] = pretrain_info
     if len(val_set):
         second = det.fit_validation(val_set, cfg)
         if second is not None:

@@ -1,0 +1,1 @@
+"""Captioning (identical for real and fake images), object parsing and concept vocabularies (ITEM)."""

@@ -1,0 +1,426 @@
+"""ITEM: hierarchical image-text misalignment.
+
+Zhang, Zhang, Bao, Ge, Süsstrunk. "Leveraging Hierarchical Image-Text Misalignment for Universal
+Fake Image Detection", arXiv 2511.00427. A generated image agrees less with its own caption, in a
+pretrained vision-language space, than a real photo does; the agreement is measured for the whole
+image (global) and for each object the caption names (local), turned into a misalignment
+representation D, and only an MLP head on D is trained (the vision-language model stays frozen).
+
+Choices written down (the paper does not publish them; each is a config field):
+- Space (``backbone``): any transformers CLIP/SigLIP checkpoint (the paper's setting), or ``lit``:
+  offline, frozen DINOv2-S and MiniLM-L6 joined by linear heads trained contrastively on a reserved,
+  seeded slice of captioned reals (``align_images``; ImageNet file names give the captions). The
+  slice is chosen before any split and kept out of all of them (``reserved``); its sha256s are saved
+  with the detector. Such a space only knows the concepts it was aligned on (see the model card).
+- Captioner: ``retrieval`` (the top ``caption_objects`` vocabulary concepts nearest to the image in the
+  space; no captioning weights needed) or a transformers image-to-text model (BLIP ...), identical for
+  real and fake images; ``use_manifest_captions`` lets a manifest's captions win in training and
+  evaluation. Vocabulary: ``aligned`` (default offline), ``imagenet``, ``coco``, a file, or ``a+b``.
+- Objects: vocabulary terms found in the caption, else noun-chunk heads (``captions.objects``).
+- Local level: per object, the patch embeddings weighted by their softmax similarity to the object's
+  text (``region_temperature``), compared with that text; pooled as the mean D and the worst cosine.
+- D (``representation``): ``[(1 - cos) (f_img - f_txt), cos]`` by default (``aigi.misalignment``);
+  ``raw`` and ``cosine`` for the ablation; ``levels``: global, local or both.
+- Head: standardised D -> MLP (one hidden layer, GELU, dropout), class-balanced AdamW, trained on the
+  plain view and K cached shortcut-denial views per image (tokens cached; the caption of every view
+  is the plain image's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from aigi.backbones.vl import LIT, LiTSpace, load_space
+from aigi.captions.captioners import (CaptionCache, RetrievalCaptioner, TransformersCaptioner, object_prompt)
+from aigi.captions.objects import parse_objects
+from aigi.captions.vocabulary import class_name_from_path, load_vocabulary
+from aigi.detectors.base import Detector, register
+from aigi.misalignment import feature_dim, item_features
+from aigi.training.loop import train_balanced
+
+
+@dataclass
+class ITEMConfig:
+    backbone: str = LIT  # the vision-language space: "lit" or a CLIP/SigLIP hub id / directory
+    embed_dim: int = 128  # joint width of the lit space (a CLIP checkpoint brings its own)
+    captioner: str = "retrieval"  # or a transformers image-to-text model id / directory
+    vocabulary: str = "aligned"  # concepts for retrieval captions and object parsing
+    caption_objects: int = 2  # concepts a retrieval caption names
+    max_objects: int = 4
+    use_manifest_captions: bool = False
+    levels: str = "both"  # global | local | both
+    representation: str = "scaled"  # scaled | raw | cosine
+    region_temperature: float = 0.05
+    hidden: int = 256
+    dropout: float = 0.2
+    steps: int = 1500
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    # alignment of the lit space (pretrain)
+    align_images: int = 300
+    align_seed: int = 0
+    align_views: int = 4  # the plain image + 3 seeded shortcut-denial views
+    align_steps: int = 600
+    align_batch: int = 128
+    align_lr: float = 2e-3
+    align_heldout: float = 0.2
+    # filled by training (saved with the detector)
+    aligned_terms: tuple[str, ...] = ()
+    reserved_sha256: tuple[str, ...] = ()
+
+
+@register("item")
+class ITEM(Detector):
+    Config = ITEMConfig
+
+    def __init__(self, config: ITEMConfig):
+        super().__init__(config)
+        if config.backbone == LIT:
+            self.lit = LiTSpace(config.embed_dim)
+            dim = config.embed_dim
+        else:
+            self.lit = None
+            self.__dict__["_clip"] = load_space(config.backbone)
+            dim = self._clip.dim
+        f = feature_dim(config.levels, config.representation, dim)
+        self.register_buffer("feature_mean", torch.zeros(f))
+        self.register_buffer("feature_scale", torch.ones(f))
+        self.head = torch.nn.Sequential(torch.nn.Linear(f, config.hidden), torch.nn.GELU(),
+                                        torch.nn.Dropout(config.dropout), torch.nn.Linear(config.hidden, 1))
+        self.__dict__["_captioner"] = None
+
+    # --- the space, captioner and vocabulary -------------------------------------------
+    @property
+    def space(self):
+        return self.lit if self.lit is not None else self._clip
+
+    @property
+    def backbone(self):  # what base.input_array and the throughput benchmark read
+        return self.space
+
+    def to_device(self, device: str) -> "ITEM":
+        self.device_name = device
+        if self.lit is not None:
+            self.lit.device_name = device
+        self.__dict__["_captioner"] = None
+        return self.to(device)
+
+    def vocabulary(self) -> list[str]:
+        return load_vocabulary(self.config.vocabulary, self.config.aligned_terms)
+
+    @property
+    def captioner(self):
+        if self._captioner is None:
+            c = self.config
+            if c.captioner == "retrieval":
+                cap = RetrievalCaptioner(self.space, self.vocabulary(), c.caption_objects)
+            else:
+                cap = TransformersCaptioner(c.captioner, self.device_name)
+            self.__dict__["_captioner"] = cap
+        return self._captioner
+
+    def _object_terms(self) -> list[str]:
+        try:
+            return self.vocabulary()
+        except ValueError:
+            return []
+
+    # --- inputs ------------------------------------------------------------------------
+    def input_array(self, img) -> np.ndarray:
+        """The space's preprocessing; with an image-to-text captioner, its pixels follow (one flat array)."""
+        x = self.space.preprocess(img)
+        if isinstance(self.captioner, TransformersCaptioner):
+            return np.concatenate([x.ravel(), self.captioner.pixels(img).ravel()])
+        return x
+
+    def featurize(self, pixels: np.ndarray):
+        captions = None
+        if pixels.ndim == 2:  # flat: space pixels, then the captioner's
+            s = self.space.preprocess.crop
+            n = 3 * s * s
+            x = pixels[:, :n].reshape(-1, 3, s, s)
+            cap_px = pixels[:, n:]
+            side = int(round((cap_px.shape[1] / 3) ** 0.5))
+            captions = self.captioner.caption_pixels(cap_px.reshape(-1, 3, side, side))
+            pixels = x
+        tokens = torch.from_numpy(self.space.image_tokens(pixels))
+        return self.features_from_tokens(tokens, captions)
+
+    @torch.no_grad()
+    def features_from_tokens(self, tokens: torch.Tensor, captions: list[str] | None = None,
+                             plain_tokens: torch.Tensor | None = None) -> dict:
+        """Encoder tokens [B, T, D] -> ITEM's batch: D features and what they came from.
+
+        ``captions``: one per image (None: the retrieval captioner on ``plain_tokens``, or ``tokens``)."""
+        cfg = self.config
+        g, p = self.space.joint(tokens)
+        if captions is None:
+            if not isinstance(self.captioner, RetrievalCaptioner):
+                raise ValueError("captions are needed for this captioner")
+            g0 = g if plain_tokens is None else self.space.joint(plain_tokens)[0]
+            pairs = self.captioner.caption_embeddings(g0)
+            captions = [c for c, _ in pairs]
+            objects = [o[: cfg.max_objects] for _, o in pairs]
+        else:
+            terms = self._object_terms()
+            objects = [parse_objects(c, terms, cfg.max_objects) or [c] for c in captions]
+        texts = list(dict.fromkeys(list(captions) + [object_prompt(o) for obs in objects for o in obs]))
+        emb = self.space.encode_texts(texts).to(g.device)
+        at = {t: i for i, t in enumerate(texts)}
+        cap = emb[[at[c] for c in captions]]
+        k = max(1, max(len(o) for o in objects))
+        obj = torch.zeros(len(captions), k, emb.shape[1], device=g.device)
+        mask = torch.zeros(len(captions), k, dtype=torch.bool, device=g.device)
+        for i, obs in enumerate(objects):
+            for j, o in enumerate(obs):
+                obj[i, j], mask[i, j] = emb[at[object_prompt(o)]], True
+        feats, scores = item_features(g, cap, p, obj, mask, cfg.levels, cfg.representation, cfg.region_temperature)
+        return {"features": feats.float(), "captions": captions, "objects": objects,
+                "global_cosine": scores["global_cosine"], "local_cosine": scores["local_cosine"]}
+
+    # --- the head ----------------------------------------------------------------------
+    def forward(self, batch):
+        x = (batch["features"].to(self.feature_mean.device) - self.feature_mean) / self.feature_scale
+        logit = self.head(x).squeeze(-1)
+        out = {"logit": logit}
+        for k in ("captions", "objects", "global_cosine", "local_cosine"):
+            if k in batch:
+                out[k] = batch[k]
+        if "label" in batch:
+            out["loss"] = F.binary_cross_entropy_with_logits(logit, batch["label"].float())
+        return out
+
+    def extra_fields(self, out, i: int) -> dict:
+        if "captions" not in out:
+            return {}
+        objects = out["objects"][i]
+        local = out["local_cosine"][i].tolist()
+        return {"caption": out["captions"][i], "objects": list(objects),
+                "misalignment": {"global": round(1.0 - float(out["global_cosine"][i]), 6),
+                                 "local": {o: round(1.0 - float(c), 6) for o, c in zip(objects, local)}}}
+
+    # --- the reserved alignment slice ---------------------------------------------------
+    def reserved(self, manifest) -> np.ndarray:
+        from aigi.data.splits import alignment_slice
+
+        if self.config.reserved_sha256:
+            from aigi.training.cache import hash_files
+
+            keep = set(self.config.reserved_sha256)
+            missing = [i for i, s in enumerate(manifest.samples) if not s.sha256]
+            computed = dict(zip(missing, hash_files([manifest.samples[i].path for i in missing])[0]))
+            return np.array([i for i, s in enumerate(manifest.samples) if (s.sha256 or computed.get(i)) in keep], dtype=int)
+        if self.lit is not None and self.config.align_images > 0:
+            return alignment_slice(manifest, self.config.align_images, self.config.align_seed)
+        return np.array([], dtype=int)
+
+    def pretrain(self, reserved, train_config) -> dict | None:
+        """Align the lit space on the reserved captioned reals (cached on disk by data and settings)."""
+        if self.lit is None:
+            return None
+        from safetensors.torch import load_file, save_file
+
+        from aigi.paths import cache_dir
+        from aigi.training.alignment import fit_alignment
+        from aigi.training.cache import hash_files
+
+        cfg = self.config
+        names = [s.caption or class_name_from_path(s.path) for s in reserved]
+        shas, errors = hash_files([s.path for s in reserved])
+        ok = [i for i, (n, sha) in enumerate(zip(names, shas)) if n and sha]
+        if len(ok) < 4:
+            raise ValueError(f"item: aligning the lit space needs captioned reals (got {len(ok)}; "
+                             "ImageNet-style file names such as n01440764_tench.JPEG, or manifest captions)")
+        views = list(range(cfg.align_views))
+        settings = {k: getattr(cfg, k) for k in ("embed_dim", "align_views", "align_steps", "align_batch", "align_lr",
+                                                 "align_heldout", "align_seed")}
+        key = hashlib.sha256(json.dumps([settings, [shas[i] for i in ok], [names[i] for i in ok],
+                                         train_config.view_recipe.key(), train_config.seed, self.lit.token_cache_key()],
+                                        sort_keys=True).encode()).hexdigest()[:20]
+        store = cache_dir() / "alignment" / key
+        if (store / "heads.safetensors").is_file():
+            self.lit.load_state_dict(load_file(str(store / "heads.safetensors")))
+            info = json.loads((store / "info.json").read_text())
+        else:
+            sub = reserved.subset(ok)
+            tokens, errs = self._tokens(sub, views, train_config)
+            good = [j for j, e in enumerate(errs) if e is None]
+            info = fit_alignment(self.lit, tokens[good], [names[ok[j]] for j in good], cfg.align_steps,
+                                 cfg.align_batch, cfg.align_lr, heldout_fraction=cfg.align_heldout, seed=cfg.align_seed)
+            store.mkdir(parents=True, exist_ok=True)
+            save_file({k: v.contiguous() for k, v in self.lit.state_dict().items()}, str(store / "heads.safetensors"))
+            (store / "info.json").write_text(json.dumps(info, indent=1))
+        cfg.aligned_terms = tuple(sorted({names[i] for i in ok}))
+        cfg.reserved_sha256 = tuple(sorted(shas[i] for i in ok))
+        self.__dict__["_captioner"] = None
+        return {**info, "unreadable": [e for e in errors if e]}
+
+    # --- cached tokens and features -------------------------------------------------------
+    def _view_key(self, view: int, train_config, perturb=None) -> str:
+        from aigi.training.cache import view_key
+
+        key = perturb[0] if perturb else view_key(view, train_config.view_recipe, train_config.seed)
+        return f"parity-{key}" if self.parity else key
+
+    def _tokens(self, manifest, views, train_config, perturb=None, progress=None, shas=None):
+        """Encoder tokens [n, V, T, D] (float16) of every sample and view through the token cache (the same
+        entries GAMMA uses for a DINOv2 space), and per-sample errors."""
+        from aigi.io import load_image
+        from aigi.training.cache import FeatureCache, compute_cached, hash_files
+        from aigi.transforms import augmented_view, view_rng
+
+        paths = [s.path for s in manifest]
+        if shas is None:
+            shas, errors = hash_files(paths)
+        else:
+            errors = [None if s else f"{p}: cannot read file" for s, p in zip(shas, paths)]
+        cache = FeatureCache(self.space.token_cache_key(), kind="tokens")
+        jobs = [(i, v) for i in range(len(paths)) if shas[i] for v in views]
+
+        def make(n):
+            i, v = jobs[n]
+            img = self.prepare(load_image(paths[i]).image)
+            if perturb:
+                img = perturb[1](img)
+            elif v:
+                img = augmented_view(img, view_rng(shas[i], v, train_config.seed), train_config.view_recipe)
+            return self.space.preprocess(img), None
+
+        feats, _, errs = compute_cached(cache, [(shas[i], self._view_key(v, train_config, perturb)) for i, v in jobs],
+                                        make, self.space.image_tokens, None, train_config.batch_size, progress)
+        shape = next((f.shape for f in feats if f is not None), (1, 1))
+        out = np.zeros((len(paths), len(views), *shape), np.float16)
+        for (i, v), f, e in zip(jobs, feats, errs):
+            if f is None:
+                errors[i] = errors[i] or e or f"{paths[i]}: failed"
+            else:
+                out[i, views.index(v)] = f
+        return out, errors
+
+    def _captions(self, manifest, shas, plain_tokens) -> list[str] | None:
+        """Captions per sample: manifest captions (when asked for), else the image-to-text captioner
+        (cached per image), else None (retrieval captions come from the plain view's tokens)."""
+        cfg = self.config
+        given = [s.caption if cfg.use_manifest_captions and s.caption else None for s in manifest]
+        if isinstance(self.captioner, RetrievalCaptioner):
+            if all(given):
+                return given
+            if any(given):
+                pairs = self.captioner.caption_embeddings(self.space.joint(torch.from_numpy(plain_tokens))[0])
+                return [g or c for g, (c, _) in zip(given, pairs)]
+            return None
+        from aigi.io import load_image
+
+        cache = CaptionCache(self.captioner.key())
+        out = []
+        for s, sha, g in zip(manifest, shas, given):
+            cap = g or (cache.get(sha) if sha else None)
+            if cap is None:
+                cap = self.captioner.caption_images([self.prepare(load_image(s.path).image)])[0]
+                if sha:
+                    cache.put(sha, cap)
+            out.append(cap)
+        return out
+
+    def view_features(self, manifest, views, train_config, perturb=None, progress=None, chunk: int = 256):
+        """ITEM features [n, V, F] of every sample and view (NaN rows where a file failed), per-sample
+        errors, and the captions/objects/cosines of the first view."""
+        from aigi.training.cache import hash_files
+
+        views = list(views)
+        need = views if 0 in views or perturb else [0] + views
+        shas, errors = hash_files([s.path for s in manifest])
+        feats = np.full((len(manifest), len(views), len(self.feature_mean)), np.nan, np.float32)
+        details: list[dict | None] = [None] * len(manifest)
+        for a in range(0, len(manifest), chunk):
+            idx = list(range(a, min(a + chunk, len(manifest))))
+            sub = manifest.subset(idx)
+            tokens, errs = self._tokens(sub, need, train_config, perturb, progress, [shas[i] for i in idx])
+            ok = [j for j, e in enumerate(errs) if e is None]
+            for j, e in enumerate(errs):
+                if e:
+                    errors[idx[j]] = e
+            if not ok:
+                continue
+            sub_ok = sub.subset(ok)
+            plain = tokens[ok, need.index(views[0] if perturb else 0)]
+            captions = self._captions(sub_ok, [shas[idx[j]] for j in ok], plain)
+            for vpos, v in enumerate(views):
+                b = self.features_from_tokens(torch.from_numpy(tokens[ok, need.index(v)]), captions,
+                                              torch.from_numpy(plain))
+                feats[[idx[j] for j in ok], vpos] = b["features"].cpu().numpy()
+                if vpos == 0:
+                    for n, j in enumerate(ok):
+                        details[idx[j]] = {"caption": b["captions"][n], "objects": b["objects"][n],
+                                           "global_cosine": float(b["global_cosine"][n]),
+                                           "local_cosine": b["local_cosine"][n].tolist()}
+        return feats, errors, details
+
+    # --- training ------------------------------------------------------------------------
+    def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
+        cfg = self.config
+        if self.lit is not None and not cfg.reserved_sha256:
+            raise ValueError("item: the lit space is not aligned yet; train through `aigi train` (it reserves and "
+                             "aligns on a slice of captioned reals first) or call pretrain()")
+        torch.manual_seed(train_config.seed)
+        views = train_config.train_views()
+        feats, errors, _ = self.view_features(manifest, views, train_config, progress=progress)
+        ok = np.array([e is None for e in errors])
+        labels = np.asarray(manifest.labels)[ok]
+        if len(set(labels.tolist())) < 2:
+            raise ValueError("item: training needs real and fake images that can be read"
+                             + (f" (first error: {next(e for e in errors if e)})" if not ok.all() else ""))
+        X = feats[ok].reshape(-1, feats.shape[-1])
+        y = np.repeat(labels, len(views)).astype(np.float32)
+        mean, scale = X.mean(0), X.std(0)
+        with torch.no_grad():
+            self.feature_mean.copy_(torch.from_numpy(mean))
+            self.feature_scale.copy_(torch.from_numpy(np.where(scale > 1e-8, scale, 1.0).astype(np.float32)))
+        rng = np.random.default_rng(train_config.seed)
+        dev = self.feature_mean.device
+        Xt = torch.from_numpy(X).to(dev)
+        yt = torch.from_numpy(y).to(dev)
+
+        def batch_for(cls, by_class):
+            idx = np.array([rng.choice(by_class[c]) for c in cls])
+            return {"features": Xt[idx], "label": yt[idx]}
+
+        for p in self.parameters():
+            p.requires_grad_(False)
+        for p in self.head.parameters():
+            p.requires_grad_(True)
+        losses = train_balanced(self, y, batch_for, cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, rng)
+        k = max(1, len(losses) // 10)
+        return {"n_images": int(ok.sum()), "n_views": len(views), "n_features": int(X.shape[1]),
+                "loss_first": float(np.mean(losses[:k])), "loss_last": float(np.mean(losses[-k:])),
+                "skipped": [e for e in errors if e][:20], "n_skipped": int((~ok).sum())}
+
+    def score_manifest(self, manifest, batch_size: int = 16, progress=None, perturb=None):
+        """Raw p_fake of every sample's plain view (or ``perturb=(key, fn)`` of it) through the token cache."""
+        from aigi.config import TrainConfig
+
+        feats, errors, _ = self.view_features(manifest, [0], TrainConfig(batch_size=batch_size), perturb, progress)
+        p = np.full(len(manifest), np.nan)
+        ok = np.array([e is None for e in errors])
+        if ok.any():
+            with torch.inference_mode():
+                self.eval()
+                p[ok] = torch.sigmoid(self({"features": torch.from_numpy(feats[ok, 0])})["logit"]).cpu().numpy()
+        return p, errors
+
+    def explain_manifest(self, manifest, batch_size: int = 16) -> list[dict | None]:
+        """Caption, objects and cosines of every sample (None where it failed), for reports."""
+        from aigi.config import TrainConfig
+
+        return self.view_features(manifest, [0], TrainConfig(batch_size=batch_size))[2]
+
+
+__all__ = ["ITEM", "ITEMConfig"]
