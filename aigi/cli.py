@@ -142,6 +142,16 @@ def _load(detector: Optional[str], device: Optional[str]):
         _fail(str(e))
 
 
+def _unreserved(det, manifest):
+    """The data minus the images the detector was pre-trained on (ITEM's alignment slice), said aloud."""
+    from aigi.data.splits import without
+
+    idx = det.reserved(manifest)
+    if len(idx):
+        err_console.print(f"left out {len(idx)} images {det.name} reserved for its pre-training", highlight=False)
+    return without(manifest, idx)
+
+
 def _run_detect(paths, det, threshold, fpr, batch_size, unsure_band=None, ensemble=False):
     prog, advance = _progress(len(paths), "detect")
     with prog:
@@ -361,6 +371,7 @@ def evaluate(
             _fail(f"unknown protocol {protocol!r}: use leave-generator-out, train-on:GEN1,GEN2 or cross-dataset")
     else:
         det = _load(detector, device)
+        manifest = _unreserved(det, manifest)
         prog, advance = _progress(len(manifest), "eval")
         with prog:
             p, errors = det.calibrated_scores(manifest, progress=advance)
@@ -478,8 +489,8 @@ def robustness(
     from aigi.evaluation import report as R
     from aigi.evaluation.robustness import robustness_sweep, seeded_subset
 
-    manifest = seeded_subset(_data(data), per_group, seed)
     det = _load(detector, device)
+    manifest = seeded_subset(_unreserved(det, _data(data)), per_group, seed)
     names = [n.strip() for n in perturbations.split(",")] if perturbations else None
     try:
         res = robustness_sweep(det, manifest, names, progress=_log)

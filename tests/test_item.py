@@ -217,3 +217,18 @@ def test_offline_lit_space_reserves_aligns_and_trains(sample_dir, tmp_path):
     rec = again.predict([rows[-1]["path"]])[0]
     assert rec["objects"] and all(o in det.config.aligned_terms for o in rec["objects"])
     assert rec["p_fake"] == pytest.approx(det.predict([rows[-1]["path"]])[0]["p_fake"], abs=1e-6)
+
+
+def test_detect_with_the_shipped_item_prints_caption_objects_and_scores(sample_dir):
+    """The Must-show command: `aigi detect --detector item IMG --format json` on the shipped weights."""
+    from aigi import load_detector
+
+    img = sample_dir / "real" / "coffee.png"
+    r = run_cli("detect", "--detector", "item", img, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(r.stdout)[0]
+    terms = load_detector("item").config.aligned_terms
+    assert rec["detector"] == "item" and rec["verdict"] in ("real", "fake", "unsure")
+    assert rec["caption"].startswith("a photo of") and 1 <= len(rec["objects"]) <= 2
+    assert all(o in terms and o in rec["caption"] for o in rec["objects"])
+    assert set(rec["misalignment"]["local"]) == set(rec["objects"])

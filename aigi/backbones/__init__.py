@@ -19,4 +19,21 @@ def load_backbone(name: str = OFFLINE_DEFAULT, device: str = "cpu", runtime: str
     return HFBackbone(name, device)
 
 
-__all__ = ["Backbone", "ImageFeatures", "load_backbone", "OFFLINE_DEFAULT"]
+def preprocess_for(name: str, load=None):
+    """A backbone's preprocessing without starting it when it is the offline default; otherwise from
+    ``load()`` (an already loaded backbone) or a fresh load."""
+    if name == OFFLINE_DEFAULT:
+        from aigi.backbones.dinov2 import DINOV2_PREPROCESS
+
+        return DINOV2_PREPROCESS
+    return (load() if load else load_backbone(name)).preprocess
+
+
+def backbone_cache_key(name: str, load=None) -> str:
+    """A backbone's feature-cache key (``Backbone.cache_key``), without starting the offline default."""
+    if name == OFFLINE_DEFAULT:
+        return f"{name}-{preprocess_for(name).key()}"
+    return (load() if load else load_backbone(name)).cache_key()
+
+
+__all__ = ["Backbone", "ImageFeatures", "load_backbone", "preprocess_for", "backbone_cache_key", "OFFLINE_DEFAULT"]

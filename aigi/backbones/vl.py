@@ -29,17 +29,6 @@ from aigi.transforms import Preprocess
 LIT = "lit"
 
 
-def backbone_cache_key(name: str) -> str:
-    """A backbone's feature-cache key, without starting it when it is the offline default."""
-    from aigi.backbones import OFFLINE_DEFAULT, load_backbone
-
-    if name == OFFLINE_DEFAULT:
-        from aigi.backbones.dinov2 import DINOV2_PREPROCESS
-
-        return f"{name}-{DINOV2_PREPROCESS.key()}"
-    return load_backbone(name).cache_key()
-
-
 class VisionLanguageSpace(torch.nn.Module):
     dim: int
     preprocess: Preprocess
@@ -109,10 +98,10 @@ class LiTSpace(VisionLanguageSpace):
 
     def __init__(self, dim: int = 128, image_width: int = 384, text_width: int = 384, device: str = "cpu"):
         super().__init__()
-        from aigi.backbones.dinov2 import DINOV2_PREPROCESS
+        from aigi.backbones import preprocess_for
 
         self.dim = dim
-        self.preprocess = DINOV2_PREPROCESS
+        self.preprocess = preprocess_for(self.IMAGE_BACKBONE)
         self.image_head = torch.nn.Linear(image_width, dim)
         self.patch_head = torch.nn.Linear(image_width, dim)
         self.text_head = torch.nn.Linear(text_width, dim)
@@ -123,6 +112,8 @@ class LiTSpace(VisionLanguageSpace):
         self.__dict__["_text_memo"] = {}
 
     def token_cache_key(self) -> str:
+        from aigi.backbones import backbone_cache_key
+
         return backbone_cache_key(self.IMAGE_BACKBONE)
 
     def image_tokens(self, pixels: np.ndarray) -> np.ndarray:
@@ -166,4 +157,4 @@ def load_space(spec: str, dim: int = 128, device: str = "cpu") -> VisionLanguage
     return LiTSpace(dim, device=device) if spec == LIT else CLIPSpace(spec, device)
 
 
-__all__ = ["VisionLanguageSpace", "CLIPSpace", "LiTSpace", "load_space", "backbone_cache_key", "LIT"]
+__all__ = ["VisionLanguageSpace", "CLIPSpace", "LiTSpace", "load_space", "LIT"]

@@ -224,11 +224,9 @@ class Gamma(Detector):
 
     @property
     def preprocessing(self):
-        if self.config.backbone == "dinov2-s14":
-            from aigi.backbones.dinov2 import DINOV2_PREPROCESS
+        from aigi.backbones import preprocess_for
 
-            return DINOV2_PREPROCESS
-        return self.backbone.preprocess
+        return preprocess_for(self.config.backbone, lambda: self.backbone)
 
     def input_array(self, img) -> np.ndarray:
         return self.preprocessing(img)
@@ -335,12 +333,10 @@ class Gamma(Detector):
         return int(getattr(getattr(cfg, "vision_config", cfg), "patch_size"))
 
     def _token_cache(self):
+        from aigi.backbones import backbone_cache_key
         from aigi.training.cache import FeatureCache
 
-        if self.config.backbone == "dinov2-s14":  # its key without starting onnxruntime
-            key = f"{self.config.backbone}-{self.preprocessing.key()}"
-        else:
-            key = self.backbone.cache_key()
+        key = backbone_cache_key(self.config.backbone, lambda: self.backbone)  # the default's without onnxruntime
         return FeatureCache(key, kind="tokens"), FeatureCache(key, kind="gamma-targets")
 
     def training_set(self, manifest, train_config, progress=None):

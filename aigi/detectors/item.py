@@ -330,18 +330,41 @@ class ITEM(Detector):
             out.append(cap)
         return out
 
-    def view_features(self, manifest, views, train_config, perturb=None, progress=None, chunk: int = 256):
+    def _feature_key(self) -> str:
+        c = self.config
+        parts = [self.space.key(), self.captioner.key(), c.levels, c.representation, c.region_temperature,
+                 c.max_objects, self.parity]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+    def view_features(self, manifest, views, train_config, perturb=None, progress=None, chunk: int = 256,
+                      details: bool = False):
         """ITEM features [n, V, F] of every sample and view (NaN rows where a file failed), per-sample
-        errors, and the captions/objects/cosines of the first view."""
-        from aigi.training.cache import hash_files
+        errors, and (``details``) the caption, objects and cosines of each sample's first view.
+
+        Features are cached per (space, captioner, D settings, image, view), unless manifest captions
+        are in use (then they depend on the manifest, not only on the image)."""
+        from aigi.training.cache import FeatureCache, hash_files
 
         views = list(views)
         need = views if 0 in views or perturb else [0] + views
         shas, errors = hash_files([s.path for s in manifest])
-        feats = np.full((len(manifest), len(views), len(self.feature_mean)), np.nan, np.float32)
-        details: list[dict | None] = [None] * len(manifest)
-        for a in range(0, len(manifest), chunk):
-            idx = list(range(a, min(a + chunk, len(manifest))))
+        dim = len(self.feature_mean)
+        feats = np.full((len(manifest), len(views), dim), np.nan, np.float32)
+        info: list[dict | None] = [None] * len(manifest)
+        fcache = None
+        if not (details or self.config.use_manifest_captions):
+            fcache = FeatureCache(self._feature_key(), kind="item-features")
+        todo = []
+        for i, sha in enumerate(shas):
+            if sha is None:
+                continue
+            hits = [fcache.get(sha, self._view_key(v, train_config, perturb)) if fcache else None for v in views]
+            if all(h is not None and h.shape == (dim,) for h in hits):
+                feats[i] = np.stack(hits)
+            else:
+                todo.append(i)
+        for a in range(0, len(todo), chunk):
+            idx = todo[a:a + chunk]
             sub = manifest.subset(idx)
             tokens, errs = self._tokens(sub, need, train_config, perturb, progress, [shas[i] for i in idx])
             ok = [j for j, e in enumerate(errs) if e is None]
@@ -350,19 +373,21 @@ class ITEM(Detector):
                     errors[idx[j]] = e
             if not ok:
                 continue
-            sub_ok = sub.subset(ok)
             plain = tokens[ok, need.index(views[0] if perturb else 0)]
-            captions = self._captions(sub_ok, [shas[idx[j]] for j in ok], plain)
+            captions = self._captions(sub.subset(ok), [shas[idx[j]] for j in ok], plain)
             for vpos, v in enumerate(views):
                 b = self.features_from_tokens(torch.from_numpy(tokens[ok, need.index(v)]), captions,
                                               torch.from_numpy(plain))
-                feats[[idx[j] for j in ok], vpos] = b["features"].cpu().numpy()
-                if vpos == 0:
-                    for n, j in enumerate(ok):
-                        details[idx[j]] = {"caption": b["captions"][n], "objects": b["objects"][n],
-                                           "global_cosine": float(b["global_cosine"][n]),
-                                           "local_cosine": b["local_cosine"][n].tolist()}
-        return feats, errors, details
+                f = b["features"].cpu().numpy()
+                for n, j in enumerate(ok):
+                    feats[idx[j], vpos] = f[n]
+                    if fcache:
+                        fcache.put(shas[idx[j]], self._view_key(v, train_config, perturb), f[n])
+                    if vpos == 0:
+                        info[idx[j]] = {"caption": b["captions"][n], "objects": b["objects"][n],
+                                        "global_cosine": float(b["global_cosine"][n]),
+                                        "local_cosine": b["local_cosine"][n].tolist()}
+        return feats, errors, info
 
     # --- training ------------------------------------------------------------------------
     def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
@@ -420,7 +445,7 @@ class ITEM(Detector):
         """Caption, objects and cosines of every sample (None where it failed), for reports."""
         from aigi.config import TrainConfig
 
-        return self.view_features(manifest, [0], TrainConfig(batch_size=batch_size))[2]
+        return self.view_features(manifest, [0], TrainConfig(batch_size=batch_size), details=True)[2]
 
 
 __all__ = ["ITEM", "ITEMConfig"]
