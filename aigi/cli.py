@@ -117,6 +117,9 @@ def render_records(records: list[dict], fmt: str, truth: dict[str, str] | None =
     table.add_column("p_fake", justify="right")
     if truth is not None:
         table.add_column("correct")
+    captions = any(r.get("caption") for r in records)  # ITEM: what the image was compared with
+    if captions:
+        table.add_column("caption (global misalignment)", overflow="fold")
     colours = {"fake": "red", "real": "green", "unsure": "yellow", "error": "magenta"}
     for r in records:
         v = r["verdict"]
@@ -127,6 +130,9 @@ def render_records(records: list[dict], fmt: str, truth: dict[str, str] | None =
         if truth is not None:
             t = truth.get(r["path"])
             row.append("" if v == "error" or t is None else ("yes" if v == t else "[bold]no[/]"))
+        if captions:
+            m = (r.get("misalignment") or {}).get("global")
+            row.append(f"{r.get('caption', '')}" + (f" ({m:.3f})" if m is not None else ""))
         table.add_row(*row)
     cap = Console(file=io.StringIO(), width=max(100, out_console.width), force_terminal=out_console.is_terminal)
     cap.print(table)
