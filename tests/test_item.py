@@ -217,6 +217,11 @@ def test_offline_lit_space_reserves_aligns_and_trains(sample_dir, tmp_path):
     rec = again.predict([rows[-1]["path"]])[0]
     assert rec["objects"] and all(o in det.config.aligned_terms for o in rec["objects"])
     assert rec["p_fake"] == pytest.approx(det.predict([rows[-1]["path"]])[0]["p_fake"], abs=1e-6)
+    # evaluating it on the same data leaves the alignment images out, and says so
+    r = run_cli("eval", "--detector", tmp_path / "item-lit", "--data", tmp_path / "m.csv", "--json", tmp_path / "e.json")
+    assert r.returncode == 0, r.stderr
+    assert "left out 6 images item reserved" in r.stderr
+    assert json.loads((tmp_path / "e.json").read_text())["overall"]["n"] == len(manifest) - 6
 
 
 def test_detect_with_the_shipped_item_prints_caption_objects_and_scores(sample_dir):

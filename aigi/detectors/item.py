@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -96,6 +97,7 @@ class ITEM(Detector):
         self.head = torch.nn.Sequential(torch.nn.Linear(f, config.hidden), torch.nn.GELU(),
                                         torch.nn.Dropout(config.dropout), torch.nn.Linear(config.hidden, 1))
         self.__dict__["_captioner"] = None
+        self.__dict__["_captioner_lock"] = threading.Lock()
 
     # --- the space, captioner and vocabulary -------------------------------------------
     @property
@@ -118,6 +120,10 @@ class ITEM(Detector):
 
     @property
     def captioner(self):
+        with self._captioner_lock:  # input_array runs in decoding threads
+            return self._make_captioner()
+
+    def _make_captioner(self):
         if self._captioner is None:
             c = self.config
             if c.captioner == "retrieval":
@@ -137,7 +143,7 @@ class ITEM(Detector):
     def input_array(self, img) -> np.ndarray:
         """The space's preprocessing; with an image-to-text captioner, its pixels follow (one flat array)."""
         x = self.space.preprocess(img)
-        if isinstance(self.captioner, TransformersCaptioner):
+        if self.config.captioner != "retrieval":
             return np.concatenate([x.ravel(), self.captioner.pixels(img).ravel()])
         return x
 
