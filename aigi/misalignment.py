@@ -76,8 +76,7 @@ def item_features(global_img: torch.Tensor, caption: torch.Tensor, patches: torc
     ``global``, ``local`` or ``both`` (concatenated). Returns (features [B, F], {"global_cosine": [B],
     "local_cosine": [B, K]} with NaN where there is no object).
     """
-    if levels not in ("global", "local", "both"):
-        raise ValueError(f"levels must be global, local or both, not {levels!r}")
+    feature_dim(levels, representation, global_img.shape[-1])  # checks both settings
     g_cos = cosine(global_img, caption)
     regions = region_embeddings(patches, objects, temperature)
     l_cos = cosine(regions, objects)
@@ -92,10 +91,15 @@ def item_features(global_img: torch.Tensor, caption: torch.Tensor, patches: torc
     return torch.cat(parts, -1), scores
 
 
+LEVELS = ("global", "local", "both")
+
+
 def feature_dim(levels: str, representation: str, dim: int) -> int:
+    if levels not in LEVELS:
+        raise ValueError(f"levels must be global, local or both, not {levels!r}")
     d = representation_dim(representation, dim)
     return {"global": d, "local": d + 1, "both": 2 * d + 1}[levels]
 
 
 __all__ = ["misalignment", "region_embeddings", "item_features", "feature_dim", "cosine", "masked_mean",
-           "REPRESENTATIONS"]
+           "REPRESENTATIONS", "LEVELS"]

@@ -2,7 +2,7 @@
 misalignment representation D / raw distance / cosines only), the alignment's recall, the format-swap
 check, and caption/objects/scores for 5 real and 5 fake validation images. One command:
 
-    python benchmarks/item_aigi_dev.py [--work runs/item] [--seeds 0 1] [--ship]
+    python benchmarks/item_aigi_dev.py [--work runs/item] [--seeds 0 1] [--ship] [--robustness]
 
 The 300 reserved alignment images (``configs/item.yaml``) leave the data before the folds are drawn, for
 ITEM and for univfd alike, so both are scored on the same folds. Every fold of every variant is kept in
@@ -122,6 +122,36 @@ def part_examples_and_swap(manifest, det_dir: Path, work: Path) -> dict:
             "alignment": det.training_info.get("pretrain"), "n_validation": len(val)}
 
 
+ROBUSTNESS = ["jpeg", "blur", "noise", "resize", "social"]
+
+
+def part_robustness(manifest, det_dir: Path, univfd_cfg, work: Path, per_group: int = 40) -> dict:
+    """The paper claims robustness to JPEG, blur and noise: AUROC of the shipped ITEM and of univfd trained
+    on the same 80% split, on <= ``per_group`` validation images per generator and real source."""
+    from aigi import load_detector
+    from aigi.data.splits import without
+    from aigi.evaluation.robustness import robustness_sweep, seeded_subset
+    from aigi.training.train import train_detector
+
+    f = work / "robustness.json"
+    if f.exists():
+        return json.loads(f.read_text())
+    item = load_detector(str(det_dir))
+    reserved = item.reserved(manifest)
+    rest = without(manifest, reserved)
+    cfg = item.training_info["config"]
+    sub = seeded_subset(rest.subset(validation_split(rest, cfg["val_fraction"], cfg["seed"])[1]), per_group, 0)
+    uv_dir = work / "univfd-same-split"
+    if not (uv_dir / "model.safetensors").exists():
+        log("training univfd on ITEM's 80% split")
+        train_detector(univfd_cfg, rest, uv_dir, reserved=manifest.subset(reserved))
+    out = {"data": sub.summary()}
+    for name, det in (("item", item), ("univfd", load_detector(str(uv_dir)))):
+        out[name] = robustness_sweep(det, sub, ROBUSTNESS, progress=lambda m, n=name: log(f"{n}: {m}"))["rows"]
+    f.write_text(json.dumps(out, indent=1, default=float))
+    return out
+
+
 def table(per_variant: dict, gens: list[str]) -> list[str]:
     lines = ["| detector | " + " | ".join(gens) + " | mean |", "|---" * (len(gens) + 2) + "|"]
     for name, folds in per_variant.items():
@@ -167,6 +197,14 @@ def write_report(logo: dict, extra: dict | None, n_reserved: int, out: Path):
         md += ["", "## Default rule (DESIGN.md)", "",
                f"ITEM minus univfd, mean over split seeds {', '.join(map(str, full))}: {gain:+.3f}; worst generator: "
                f"{worst:+.3f}. " + ("ITEM would become the default." if keep else "univfd stays the default.")]
+    if extra and extra.get("robustness"):
+        rb = extra["robustness"]
+        md += ["", "## Robustness (validation images, calibrated AUROC)", "",
+               f"{rb['data']}. univfd is trained on the same 80% split.", "",
+               "| condition | item | univfd |", "|---|---|---|"]
+        for a, b in zip(rb["item"], rb["univfd"]):
+            cond = "clean" if a["perturbation"] == "none" else f"{a['perturbation']} {a['severity']}"
+            md.append(f"| {cond} | {a['auroc']:.3f} | {b['auroc']:.3f} |")
     if extra:
         a = extra.get("alignment") or {}
         if a:
@@ -201,6 +239,7 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
     ap.add_argument("--ship", action="store_true")
+    ap.add_argument("--robustness", action="store_true", help="also sweep JPEG, blur, noise, resize, social")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -214,6 +253,8 @@ def main():
     if args.ship:
         part_ship(manifest, item_cfg, ship)
     extra = part_examples_and_swap(manifest, ship, work) if (ship / "config.json").exists() else None
+    if extra is not None and (args.robustness or (work / "robustness.json").exists()):
+        extra["robustness"] = part_robustness(manifest, ship, univfd_cfg, work)
     write_report(logo, extra, len(reserved), ROOT / "benchmarks/results/item-aigi-dev")
     log("wrote benchmarks/results/item-aigi-dev.{md,json}")
 

@@ -33,22 +33,24 @@ def pick_paths(data: str, n: int, seed: int = 0) -> list[str]:
     return [m.samples[i].path for i in sorted(idx)]
 
 
-def run_mode(mode: str, paths: list[str], batch_size: int, repeats: int) -> dict:
+def run_mode(mode: str, paths: list[str], batch_size: int, repeats: int, detector: str | None = None) -> dict:
     from aigi import load_detector
 
-    det = load_detector()
+    det = load_detector(detector)
     backbone = det.backbone
+    # a vision-language space (ITEM) exposes its frozen image encoder as image_tokens
+    encode = backbone.encode_images if hasattr(backbone, "encode_images") else backbone.image_tokens
     if mode == "backbone":
         from aigi.io import load_image
 
         pixels = np.stack([det.preprocess(load_image(p).image) for p in paths])  # not timed
         batches = [pixels[i:i + batch_size] for i in range(0, len(pixels), batch_size)]
-        backbone.encode_images(batches[0])  # warm-up
+        encode(batches[0])  # warm-up
         times = []
         for _ in range(repeats):
             t = time.perf_counter()
             for b in batches:
-                backbone.encode_images(b)
+                encode(b)
             times.append(time.perf_counter() - t)
     else:
         det.predict(paths[:batch_size], batch_size=batch_size)  # warm-up
@@ -71,16 +73,19 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--mode", choices=["backbone", "pipeline"])
-    ap.add_argument("--out", default=str(HERE / "results" / "throughput"))
+    ap.add_argument("--detector", default=None, help="a shipped name or a directory (default: the embedded default)")
+    ap.add_argument("--out", default=None, help="default: benchmarks/results/throughput[-DETECTOR]")
     a = ap.parse_args()
+    a.out = a.out or str(HERE / "results" / ("throughput" + (f"-{Path(a.detector).name}" if a.detector else "")))
     paths = pick_paths(a.data, a.n)
     if a.mode:  # child process
-        print(json.dumps(run_mode(a.mode, paths, a.batch_size, a.repeats)))
+        print(json.dumps(run_mode(a.mode, paths, a.batch_size, a.repeats, a.detector)))
         return
     results = {}
     for mode in ("backbone", "pipeline"):
         out = subprocess.run([sys.executable, __file__, "--mode", mode, "--data", a.data, "--n", str(a.n),
-                              "--batch-size", str(a.batch_size), "--repeats", str(a.repeats)],
+                              "--batch-size", str(a.batch_size), "--repeats", str(a.repeats)]
+                             + (["--detector", a.detector] if a.detector else []),
                              capture_output=True, text=True, check=True)
         results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
     ratio = results["pipeline"]["images_per_second"] / results["backbone"]["images_per_second"]
@@ -93,7 +98,7 @@ def main() -> None:
 
 Machine: {os.cpu_count()} CPU cores, {platform.platform()}. Data: {a.n} images drawn (seed 0) from
 `{Path(a.data).parent.name}` (JPEGs of 256x256 to ~500x375 and larger), batch size {a.batch_size},
-best of {a.repeats} runs, default detector (univfd on DINOv2-S/14, onnxruntime).
+best of {a.repeats} runs, detector {a.detector or "univfd (the default)"} (DINOv2-S/14 through onnxruntime).
 
 | mode | images/s | s per image | peak RSS (MB) |
 |---|---|---|---|
@@ -102,7 +107,7 @@ best of {a.repeats} runs, default detector (univfd on DINOv2-S/14, onnxruntime).
 
 Pipeline throughput = **{ratio:.1%}** of the bare backbone's (target: >= 85%). Decoding and
 preprocessing run in a thread pool a few batches ahead of the forward pass (`aigi/pipeline.py`).
-Re-run: `.venv/bin/python benchmarks/throughput.py`.
+Re-run: `.venv/bin/python benchmarks/throughput.py{" --detector " + a.detector if a.detector else ""}`.
 """
     Path(a.out + ".md").write_text(md)
     print(md)

@@ -117,6 +117,17 @@ def test_alignment_slice_takes_only_captioned_reals_seeded():
     assert len(alignment_slice(m, 100)) == 11
 
 
+def test_bad_settings_fail_when_the_detector_is_built():
+    from aigi.detectors.item import ITEM, ITEMConfig
+
+    with pytest.raises(ValueError, match="unknown vocabulary 'imagenett'"):
+        ITEM(ITEMConfig(vocabulary="imagenett"))
+    with pytest.raises(ValueError, match="levels|global, local or both"):
+        ITEM(ITEMConfig(levels="regional"))
+    with pytest.raises(ValueError, match="representation"):
+        ITEM(ITEMConfig(representation="euclid"))
+
+
 def test_tiny_clip_has_the_real_clip_tokenizer(tmp_path):
     from transformers import AutoTokenizer
 

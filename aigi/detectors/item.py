@@ -32,6 +32,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,6 +85,12 @@ class ITEM(Detector):
 
     def __init__(self, config: ITEMConfig):
         super().__init__(config)
+        for part in config.vocabulary.split("+"):  # fail now, not after a long extraction
+            if part == "aligned" and config.backbone != LIT:
+                raise ValueError("item: vocabulary 'aligned' needs backbone: lit; with a CLIP/SigLIP space use "
+                                 "imagenet, coco, imagenet+coco or a file of terms")
+            if part not in ("aligned", "imagenet", "coco") and not Path(part).is_file():
+                raise ValueError(f"item: unknown vocabulary {part!r}: use aligned, imagenet, coco, or a text file of terms")
         if config.backbone == LIT:
             self.lit = LiTSpace(config.embed_dim)
             dim = config.embed_dim
