@@ -432,14 +432,12 @@ class Gamma(Detector):
         """Raw p_fake of every sample's plain view (or ``perturb=(key, fn)`` of it) from cached tokens
         (NaN where the file failed), and per-sample errors."""
         from aigi.io import load_image
-        from aigi.training.cache import compute_cached, hash_files
+        from aigi.training.cache import compute_cached, hash_files, view_key
 
         if self.encoder is not None:  # a trainable backbone: no token cache
             return super().score_manifest(manifest, batch_size, progress, perturb)
         tok_cache, _ = self._token_cache()
-        vkey = perturb[0] if perturb else "plain"
-        if self.parity:
-            vkey = f"parity-{vkey}"
+        vkey = view_key(0, None, 0, perturb, self.parity)
         shas, errors = hash_files([s.path for s in manifest])
         keys = [(sha, vkey) if sha else None for sha in shas]
         idx = [i for i, k in enumerate(keys) if k is not None]

@@ -280,8 +280,7 @@ class ITEM(Detector):
     def _view_key(self, view: int, train_config, perturb=None) -> str:
         from aigi.training.cache import view_key
 
-        key = perturb[0] if perturb else view_key(view, train_config.view_recipe, train_config.seed)
-        return f"parity-{key}" if self.parity else key
+        return view_key(view, train_config.view_recipe, train_config.seed, perturb, self.parity)
 
     def _tokens(self, manifest, views, train_config, perturb=None, progress=None, shas=None):
         """Encoder tokens [n, V, T, D] (float16) of every sample and view through the token cache (the same
@@ -333,14 +332,15 @@ class ITEM(Detector):
         from aigi.io import load_image
 
         cache = CaptionCache(self.captioner.key())
-        out = []
-        for s, sha, g in zip(manifest, shas, given):
-            cap = g or (cache.get(sha) if sha else None)
-            if cap is None:
-                cap = self.captioner.caption_images([self.prepare(load_image(s.path).image)])[0]
-                if sha:
-                    cache.put(sha, cap)
-            out.append(cap)
+        out = [g or (cache.get(sha) if sha else None) for sha, g in zip(shas, given)]
+        todo = [i for i, c in enumerate(out) if c is None]
+        for a in range(0, len(todo), 16):  # caption what is missing, in batches
+            batch = todo[a:a + 16]
+            images = [self.prepare(load_image(manifest.samples[i].path).image) for i in batch]
+            for i, cap in zip(batch, self.captioner.caption_images(images)):
+                out[i] = cap
+                if shas[i]:
+                    cache.put(shas[i], cap)
         return out
 
     def _feature_key(self) -> str:

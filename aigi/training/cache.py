@@ -39,8 +39,12 @@ def hash_files(paths: Sequence[str]) -> tuple[list[str | None], list[str | None]
     return shas, errors
 
 
-def view_key(view: int, recipe: ViewRecipe, seed: int) -> str:
-    return "plain" if view == 0 else f"{recipe.key()}-seed{seed}-view{view}"
+def view_key(view: int, recipe: ViewRecipe, seed: int, perturb: tuple[str, Callable] | None = None,
+             parity: bool = False) -> str:
+    """The cache's view key: ``plain``, the k-th augmented view of ``recipe`` and ``seed``, or a
+    perturbation's key; prefixed when every image is parity re-encoded first."""
+    key = perturb[0] if perturb else ("plain" if view == 0 else f"{recipe.key()}-seed{seed}-view{view}")
+    return f"parity-{key}" if parity else key
 
 
 class FeatureCache:
@@ -102,8 +106,7 @@ def extract_pooled_features(
     cache = cache or FeatureCache(backbone.cache_key())
 
     def vkey(v: int) -> str:
-        key = perturb[0] if perturb else view_key(v, recipe, seed)
-        return f"parity-{key}" if parity else key
+        return view_key(v, recipe, seed, perturb, parity)
 
     dim = 2 * backbone.dim
     out = np.full((len(paths), len(views), dim), np.nan, dtype=np.float32)
