@@ -319,6 +319,41 @@ def _metrics_table(title: str, rows: list[tuple[str, dict]], cols: list[str]) ->
     return t
 
 
+@app.command()
+def serve(
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Registered name or saved directory (default: the embedded default)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (127.0.0.1: this machine only)."),
+    port: int = typer.Option(8000),
+    device: Optional[str] = typer.Option(None),
+    api_key_hash: list[str] = typer.Option([], "--api-key-hash", help="SHA-256 hex of an accepted X-API-Key (repeatable); none: open."),
+    cors_origin: list[str] = typer.Option([], "--cors-origin", help="Allow this browser origin (repeatable); none: CORS off."),
+    max_request_mb: float = typer.Option(64.0, help="Largest request body, MB."),
+    max_files: int = typer.Option(64, help="Most images per request."),
+    max_pixels: int = typer.Option(40_000_000, help="Most pixels per image (decompression-bomb guard)."),
+    decode_timeout: float = typer.Option(10.0, help="Seconds allowed to decode one image."),
+    max_batch: int = typer.Option(16, help="Most images per model batch."),
+    batch_window_ms: float = typer.Option(10.0, help="How long the first waiting image waits for others."),
+    max_queue: int = typer.Option(256, help="Most images waiting for the model; beyond it: 503 + Retry-After."),
+):
+    """Serve the HTTP API (/v1/detect, /v1/detectors, /healthz, /metrics, /docs) and the web page (/)."""
+    try:
+        import uvicorn
+
+        from aigi.serve.app import ServeSettings, create_app
+    except ImportError as e:
+        _fail(f"aigi serve needs the serve extra: pip install 'aigi[serve]' ({e})")
+    bad = [h for h in api_key_hash if len(h) != 64 or any(c not in "0123456789abcdef" for c in h.lower())]
+    if bad:
+        _fail(f"--api-key-hash takes the SHA-256 hex of a key (64 hex digits), not {bad[0]!r}")
+    det = _load(detector, device)
+    settings = ServeSettings(max_request_bytes=int(max_request_mb * 1024 * 1024), max_files=max_files,
+                             max_pixels=max_pixels, decode_timeout_s=decode_timeout, max_batch=max_batch,
+                             batch_window_ms=batch_window_ms, max_queue=max_queue,
+                             api_key_hashes=tuple(h.lower() for h in api_key_hash), cors_origins=tuple(cors_origin))
+    err_console.print(f"serving {det.name} {det.version} on http://{host}:{port}/", highlight=False)
+    uvicorn.run(create_app(det, settings), host=host, port=port, log_level="warning")
+
+
 @app.command("eval")
 def evaluate(
     data: str = typer.Option(..., "--data", help="Manifest CSV or folder in a known layout."),

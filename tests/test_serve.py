@@ -1,0 +1,271 @@
+"""`aigi serve` as users meet it: the real server on a loopback port, HTTP from outside, the page in a
+headless Chromium, and bad inputs that must each get a 4xx JSON error while good requests go on."""
+
+import hashlib
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, *args, env_extra=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        exe = Path(sys.executable).with_name("aigi")
+        env = dict(os.environ, **(env_extra or {}))
+        self.proc = subprocess.Popen([str(exe), "serve", "--port", str(self.port), *map(str, args)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.proc.stdout.read()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        raise RuntimeError("server did not come up")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def server_tmp(tmp_path_factory):
+    return tmp_path_factory.mktemp("server-tmp")
+
+
+@pytest.fixture(scope="module")
+def server(server_tmp):
+    s = Server("--max-request-mb", 4, "--max-files", 16, "--max-pixels", 4_000_000,
+               env_extra={"TMPDIR": str(server_tmp), "TEMP": str(server_tmp), "TMP": str(server_tmp)})
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def images(sample_dir):
+    return {p.name: p.read_bytes() for p in [sample_dir / "real" / "coffee.png", sample_dir / "real" / "chelsea.png",
+                                             sample_dir / "fake" / "dcgan-face-00.png"]}
+
+
+def good_request_works(server, images):
+    r = httpx.post(server.url + "/v1/detect", files=[("files", ("coffee.png", images["coffee.png"], "image/png"))],
+                   timeout=60)
+    assert r.status_code == 200 and r.json()["results"][0]["verdict"] in ("real", "fake", "unsure")
+
+
+def test_endpoints_answer(server):
+    h = httpx.get(server.url + "/healthz").json()
+    assert h["status"] == "ok" and h["detector"] == "univfd"
+    d = httpx.get(server.url + "/v1/detectors").json()
+    assert d["serving"]["name"] == "univfd" and "item" in d["registered"] and d["limits"]["max_files"] == 16
+    spec = httpx.get(server.url + "/openapi.json").json()
+    assert "/v1/detect" in spec["paths"] and "post" in spec["paths"]["/v1/detect"]
+    page = httpx.get(server.url + "/")
+    assert page.status_code == 200 and "/static/app.js" in page.text and "http" not in page.text.split("<body>")[1].split("/static")[0]
+    assert httpx.get(server.url + "/static/app.js").headers["content-type"].startswith("text/javascript")
+    r = httpx.get(server.url + "/static/..%2Fapp.py")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_detect_many_images_in_order(server, images):
+    files = [("files", (n, b, "image/png")) for n, b in images.items()]
+    r = httpx.post(server.url + "/v1/detect", files=files, timeout=60)
+    assert r.status_code == 200
+    res = r.json()["results"]
+    assert [x["path"] for x in res] == list(images)
+    assert all(x["verdict"] in ("real", "fake", "unsure") and 0 <= x["p_fake"] <= 1 for x in res)
+    assert res[0]["sha256"] == hashlib.sha256(images["coffee.png"]).hexdigest()
+
+
+def bomb_png() -> bytes:
+    """A small PNG whose header claims 50,000 x 50,000 pixels (CRC fixed up): a decompression bomb."""
+    data = bytearray(png_bytes(Image.new("L", (8, 8))))
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4:ihdr + 12] = (50_000).to_bytes(4, "big") * 2
+    data[ihdr + 17:ihdr + 21] = zlib.crc32(bytes(data[ihdr:ihdr + 17])).to_bytes(4, "big")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("case", ["empty body", "truncated image", "decompression bomb", "wrong type",
+                                  "not multipart", "oversized upload", "1000 files", "no files field"])
+def test_bad_inputs_get_4xx_json_and_the_server_goes_on(server, images, case):
+    url = server.url + "/v1/detect"
+    png = images["coffee.png"]
+    if case == "empty body":
+        r = httpx.post(url, content=b"", headers={"content-type": "multipart/form-data; boundary=x"})
+        expect = (400, "no_files")
+    elif case == "truncated image":
+        r = httpx.post(url, files=[("files", ("cut.png", png[: len(png) // 3], "image/png"))])
+        expect = (422, "invalid_image")
+    elif case == "decompression bomb":
+        r = httpx.post(url, files=[("files", ("bomb.png", bomb_png(), "image/png"))])
+        expect = (422, "invalid_image")
+    elif case == "wrong type":
+        r = httpx.post(url, files=[("files", ("notes.jpg", b"hello, I am text" * 10, "image/jpeg"))])
+        expect = (422, "invalid_image")
+    elif case == "not multipart":
+        r = httpx.post(url, content=png, headers={"content-type": "image/png"})
+        expect = (415, "unsupported_media_type")
+    elif case == "oversized upload":
+        r = httpx.post(url, files=[("files", ("big.png", os.urandom(5 * 1024 * 1024), "image/png"))])
+        expect = (413, "payload_too_large")
+    elif case == "1000 files":
+        r = httpx.post(url, files=[("files", (f"f{i}.png", b"x", "image/png")) for i in range(1000)])
+        expect = (413, "too_many_files")
+    else:
+        r = httpx.post(url, files=[("other", ("a.png", png, "image/png"))])
+        expect = (400, "no_files")
+    assert (r.status_code, r.json()["error"]["code"]) == expect, r.text
+    assert r.json()["error"]["message"]
+    if case in ("truncated image", "decompression bomb", "wrong type"):
+        name = {"truncated image": "cut.png", "decompression bomb": "bomb.png", "wrong type": "notes.jpg"}[case]
+        assert r.json()["error"]["message"].startswith(name)
+        assert {"truncated image": "truncated", "decompression bomb": "decompression bomb",
+                "wrong type": "not an image"}[case] in r.json()["error"]["message"]
+    good_request_works(server, images)
+
+
+def test_one_bad_file_does_not_lose_the_others(server, images):
+    files = [("files", ("a.png", images["coffee.png"], "image/png")), ("files", ("bad.png", b"\x89PNG\r\n", "image/png")),
+             ("files", ("c.png", images["chelsea.png"], "image/png"))]
+    r = httpx.post(server.url + "/v1/detect", files=files, timeout=60)
+    assert r.status_code == 200
+    v = [x["verdict"] for x in r.json()["results"]]
+    assert v[1] == "error" and v[0] != "error" and v[2] != "error"
+    assert r.json()["results"][1]["error_code"] == "invalid_image"
+
+
+def test_uploads_are_never_written_to_disk(server, server_tmp, images):
+    """A 3 MB upload is larger than the multipart parser's default 1 MB spool; nothing lands in TMPDIR."""
+    big = Image.frombytes("RGB", (1000, 1000), os.urandom(3_000_000))
+    body = png_bytes(big)
+    assert len(body) > 1024 * 1024
+    before = set(os.listdir(server_tmp))
+    stop = threading.Event()
+    seen: set[str] = set()
+
+    def watch():
+        while not stop.is_set():
+            seen.update(os.listdir(server_tmp))
+            time.sleep(0.005)
+
+    t = threading.Thread(target=watch)
+    t.start()
+    try:
+        r = httpx.post(server.url + "/v1/detect", files=[("files", ("big.png", body, "image/png"))], timeout=60)
+    finally:
+        stop.set()
+        t.join()
+    assert r.status_code == 200 and r.json()["results"][0]["verdict"] != "error"
+    assert seen <= before and set(os.listdir(server_tmp)) == before
+
+
+def test_metrics_count_requests_and_batches(server, images):
+    text = httpx.get(server.url + "/metrics").text
+    assert 'aigi_requests_total{route="/v1/detect",status="200"}' in text
+    assert "aigi_batch_size_bucket" in text and "aigi_queue_depth" in text
+
+
+def test_cors_is_off_by_default(server):
+    r = httpx.get(server.url + "/v1/detectors", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in r.headers
+
+
+def test_api_keys_hashed_busy_queue_and_micro_batching(images):
+    key = "s3cret-key"
+    s = Server("--api-key-hash", hashlib.sha256(key.encode()).hexdigest(), "--max-queue", 4,
+               "--batch-window-ms", 300, "--max-batch", 8)
+    try:
+        one = [("files", ("coffee.png", images["coffee.png"], "image/png"))]
+        r = httpx.post(s.url + "/v1/detect", files=one)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+        r = httpx.post(s.url + "/v1/detect", files=one, headers={"X-API-Key": "wrong"})
+        assert r.status_code == 401
+        ok = {"X-API-Key": key}
+        assert httpx.post(s.url + "/v1/detect", files=one, headers=ok, timeout=60).status_code == 200
+        # more images than the queue holds: refused at once with Retry-After
+        five = [("files", (f"{i}.png", images["coffee.png"], "image/png")) for i in range(5)]
+        r = httpx.post(s.url + "/v1/detect", files=five, headers=ok)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "busy" and r.headers["retry-after"] == "1"
+        # concurrent single-image requests share model batches
+        codes = []
+
+        def call():
+            codes.append(httpx.post(s.url + "/v1/detect", files=one, headers=ok, timeout=120).status_code)
+
+        threads = [threading.Thread(target=call) for _ in range(4)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        assert codes == [200] * 4
+        metrics = httpx.get(s.url + "/metrics").text
+        count = float(next(line.split()[-1] for line in metrics.splitlines() if line.startswith("aigi_batch_size_count")))
+        total = float(next(line.split()[-1] for line in metrics.splitlines() if line.startswith("aigi_batch_size_sum")))
+        assert total == 5 and count < 5  # 1 earlier + 4 concurrent images, in fewer batches
+    finally:
+        s.stop()
+
+
+def test_the_page_in_headless_chromium(server, sample_dir):
+    """Upload an image through the page's file input and read the verdict the page shows."""
+    chromium, driver = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver")
+    if not (Path(chromium).exists() and driver):
+        pytest.skip("needs Debian's chromium and chromium-driver (scripts/install.sh test installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-dev-shm-usage", "--window-size=1100,900"):
+        opts.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(driver), options=opts)
+    try:
+        browser.get(server.url + "/")
+        WebDriverWait(browser, 30).until(lambda b: "detector univfd" in b.find_element(By.ID, "serving").text)
+        browser.find_element(By.ID, "files").send_keys(str(sample_dir / "real" / "chelsea.png"))
+        WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".card .verdict"))
+        verdict = browser.find_element(By.CSS_SELECTOR, ".card .verdict").get_attribute("data-verdict")
+        assert verdict in ("real", "fake", "unsure")
+        api = httpx.post(server.url + "/v1/detect", timeout=60,
+                         files=[("files", ("chelsea.png", (sample_dir / "real" / "chelsea.png").read_bytes(), "image/png"))])
+        assert verdict == api.json()["results"][0]["verdict"]
+        assert "chelsea.png" in browser.find_element(By.CSS_SELECTOR, ".card").text
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "serve-page.png"))
+        assert (ARTIFACTS / "serve-page.png").stat().st_size > 1000
+    finally:
+        browser.quit()
