@@ -269,3 +269,24 @@ def test_the_page_in_headless_chromium(server, sample_dir):
         assert (ARTIFACTS / "serve-page.png").stat().st_size > 1000
     finally:
         browser.quit()
+
+
+def test_heatmap_overlay_for_a_detector_with_a_mask_head(sample_dir):
+    """GAMMA's per-patch mask comes back as a PNG overlay of the uploaded image (untrained head: the path,
+    not the accuracy, is under test)."""
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from aigi.detectors.gamma import Gamma, GammaConfig
+    from aigi.serve.app import create_app
+
+    det = Gamma(GammaConfig(hidden=16, queries=1, heads=1)).eval()
+    data = (sample_dir / "real" / "astronaut.png").read_bytes()
+    with TestClient(create_app(det)) as client:
+        plain = client.post("/v1/detect", files=[("files", ("a.png", data, "image/png"))]).json()["results"][0]
+        r = client.post("/v1/detect?heatmap=true", files=[("files", ("a.png", data, "image/png"))]).json()["results"][0]
+    assert "heatmap_png" not in plain and len(plain["mask"]) == 16
+    png = base64.b64decode(r["heatmap_png"].split(",", 1)[1])
+    img = Image.open(io.BytesIO(png))
+    assert img.format == "PNG" and max(img.size) == 512 and img.size[0] == img.size[1]  # astronaut is square
