@@ -181,6 +181,7 @@ def detect(
     batch_size: int = typer.Option(16, help="Images per forward pass."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
     explain: Optional[Path] = typer.Option(None, "--explain", help="Write a heatmap overlay per image into this folder (detectors with a mask head, e.g. gamma)."),
+    runtime: str = typer.Option("torch", "--runtime", help="torch (default) or onnx: the graph `aigi export` wrote into the detector directory."),
 ):
     """Give every image a verdict (real/fake/unsure/error) and a calibrated probability of being AI-generated."""
     if fmt not in FORMATS:
@@ -191,6 +192,16 @@ def detect(
     if not paths:
         raise typer.Exit(1)
     det = _load(detector, device)
+    if runtime not in ("torch", "onnx"):
+        _fail(f"--runtime must be torch or onnx, not {runtime!r}")
+    if runtime == "onnx":
+        from aigi.export import ONNX_FILE
+
+        graph = Path(detector or "").expanduser() / ONNX_FILE
+        if not graph.is_file():
+            _fail(f"--runtime onnx needs {ONNX_FILE} in the detector directory: run "
+                  f"`aigi export --detector {detector or 'univfd'} --out DIR` and pass --detector DIR")
+        det.use_onnx(graph)
     if explain is not None and not hasattr(det, "preprocessing"):
         _fail(f"--explain needs a detector with a mask head (gamma); {det.name} gives no mask")
     records = _run_detect(paths, det, threshold, fpr, batch_size, unsure_band, ensemble)
@@ -352,6 +363,32 @@ def serve(
                              api_key_hashes=tuple(h.lower() for h in api_key_hash), cors_origins=tuple(cors_origin))
     err_console.print(f"serving {det.name} {det.version} on http://{host}:{port}/", highlight=False)
     uvicorn.run(create_app(det, settings), host=host, port=port, log_level="warning")
+
+
+@app.command("export")
+def export_cmd(
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Registered name or saved directory (default: the embedded default)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for the detector's files plus model.onnx."),
+    onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Write the ONNX graph (the only format for now)."),
+):
+    """Export a trained detector (backbone + head) to one ONNX graph; check onnxruntime against torch."""
+    from aigi import WEIGHTS_DIR
+    from aigi.export import ExportError, export_onnx
+
+    if not onnx:
+        _fail("nothing to export: --onnx is the only format")
+    det = _load(detector, "cpu")
+    src = Path(detector).expanduser() if detector and Path(detector).expanduser().is_dir() else WEIGHTS_DIR / (detector or det.name)
+    try:
+        r = export_onnx(det, out, source_dir=src)
+    except ExportError as e:
+        _fail(str(e))
+    status = "ok" if r["max_abs_diff"] <= 1e-4 else "MISMATCH"
+    out_console.print(f"wrote {r['path']} (outputs {', '.join(r['outputs'])}); onnxruntime vs torch max |diff| "
+                      f"{r['max_abs_diff']:.2e} ({status}). Use: aigi detect --detector {out} --runtime onnx IMAGES",
+                      highlight=False)
+    if status != "ok":
+        raise typer.Exit(1)
 
 
 @app.command("eval")

@@ -44,6 +44,28 @@ def _tensor(out) -> torch.Tensor:
     return out if isinstance(out, torch.Tensor) else out.pooler_output
 
 
+class TorchVisionTokens(torch.nn.Module):
+    """pixels -> (pooled [B, D], patch tokens [B, N, D], the whole sequence [B, T, D]) of a torch-run
+    backbone, as ``encode_images`` computes them (the graph ``aigi export`` traces)."""
+
+    def __init__(self, model, model_type: str):
+        super().__init__()
+        self.model, self.model_type = model, model_type
+
+    def forward(self, pixels):
+        vl = self.model_type in VL_TYPES
+        out = (self.model.vision_model if vl else self.model)(pixel_values=pixels)
+        seq = out.last_hidden_state
+        has_cls = self.model_type not in ("siglip", "siglip2")
+        pooled = out.pooler_output if getattr(out, "pooler_output", None) is not None else seq[:, 0]
+        return pooled, (seq[:, 1:] if has_cls else seq), seq
+
+
+def torch_vision_tokens(backbone) -> TorchVisionTokens:
+    """The token module of a torch-run backbone (``load_backbone(name, runtime="torch")``)."""
+    return TorchVisionTokens(backbone.model, getattr(backbone, "model_type", "dinov2"))
+
+
 class HFBackbone(Backbone):
     def __init__(self, model_id: str, device: str = "cpu"):
         from transformers import AutoConfig, AutoModel
@@ -62,21 +84,12 @@ class HFBackbone(Backbone):
         self.joint_dim = int(getattr(config, "projection_dim", 0) or self.dim)
         self._tokenizer = None
 
-    def _vision(self, pixels: np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)
-        if self.has_text:
-            return self.model.vision_model(pixel_values=x)
-        return self.model(pixel_values=x)
-
     @torch.inference_mode()
     def encode_images(self, pixels: np.ndarray, tokens: bool = False) -> ImageFeatures:
-        out = self._vision(pixels)
-        seq = out.last_hidden_state.float()
-        has_cls = self.model_type not in ("siglip", "siglip2")  # SigLIP has no class token
-        pooled = out.pooler_output if getattr(out, "pooler_output", None) is not None else seq[:, 0]
-        patches = seq[:, 1:] if has_cls else seq
-        return ImageFeatures(cls=pooled.float().cpu().numpy(), patch_mean=patches.mean(1).cpu().numpy(),
-                             tokens=seq.cpu().numpy() if tokens else None)
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)
+        pooled, patches, seq = torch_vision_tokens(self)(x)  # SigLIP has no class token
+        return ImageFeatures(cls=pooled.float().cpu().numpy(), patch_mean=patches.float().mean(1).cpu().numpy(),
+                             tokens=seq.float().cpu().numpy() if tokens else None)
 
     @torch.inference_mode()
     def embed_images(self, pixels: np.ndarray) -> np.ndarray:

@@ -78,6 +78,7 @@ class Detector(torch.nn.Module):
         self.parity = False  # re-encode every input identically first (see transforms.parity_image)
         self._backbone = None
         self._version = ""
+        self._onnx = None  # an onnxruntime session after use_onnx()
 
     # --- what subclasses implement ---------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -150,10 +151,27 @@ class Detector(torch.nn.Module):
 
     @torch.inference_mode()
     def score_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
-        """Raw (uncalibrated) p_fake for a batch of preprocessed images, and the forward output."""
-        self.eval()
-        out = self.forward(self.featurize(pixels))
+        """Raw (uncalibrated) p_fake for a batch of preprocessed images, and the forward output
+        (through the exported ONNX graph after ``use_onnx``)."""
+        if self._onnx is not None:
+            names = [o.name for o in self._onnx.get_outputs()]
+            got = self._onnx.run(names, {"pixels": np.ascontiguousarray(pixels, np.float32)})
+            out = {n: torch.from_numpy(v) for n, v in zip(names, got)}
+        else:
+            self.eval()
+            out = self.forward(self.featurize(pixels))
         return torch.sigmoid(out["logit"].float()).cpu().numpy(), out
+
+    def use_onnx(self, path) -> "Detector":
+        """Score through an exported ONNX graph (``aigi export``) with onnxruntime instead of torch."""
+        from aigi.export import onnx_session
+
+        self._onnx = onnx_session(path, self.device_name)
+        return self
+
+    def preprocess_size(self) -> int:
+        """The side of the square the detector's preprocessing produces (what an exported graph takes)."""
+        return int(self.backbone.preprocess.crop)
 
     def _score_paths(self, paths: list, load: Callable, batch_size: int,
                      progress: Callable[[int], None] | None):

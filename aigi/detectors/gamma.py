@@ -129,6 +129,22 @@ def _torch_encoder(name: str):
     return getattr(model, "vision_model", model)
 
 
+class _GammaFromPixels(torch.nn.Module):
+    def __init__(self, det):
+        super().__init__()
+        self.det = det
+        if det.encoder is None:
+            from aigi.backbones import load_backbone
+            from aigi.backbones.hf import torch_vision_tokens
+
+            self.tokens = torch_vision_tokens(load_backbone(det.config.backbone, runtime="torch"))
+
+    def forward(self, pixels):
+        batch = {"pixels": pixels} if self.det.encoder is not None else {"tokens": self.tokens(pixels)[2]}
+        out = self.det(batch)
+        return {k: out[k] for k in ("logit", "mask", "source")}
+
+
 @register("gamma")
 class Gamma(Detector):
     Config = GammaConfig
@@ -230,6 +246,13 @@ class Gamma(Detector):
 
     def input_array(self, img) -> np.ndarray:
         return self.preprocessing(img)
+
+    def preprocess_size(self) -> int:
+        return int(self.preprocessing.crop)
+
+    def export_module(self) -> torch.nn.Module:
+        """Pixels -> {"logit", "mask", "source"}, the frozen backbone run through torch (aigi.export)."""
+        return _GammaFromPixels(self)
 
     def featurize(self, pixels: np.ndarray):
         dev = self.proj.weight.device

@@ -73,6 +73,18 @@ def _fit_logistic_cv(X, y, groups, Cs, n_folds, max_iter):
     return final, Cs[j], float(mean[j])
 
 
+class _PixelsToLogit(torch.nn.Module):
+    def __init__(self, backbone, head: "UnivFD"):
+        super().__init__()
+        from aigi.backbones.hf import torch_vision_tokens
+
+        self.tokens, self.head = torch_vision_tokens(backbone), head
+
+    def forward(self, pixels):
+        pooled, patches, _ = self.tokens(pixels)
+        return {"logit": self.head({"features": torch.cat([pooled, patches.mean(1)], 1)})["logit"]}
+
+
 @register("univfd")
 class UnivFD(Detector):
     Config = UnivFDConfig
@@ -114,6 +126,12 @@ class UnivFD(Detector):
     def featurize(self, pixels: np.ndarray):
         feats = self.backbone.encode_images(pixels).pooled()
         return {"features": torch.from_numpy(feats).to(self.feature_mean.device)}
+
+    def export_module(self) -> torch.nn.Module:
+        """Pixels -> {"logit"}: the backbone through transformers/torch, then the head (aigi.export)."""
+        from aigi.backbones import load_backbone
+
+        return _PixelsToLogit(load_backbone(self.config.backbone, runtime="torch"), self)
 
     # --- training ---------------------------------------------------------------------
     def features(self, manifest, views, train_config, progress=None, perturb=None):
