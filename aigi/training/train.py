@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
+from contextlib import contextmanager
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from aigi.calibration import Calibration
 from aigi.config import TrainConfig
@@ -25,12 +28,35 @@ def build_detector(cfg: TrainConfig) -> Detector:
     return det
 
 
+@contextmanager
+def distributed(device: str = "auto"):
+    """Join the process group when started by torchrun (WORLD_SIZE > 1): gloo on CPU, nccl on CUDA.
+    Yields (rank, world size); (0, 1) otherwise."""
+    import torch.distributed as dist
+
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1 or dist.is_initialized():
+        from aigi.training.loop import world
+
+        yield world()
+        return
+    backend = "nccl" if resolve_device(device).startswith("cuda") else "gloo"
+    dist.init_process_group(backend)
+    try:
+        yield dist.get_rank(), dist.get_world_size()
+    finally:
+        dist.destroy_process_group()
+
+
 def train_detector(cfg: TrainConfig, manifest: Manifest, out_dir: str | Path | None = None,
                    progress: Callable[[int], None] | None = None, reserved: Manifest | None = None) -> Detector:
     """Train on ``manifest`` minus a stratified validation split; calibrate on that split; save.
     Samples the detector reserves for pre-training (``Detector.reserved``) go to ``pretrain`` and are
     removed before the split (or, when ``reserved`` is given, those samples, already outside ``manifest``)."""
+    from aigi.training.loop import world
+
     t0 = time.time()
+    torch.manual_seed(cfg.seed)  # the same initial weights in every process and every run
     det = build_detector(cfg)
     if reserved is None:
         idx = det.reserved(manifest)
@@ -42,6 +68,8 @@ def train_detector(cfg: TrainConfig, manifest: Manifest, out_dir: str | Path | N
         train_idx, val_idx = np.arange(len(manifest)), np.array([], dtype=int)
     train_set, val_set = manifest.subset(train_idx), manifest.subset(val_idx)
     fit_info = det.fit(train_set, cfg, progress)
+    if world()[0] != 0:  # data-parallel training: rank 0 calibrates and saves
+        return det
     info = {"config": dataclasses.asdict(cfg), "data": manifest.source, "train": train_set.summary(),
             "fit": fit_info}
     if pretrain_info is not None:
