@@ -399,6 +399,35 @@ def export_cmd(
         raise typer.Exit(1)
 
 
+@app.command("score")
+def score_cmd(
+    data: str = typer.Option(..., "--data", help="A folder, a manifest CSV, or a Parquet file with a `path` column."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for the Parquet shards (a rerun resumes here)."),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Registered name or saved directory (default: the embedded default)."),
+    workers: int = typer.Option(1, help="Ray actors, each holding one loaded detector."),
+    shard_size: int = typer.Option(256, help="Images per shard (one Parquet file each)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster (default: a local one)."),
+    batch_size: int = typer.Option(16, help="Images per forward pass within a shard."),
+    device: Optional[str] = typer.Option(None),
+):
+    """Score a corpus with Ray Data into sharded Parquet (the detect record per row); resumable."""
+    try:
+        from aigi.scale import score
+    except ImportError as e:
+        _fail(f"aigi score needs Ray Data: pip install 'aigi[scale]' ({e})")
+
+    def progress(done, total):
+        err_console.print(f"shards done: {done}/{total}", highlight=False)
+
+    try:
+        summary = score(data, out, detector, shard_size, workers, ray_address, device, batch_size, progress)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    out_console.print(f"{summary['n_inputs']} inputs in {summary['n_shards']} shards under {out}: "
+                      f"{summary['scored_shards']} scored now ({summary['scored_images']} images, {summary['errors']} "
+                      f"errors, {summary['seconds']} s), {summary['skipped_shards']} already done", highlight=False)
+
+
 @app.command("eval")
 def evaluate(
     data: str = typer.Option(..., "--data", help="Manifest CSV or folder in a known layout."),

@@ -1,0 +1,166 @@
+"""Corpus-scale scoring on Ray Data: ``aigi score --data SOURCE --out DIR``.
+
+The inputs (a folder, a manifest, or a Parquet file with a ``path`` column) are listed once, in a fixed
+order, and cut into shards of ``shard_size`` paths. Ray Data maps the shards over ``workers`` actors,
+each holding one loaded detector; an actor scores a shard with ``Detector.predict`` (bad files become
+records with their error, never a failure) and writes ``shard-NNNNN.parquet`` atomically (a temporary
+name, then a rename). A rerun lists the same inputs, finds the shards already on disk and scores only
+the others, so an interrupted run resumes where it stopped. ``--ray-address`` joins an existing cluster;
+by default Ray starts locally (no cluster needed).
+
+Each row is the ``detect`` record (``records.RECORD_FIELDS``, plus ``reason``), and ``extra``: the
+method-specific fields (ITEM's caption, GAMMA's mask ...) as a JSON string. ``_run.json`` records the
+inputs' fingerprint and the shard size; a rerun with other inputs or another shard size is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from aigi.records import RECORD_FIELDS
+
+RUN_FILE = "_run.json"
+COLUMNS = list(RECORD_FIELDS) + ["reason", "extra"]
+
+
+def list_inputs(source: str) -> list[str]:
+    """Paths to score: a Parquet file's ``path`` column, a manifest's or a labelled folder's paths, or
+    every image under a plain folder."""
+    p = Path(source)
+    if p.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(p, columns=["path"])
+        return [str(x) for x in table.column("path").to_pylist()]
+    if p.is_dir():
+        from aigi.data.manifest import IMAGE_SUFFIXES
+
+        return sorted(str(f) for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
+                      and (f.suffix.lower() in IMAGE_SUFFIXES or f.suffix == ""))
+    from aigi.data import load_data
+
+    return [s.path for s in load_data(source)]
+
+
+def shard_name(i: int) -> str:
+    return f"shard-{i:05d}.parquet"
+
+
+def to_row(rec: dict) -> dict:
+    extra = {k: v for k, v in rec.items() if k not in COLUMNS}
+    row = {k: rec.get(k) for k in COLUMNS if k != "extra"}
+    row["extra"] = json.dumps(extra) if extra else None
+    return row
+
+
+def write_shard(records: list[dict], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [to_row(r) for r in records]
+    schema = pa.schema([("path", pa.string()), ("sha256", pa.string()), ("verdict", pa.string()),
+                        ("p_fake", pa.float64()), ("threshold", pa.float64()), ("detector", pa.string()),
+                        ("detector_version", pa.string()), ("error", pa.string()), ("reason", pa.string()),
+                        ("extra", pa.string())])
+    table = pa.Table.from_pylist(rows, schema=schema)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+class ShardScorer:
+    """A Ray actor: one loaded detector, scoring whole shards."""
+
+    def __init__(self, detector: str | None, device: str | None, out_dir: str, threads: int, batch_size: int):
+        import torch
+
+        from aigi import load_detector
+
+        torch.set_num_threads(max(1, threads))
+        self.det = load_detector(detector, device)
+        self.out, self.batch_size = Path(out_dir), batch_size
+
+    def __call__(self, batch: dict) -> dict:
+        shards, counts, errors, seconds = [], [], [], []
+        for i, paths in zip(batch["shard"], batch["paths"]):
+            t = time.perf_counter()
+            recs = self.det.predict([str(p) for p in paths], batch_size=self.batch_size)
+            write_shard(recs, self.out / shard_name(int(i)))
+            shards.append(int(i))
+            counts.append(len(recs))
+            errors.append(sum(r["verdict"] == "error" for r in recs))
+            seconds.append(time.perf_counter() - t)
+        return {"shard": shards, "n": counts, "errors": errors, "seconds": seconds}
+
+
+def score(source: str, out_dir: str | Path, detector: str | None = None, shard_size: int = 256, workers: int = 1,
+          ray_address: str | None = None, device: str | None = None, batch_size: int = 16,
+          progress: Callable[[int, int], None] | None = None) -> dict:
+    """Score every input of ``source`` into Parquet shards under ``out_dir``; returns a summary."""
+    import ray
+
+    paths = list_inputs(source)
+    if not paths:
+        raise ValueError(f"{source}: no inputs to score")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fingerprint = hashlib.sha256("\n".join(paths).encode()).hexdigest()
+    run = {"source": str(source), "n_inputs": len(paths), "inputs_sha256": fingerprint, "shard_size": shard_size,
+           "detector": detector or "default"}
+    run_file = out / RUN_FILE
+    if run_file.exists():
+        old = json.loads(run_file.read_text())
+        same = {k: old.get(k) for k in ("inputs_sha256", "shard_size", "detector")}
+        if same != {k: run[k] for k in same}:
+            raise ValueError(f"{out} holds a run over other inputs or settings ({old.get('source')}, shard size "
+                             f"{old.get('shard_size')}, detector {old.get('detector')}); use another --out")
+    else:
+        run_file.write_text(json.dumps(run, indent=1))
+    shards = [paths[i:i + shard_size] for i in range(0, len(paths), shard_size)]
+    todo = [i for i in range(len(shards)) if not (out / shard_name(i)).exists()]
+    done_before = len(shards) - len(todo)
+    t0 = time.time()
+    summary = {"n_inputs": len(paths), "n_shards": len(shards), "skipped_shards": done_before,
+               "scored_shards": 0, "scored_images": 0, "errors": 0, "workers": workers}
+    if todo:
+        started_here = not ray.is_initialized()
+        if started_here:
+            kw = {"address": ray_address} if ray_address else {"num_cpus": max(workers, os.cpu_count() or 1)}
+            ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True, **kw)
+        try:
+            ctx = ray.data.DataContext.get_current()
+            ctx.enable_progress_bars = False
+            ds = ray.data.from_items([{"shard": i, "paths": shards[i]} for i in todo], override_num_blocks=len(todo))
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            results = ds.map_batches(ShardScorer, batch_size=1, concurrency=workers, num_cpus=1,
+                                     fn_constructor_kwargs=dict(detector=detector, device=device, out_dir=str(out),
+                                                                threads=threads, batch_size=batch_size))
+            for row in results.iter_rows():
+                summary["scored_shards"] += 1
+                summary["scored_images"] += int(row["n"])
+                summary["errors"] += int(row["errors"])
+                if progress:
+                    progress(done_before + summary["scored_shards"], len(shards))
+        finally:
+            if started_here:
+                ray.shutdown()
+    summary["seconds"] = round(time.time() - t0, 2)
+    summary["images_per_second"] = summary["scored_images"] / summary["seconds"] if summary["seconds"] else None
+    return summary
+
+
+def read_results(out_dir: str | Path):
+    """Every row written under ``out_dir`` as one pyarrow Table, in input order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = sorted(Path(out_dir).glob("shard-*.parquet"))
+    return pa.concat_tables([pq.read_table(f) for f in files]) if files else None
+
+
+__all__ = ["score", "list_inputs", "read_results", "COLUMNS"]
