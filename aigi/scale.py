@@ -82,6 +82,7 @@ class ShardScorer:
         from aigi import load_detector
 
         torch.set_num_threads(max(1, threads))
+        os.environ["AIGI_ONNX_THREADS"] = str(max(1, threads))  # the worker's share of the cores, for onnxruntime too
         self.det = load_detector(detector, device)
         self.out, self.batch_size = Path(out_dir), batch_size
 

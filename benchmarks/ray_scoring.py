@@ -62,9 +62,10 @@ DINOv2-S). Wall time includes starting Ray and loading one detector per worker.
 |---|---|---|---|---|
 {rows}
 
-Two workers on two cores are slower than one here: each holds its own model, and each one's onnxruntime
-session and decoding threads still reach for every core, so they contend. On a cluster, give each worker
-its own cores (one worker per node or per core group); then throughput adds up per worker.
+Each worker gets its share of the cores (torch and onnxruntime threads, `AIGI_ONNX_THREADS`), so two workers
+with one core each match one worker with both: on one 2-core machine the cores are the limit either way.
+On a cluster each worker brings its own cores and throughput adds up per worker. (Before the per-worker
+onnxruntime cap, two workers ran at 7.8 images/s against one worker's 10.4: their sessions contended.)
 
 ## Cost per million images (paper estimate)
 

@@ -15,6 +15,7 @@ saliency, so treat it as "a real DINOv2-S", not as bit-exact facebook/dinov2-sma
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -96,6 +97,7 @@ class Dinov2OnnxBackbone(Backbone):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
+        threads = threads or int(os.environ.get("AIGI_ONNX_THREADS", "0") or 0)  # e.g. one Ray worker's share
         if threads:
             opts.intra_op_num_threads = threads
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
