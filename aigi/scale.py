@@ -62,12 +62,8 @@ def write_shard(records: list[dict], path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = [to_row(r) for r in records]
-    schema = pa.schema([("path", pa.string()), ("sha256", pa.string()), ("verdict", pa.string()),
-                        ("p_fake", pa.float64()), ("threshold", pa.float64()), ("detector", pa.string()),
-                        ("detector_version", pa.string()), ("error", pa.string()), ("reason", pa.string()),
-                        ("extra", pa.string())])
-    table = pa.Table.from_pylist(rows, schema=schema)
+    schema = pa.schema([(c, pa.float64() if c in ("p_fake", "threshold") else pa.string()) for c in COLUMNS])
+    table = pa.Table.from_pylist([to_row(r) for r in records], schema=schema)
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     pq.write_table(table, tmp)
     os.replace(tmp, path)

@@ -11,24 +11,18 @@ import argparse
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import best_of
 
 HERE = Path(__file__).resolve().parent
 
 
 def best_rate(fn, batches, repeats=3) -> float:
-    fn(batches[0])  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for b in batches:
-            fn(b)
-        times.append(time.perf_counter() - t)
-    return sum(len(b) for b in batches) / min(times)
+    best, _, _ = best_of(lambda: [fn(b) for b in batches], repeats, lambda: fn(batches[0]))
+    return sum(len(b) for b in batches) / best
 
 
 def main():

@@ -16,10 +16,10 @@ import platform
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from timing import best_of
 
 HERE = Path(__file__).resolve().parent
 
@@ -45,22 +45,11 @@ def run_mode(mode: str, paths: list[str], batch_size: int, repeats: int, detecto
 
         pixels = np.stack([det.preprocess(load_image(p).image) for p in paths])  # not timed
         batches = [pixels[i:i + batch_size] for i in range(0, len(pixels), batch_size)]
-        encode(batches[0])  # warm-up
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            for b in batches:
-                encode(b)
-            times.append(time.perf_counter() - t)
+        best, times, _ = best_of(lambda: [encode(b) for b in batches], repeats, lambda: encode(batches[0]))
     else:
-        det.predict(paths[:batch_size], batch_size=batch_size)  # warm-up
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            recs = det.predict(paths, batch_size=batch_size)
-            times.append(time.perf_counter() - t)
+        best, times, recs = best_of(lambda: det.predict(paths, batch_size=batch_size), repeats,
+                                    lambda: det.predict(paths[:batch_size], batch_size=batch_size))
         assert all(r["verdict"] != "error" for r in recs)
-    best = min(times)
     return {"mode": mode, "images": len(paths), "batch_size": batch_size, "seconds_best": best,
             "seconds_all": times, "images_per_second": len(paths) / best,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

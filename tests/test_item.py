@@ -1,7 +1,6 @@
 """ITEM: misalignment math by hand, object parsing, alignment, and train -> save -> load -> detect through
 tiny random CLIP and BLIP models built in-process (the same code that loads real checkpoints)."""
 
-import csv
 import json
 import math
 

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from aigi.augment.manipulate import GENERATED, REAL, SOURCES, ManipulationRecipe
+from aigi.augment.manipulate import REAL, SOURCES, ManipulationRecipe
 from aigi.detectors.base import Detector, register
 from aigi.training.loop import train_balanced
 
