@@ -23,7 +23,8 @@ def shipped_detectors() -> list[str]:
 def load_detector(detector: str | None = None, device: str | None = None):
     """A trained detector: ``None`` for the embedded default, a registered name that ships
     weights, or a directory written by ``save_pretrained``."""
-    from aigi.detectors.base import Detector, get_detector_class
+    from aigi.detectors.base import Detector
+    from aigi.detectors.registry import get_detector_class
     from aigi.device import resolve_device
 
     dev = resolve_device(device)

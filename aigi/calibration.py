@@ -1,9 +1,10 @@
 """Turning a detector's raw score into a calibrated probability and a decision.
 
 Stored beside a detector as ``calibration.json``:
-- ``method`` and ``params``: a map from the raw p_fake to a calibrated one, fitted on held-out
-  validation images: ``temperature`` (logit / T), ``platt`` (sigmoid(a * logit + b)), ``isotonic``
-  (a monotone step function, interpolated), or ``none``;
+- ``method`` and ``params``: a map from the detector's raw logit z to a calibrated p_fake, fitted on
+  held-out validation images: ``temperature`` (sigmoid(z / T)), ``platt`` (sigmoid(a z + b)),
+  ``isotonic`` (a monotone step function of sigmoid(z), interpolated), or ``none`` (sigmoid(z)). The
+  map works on the logit itself, so no probability is ever clipped and turned back into a logit;
 - ``threshold``: the default cut on the calibrated p_fake;
 - ``real_scores``: calibrated p_fake of the validation reals, so ``--fpr`` can choose the threshold
   that flags at most a given fraction of real photos;
@@ -34,11 +35,11 @@ def sigmoid(z) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
 
 
-def fit_temperature(p_raw, labels) -> dict:
-    """T minimising the log-loss of sigmoid(logit(p) / T) (one parameter; keeps the ranking)."""
+def fit_temperature(z_raw, labels) -> dict:
+    """T minimising the log-loss of sigmoid(z / T) (one parameter; keeps the ranking)."""
     from scipy.optimize import minimize_scalar
 
-    z, y = logit(p_raw), np.asarray(labels, dtype=np.float64)
+    z, y = np.asarray(z_raw, dtype=np.float64), np.asarray(labels, dtype=np.float64)
 
     def nll(log_t):
         q = np.clip(sigmoid(z / math.exp(log_t)), _EPS, 1 - _EPS)
@@ -48,36 +49,37 @@ def fit_temperature(p_raw, labels) -> dict:
     return {"T": float(math.exp(res.x))}
 
 
-def fit_platt(p_raw, labels) -> dict:
-    """a, b of sigmoid(a * logit(p) + b), by (practically unregularised) logistic regression."""
+def fit_platt(z_raw, labels) -> dict:
+    """a, b of sigmoid(a z + b), by (practically unregularised) logistic regression."""
     from sklearn.linear_model import LogisticRegression
 
-    z = logit(p_raw).reshape(-1, 1)
+    z = np.asarray(z_raw, dtype=np.float64).reshape(-1, 1)
     lr = LogisticRegression(C=1e6, max_iter=1000).fit(z, np.asarray(labels, dtype=int))
     return {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
 
 
-def fit_isotonic(p_raw, labels) -> dict:
-    """A monotone non-decreasing map fitted by isotonic regression, stored as its knots."""
+def fit_isotonic(z_raw, labels) -> dict:
+    """A monotone non-decreasing map of sigmoid(z) fitted by isotonic regression, stored as its knots."""
     from sklearn.isotonic import IsotonicRegression
 
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(np.asarray(p_raw, float), np.asarray(labels, float))
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(sigmoid(z_raw), np.asarray(labels, float))
     return {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
 
 
 FITTERS = {"temperature": fit_temperature, "platt": fit_platt, "isotonic": fit_isotonic}
 
 
-def apply_calibration(method: str, params: dict, p_raw) -> np.ndarray:
-    p = np.asarray(p_raw, dtype=np.float64)
+def apply_calibration(method: str, params: dict, z_raw) -> np.ndarray:
+    """Raw logits -> calibrated p_fake."""
+    z = np.asarray(z_raw, dtype=np.float64)
     if method == "none":
-        return p
+        return sigmoid(z)
     if method == "temperature":
-        return sigmoid(logit(p) / params["T"])
+        return sigmoid(z / params["T"])
     if method == "platt":
-        return sigmoid(params["a"] * logit(p) + params["b"])
+        return sigmoid(params["a"] * z + params["b"])
     if method == "isotonic":
-        return np.interp(p, params["x"], params["y"])
+        return np.interp(sigmoid(z), params["x"], params["y"])
     raise ValueError(f"unknown calibration method {method!r}; use one of {METHODS}")
 
 
@@ -108,22 +110,22 @@ class Calibration:
     source: str = ""  # which data it was fitted on
 
     @classmethod
-    def fit(cls, p_raw, labels, method: str = "platt", unsure_band: float = 0.0, source: str = "") -> "Calibration":
-        """Fit ``method`` on validation scores; keep the calibrated scores of the reals."""
+    def fit(cls, z_raw, labels, method: str = "platt", unsure_band: float = 0.0, source: str = "") -> "Calibration":
+        """Fit ``method`` on validation logits; keep the calibrated scores of the reals."""
         if method not in METHODS:
             raise ValueError(f"unknown calibration method {method!r}; use one of {METHODS}")
         y = np.asarray(labels, dtype=int)
-        p = np.asarray(p_raw, dtype=np.float64)
+        p = np.asarray(z_raw, dtype=np.float64)
         params = FITTERS[method](p, y) if method != "none" and len(set(y.tolist())) == 2 else {}
         if method != "none" and not params:
             method = "none"  # one class only: nothing to calibrate against
         cal = cls(method=method, params=params, unsure_band=unsure_band, source=source)
-        cal.real_scores = sorted(cal.apply(p[y == 0]).round(6).tolist())
+        cal.real_scores = sorted(cal.apply_logit(p[y == 0]).round(6).tolist())
         return cal
 
-    def apply(self, p_raw) -> np.ndarray:
-        """Raw p_fake -> calibrated p_fake."""
-        return apply_calibration(self.method, self.params, p_raw)
+    def apply_logit(self, z_raw) -> np.ndarray:
+        """Raw logits -> calibrated p_fake."""
+        return apply_calibration(self.method, self.params, z_raw)
 
     def threshold_for(self, threshold: float | None = None, fpr: float | None = None) -> float:
         """An explicit threshold wins; else the threshold at ``fpr``; else the stored default."""

@@ -202,7 +202,7 @@ def detect(
             _fail(f"--runtime onnx needs {ONNX_FILE} in the detector directory: run "
                   f"`aigi export --detector {detector or 'univfd'} --out DIR` and pass --detector DIR")
         det.use_onnx(graph)
-    if explain is not None and not hasattr(det, "preprocessing"):
+    if explain is not None and not det.has_mask:
         _fail(f"--explain needs a detector with a mask head (gamma); {det.name} gives no mask")
     records = _run_detect(paths, det, threshold, fpr, batch_size, unsure_band, ensemble)
     if explain is not None:
@@ -301,7 +301,7 @@ def train(
     data-parallel (gloo on CPU, nccl on GPUs); rank 0 calibrates and saves."""
     from aigi.config import ConfigError, load_train_config
     from aigi.data import ManifestError, load_data
-    from aigi.training.train import distributed, train_detector
+    from aigi.workflows.train import distributed, train_detector
 
     try:
         cfg = load_train_config(config)
@@ -448,7 +448,7 @@ def evaluate(
     manifest = _data(data)
     if protocol:
         from aigi.config import ConfigError, load_train_config
-        from aigi.evaluation.protocols import run_cross_dataset, run_leave_generator_out, run_train_on
+        from aigi.workflows.protocols import run_cross_dataset, run_leave_generator_out, run_train_on
 
         if config is None:
             _fail("--protocol needs --config (the recipe to train per fold)")
@@ -485,11 +485,13 @@ def evaluate(
         else:
             _fail(f"unknown protocol {protocol!r}: use leave-generator-out, train-on:GEN1,GEN2 or cross-dataset")
     else:
+        from aigi.scoring import calibrated_scores
+
         det = _load(detector, device)
         manifest = _unreserved(det, manifest)
         prog, advance = _progress(len(manifest), "eval")
         with prog:
-            p, errors = det.calibrated_scores(manifest, progress=advance)
+            p, errors = calibrated_scores(det, manifest, progress=advance)
         import numpy as np
 
         try:
@@ -537,7 +539,7 @@ def compare(
     and apply the rule that chooses the embedded default."""
     from aigi.config import ConfigError, load_train_config
     from aigi.data import ManifestError, load_data
-    from aigi.evaluation.compare import compare as run_compare
+    from aigi.workflows.compare import compare as run_compare
 
     try:
         manifest = load_data(data)

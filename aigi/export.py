@@ -6,7 +6,7 @@ onnxruntime alone (the calibration, unsure band and records stay the detector's 
 ``pixels`` [B, 3, H, W] (the detector's preprocessing, done in Python) and returns what ``forward``
 returns as tensors (``logit``; GAMMA also ``mask`` and ``source``).
 
-A detector opts in with ``export_module()`` (a torch module over pixels with the frozen backbone run
+A detector opts in with ``exportable = True`` and ``export_module()`` (a torch module over pixels with the frozen backbone run
 through transformers/torch): univfd and GAMMA do. ITEM cannot: its captions are text encoded at run
 time; the pixel expert scores a variable grid of native-resolution crops.
 """
@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aigi.scoring import onnx_session
+
 ONNX_FILE = "model.onnx"
 OPSET = 17
 
@@ -32,10 +34,9 @@ def export_onnx(detector, out_dir: str | Path, source_dir: str | Path | None = N
     """Export ``detector`` to ``out_dir``/model.onnx (next to a copy of its saved files) and check that
     onnxruntime matches torch on ``check_images`` (preprocessed pixels; random ones when None).
     Returns {"path", "max_abs_diff", "outputs"}."""
-    make = getattr(detector, "export_module", None)
-    if make is None:
+    if not detector.exportable:
         raise ExportError(f"{detector.name} cannot be exported to one ONNX graph")
-    module = make().eval()
+    module = detector.export_module().eval()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if source_dir is not None and Path(source_dir).resolve() != out.resolve():
@@ -71,15 +72,6 @@ class _Tuple(torch.nn.Module):
     def forward(self, pixels):
         out = self.module(pixels)
         return tuple(out[n] for n in self.names)
-
-
-def onnx_session(path: str | Path, device: str = "cpu"):
-    import onnxruntime as ort
-
-    providers = ["CPUExecutionProvider"]
-    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
-    return ort.InferenceSession(str(path), providers=providers)
 
 
 __all__ = ["export_onnx", "onnx_session", "ExportError", "ONNX_FILE"]

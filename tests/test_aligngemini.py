@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from aigi.scoring import calibrated_scores
 from aigi.config import TrainConfig
 from aigi.data import load_data
 from aigi.detectors.aligngemini import AlignGemini, AlignGeminiConfig
@@ -38,10 +39,10 @@ def test_semantic_branch_trains_on_laundered_images_only(sample_dir):
     sem = UnivFD(UnivFDConfig(launder=True, cv_folds=2))
     info = sem.fit(m, TrainConfig(views=3))
     assert info["n_views"] == 1 and info["n_images"] == 16  # laundering makes augmented views pointless
-    # what it scores is the laundered image: predict (laundering in prepare) and the cached path agree
-    p_cached, _ = sem.score_manifest(m)
+    # what it scores is the laundered image: predict (laundering in inputs) and the cached path agree
+    p_cached, _ = calibrated_scores(sem, m)
     p_pred = [r["p_fake"] for r in sem.predict([s.path for s in m])]  # calibration "none": raw scores
-    np.testing.assert_allclose(p_cached, p_pred, atol=1e-5)
+    np.testing.assert_allclose(p_cached, p_pred, atol=1e-6)
 
 
 def test_trains_fuses_and_reports_both_branches_through_the_cli(sample_dir, tmp_path):
@@ -73,9 +74,9 @@ def test_trains_fuses_and_reports_both_branches_through_the_cli(sample_dir, tmp_
         assert (rec["verdict"] == "fake") == (rec["fired"] != "none"), rec
     # the cached manifest path gives the same calibrated scores as predict
     m = load_data(sample_dir / "manifest.csv")
-    p, errors = det.calibrated_scores(m)
+    p, errors = calibrated_scores(det, m)
     by_path = {rec["path"]: rec["p_fake"] for rec in recs}
-    np.testing.assert_allclose(p, [by_path[s.path] for s in m], atol=1e-4)
+    np.testing.assert_allclose(p, [by_path[s.path] for s in m], atol=1e-6)
 
 
 def test_train_on_protocol_fits_the_fusion_inside_the_fold(sample_dir, tmp_path):

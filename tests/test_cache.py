@@ -1,8 +1,12 @@
 import numpy as np
 from PIL import Image
 
+import pytest
+
 from aigi.backbones.base import Backbone, ImageFeatures
-from aigi.training.cache import FeatureCache, extract_pooled_features, view_key
+from aigi.detectors.univfd import UnivFD, UnivFDConfig
+from aigi.scoring import extract, feature_caches
+from aigi.training.cache import FeatureCache, view_key
 from aigi.transforms import DEFAULT_VIEW_RECIPE, Preprocess
 
 
@@ -23,6 +27,24 @@ class CountingBackbone(Backbone):
         return ImageFeatures(cls=m, patch_mean=-m)
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Each test its own cache directory, so counts of forward passes are this test's."""
+    monkeypatch.setenv("AIGI_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def counting_detector():
+    """A univfd whose backbone is the counting stand-in: the engine's stages and cache under test."""
+    det = UnivFD(UnivFDConfig(feature_dim=6))
+    det._backbone = CountingBackbone()
+    return det, det._backbone
+
+
+def pooled(det, paths, views):
+    feats, err = extract(det, paths, views, batch_size=4)
+    return feats["features"], err
+
+
 def make_images(tmp_path, n):
     paths = []
     for i in range(n):
@@ -34,11 +56,10 @@ def make_images(tmp_path, n):
 
 def test_features_are_cached_and_reused(tmp_path):
     paths = make_images(tmp_path, 5)
-    bb = CountingBackbone()
-    cache = FeatureCache(bb.cache_key(), root=tmp_path / "cache")
-    f1, err = extract_pooled_features(bb, paths, views=[0, 1, 2], cache=cache, batch_size=4)
+    det, bb = counting_detector()
+    f1, err = pooled(det, paths, [0, 1, 2])
     assert bb.images_seen == 15 and err == [None] * 5 and f1.shape == (5, 3, 6)
-    f2, _ = extract_pooled_features(bb, paths, views=[0, 1, 2], cache=cache, batch_size=4)
+    f2, _ = pooled(det, paths, [0, 1, 2])
     assert bb.images_seen == 15  # nothing recomputed
     np.testing.assert_array_equal(f1, f2)
     assert not np.allclose(f1[:, 0], f1[:, 1])  # augmented views differ from the plain one
@@ -46,9 +67,9 @@ def test_features_are_cached_and_reused(tmp_path):
 
 def test_a_killed_run_leaves_no_corrupt_entry_and_a_rerun_resumes(tmp_path):
     paths = make_images(tmp_path, 4)
-    bb = CountingBackbone()
-    cache = FeatureCache(bb.cache_key(), root=tmp_path / "cache")
-    extract_pooled_features(bb, paths[:2], views=[0], cache=cache)  # "the run got this far"
+    det, bb = counting_detector()
+    cache = feature_caches(det)["features"]
+    pooled(det, paths[:2], [0])  # "the run got this far"
     # a write that was killed halfway leaves only a temporary file, never the entry itself
     from aigi.io import sha256_file
 
@@ -62,7 +83,7 @@ def test_a_killed_run_leaves_no_corrupt_entry_and_a_rerun_resumes(tmp_path):
     d3.mkdir(parents=True, exist_ok=True)
     (d3 / f"{sha3}.npy").write_bytes(b"garbage")
     bb.images_seen = 0
-    feats, err = extract_pooled_features(bb, paths, views=[0], cache=cache)
+    feats, err = pooled(det, paths, [0])
     assert bb.images_seen == 2 and err == [None] * 4 and not np.isnan(feats).any()
 
 
@@ -70,8 +91,8 @@ def test_bad_files_are_reported_not_fatal(tmp_path):
     paths = make_images(tmp_path, 2)
     bad = tmp_path / "bad.jpg"
     bad.write_text("no")
-    bb = CountingBackbone()
-    feats, err = extract_pooled_features(bb, paths + [str(bad)], views=[0], cache=FeatureCache("x", root=tmp_path / "c"))
+    det, _ = counting_detector()
+    feats, err = pooled(det, paths + [str(bad)], [0])
     assert err[:2] == [None, None] and "bad.jpg" in err[2] and np.isnan(feats[2]).all()
 
 

@@ -158,7 +158,9 @@ def test_parity_training_is_saved_and_applied(sample_dir, tmp_path):
     assert det.parity
     img = Image.open(sample_dir / "real" / "coffee.png").convert("RGB")
     import numpy as np
-    np.testing.assert_array_equal(det.preprocess(img), det.backbone.preprocess(parity_image(img)))
+    from aigi.scoring import view_inputs
+
+    np.testing.assert_array_equal(view_inputs(det, img, "")["pixels"], det.backbone.preprocess(parity_image(img)))
 
 
 def test_cross_dataset_protocol(sample_dir, tmp_path):
@@ -192,7 +194,7 @@ def test_every_shipped_config_parses_and_builds_its_detector():
     from pathlib import Path
 
     from aigi.config import load_train_config
-    from aigi.training.train import build_detector
+    from aigi.workflows.train import build_detector
 
     configs = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
     assert len(configs) >= 5

@@ -57,13 +57,8 @@ def test_univfd_fit_separates_separable_features(tmp_path, monkeypatch):
     feats = rng.normal(size=(n, v, d)).astype(np.float32)
     feats[labels == 1, :, 0] += 3.0
 
-    class M:  # the manifest interface fit() reads
-        def __init__(self):
-            self.labels = labels.tolist()
-
     det = UnivFD(UnivFDConfig(feature_dim=d, cv_folds=3))
-    monkeypatch.setattr(det, "features", lambda manifest, views, cfg, progress=None: (feats, [None] * n))
-    info = det.fit(M(), TrainConfig(views=1))
+    info = det.fit_head(feats, labels)
     assert info["n_images"] == n and info["n_views"] == 2 and info["cv_auroc"] > 0.95
     p = torch.sigmoid(det({"features": torch.from_numpy(feats[:, 0])})["logit"]).detach().numpy()
     assert p[labels == 1].mean() > 0.8 > 0.2 > p[labels == 0].mean()

@@ -7,7 +7,7 @@ from PIL import Image
 
 from aigi.data import load_data
 from aigi.evaluation.audit import audit, estimate_jpeg_quality, file_metadata
-from aigi.evaluation.compare import choose_default
+from aigi.workflows.compare import choose_default
 from aigi.evaluation.robustness import seeded_subset
 from aigi.transforms import crop_fraction, jpeg_bytes_parity, perturbation, social_media
 from conftest import run_cli, two_generator_manifest

@@ -17,12 +17,12 @@ def test_export_univfd_parity_and_detect_with_the_onnx_runtime(sample_dir, tmp_p
     assert "(ok)" in r.stdout and (out / "model.onnx").is_file() and (out / "calibration.json").is_file()
 
     from aigi import load_detector
-    from aigi.export import onnx_session
     from aigi.io import load_image
+    from aigi.scoring import onnx_session, view_inputs
 
     det = load_detector(str(out))
     images = [sample_dir / "real" / "coffee.png", sample_dir / "fake" / "dcgan-face-01.png", sample_dir / "real" / "rocket.png"]
-    x = np.stack([det.preprocess(load_image(p).image) for p in images])
+    x = np.stack([view_inputs(det, load_image(p).image, "")["pixels"] for p in images])
     got = onnx_session(out / "model.onnx").run(["logit"], {"pixels": x})[0]
     with torch.no_grad():
         want = det.export_module().eval()(torch.from_numpy(x))["logit"].numpy()

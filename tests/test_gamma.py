@@ -185,8 +185,10 @@ def test_trains_loss_falls_round_trips_and_predicts_a_mask(sample_dir, tmp_path)
     assert [r["p_fake"] for r in a] == pytest.approx([r["p_fake"] for r in b], abs=1e-6)
     assert np.asarray(a[0]["mask"]).shape == (16, 16) and set(a[0]["source_fractions"]) >= {"real", "spliced"}
     # the cached-token path and predict agree (calibration is the identity here)
-    p_cached, _ = back.score_manifest(m.subset(np.arange(4)))
-    np.testing.assert_allclose(p_cached, [r["p_fake"] for r in b], atol=1e-4)
+    from aigi.scoring import calibrated_scores
+
+    p_cached, _ = calibrated_scores(back, m.subset(np.arange(4)))
+    np.testing.assert_allclose(p_cached, [r["p_fake"] for r in b], atol=1e-6)
 
 
 def test_lora_and_last_blocks_train_through_a_tiny_transformers_vit(sample_dir, tmp_path):

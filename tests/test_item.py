@@ -14,8 +14,8 @@ from conftest import run_cli, write_manifest
 from aigi.captions.objects import parse_objects
 from aigi.captions.vocabulary import class_name_from_path, load_vocabulary
 from aigi.data.manifest import Manifest, Sample
-from aigi.data.splits import alignment_slice
 from aigi.misalignment import feature_dim, item_features, misalignment, region_embeddings
+from aigi.detectors.item import alignment_slice
 from aigi.training.alignment import contrastive_loss, recall_at_k
 
 
@@ -117,7 +117,7 @@ def test_alignment_slice_takes_only_captioned_reals_seeded():
 
 
 def test_bad_settings_fail_when_the_detector_is_built():
-    from aigi.detectors.item import ITEM, ITEMConfig
+    from aigi.detectors.item import alignment_slice, ITEM, ITEMConfig
 
     with pytest.raises(ValueError, match="unknown vocabulary 'imagenett'"):
         ITEM(ITEMConfig(vocabulary="imagenett"))
@@ -179,8 +179,10 @@ def test_train_save_load_detect_through_a_tiny_clip(sample_dir, tmp_path, tiny_m
 
     det = load_detector(str(out))
     assert det.predict([img])[0]["p_fake"] == pytest.approx(rec["p_fake"], abs=1e-6)
-    raw, _ = det.score_manifest(load_data(str(sample_dir / "manifest.csv")).subset(lambda s: s.path == str(img)))
-    assert float(det.calibration.apply(raw)[0]) == pytest.approx(rec["p_fake"], abs=1e-5)  # cached path = predict
+    from aigi.scoring import calibrated_scores
+
+    p, _ = calibrated_scores(det, load_data(str(sample_dir / "manifest.csv")).subset(lambda s: s.path == str(img)))
+    assert float(p[0]) == pytest.approx(rec["p_fake"], abs=1e-6)  # cached path = predict
     if captioner == "blip":
         assert rec["caption"] == TransformersCaptioner(str(blip)).caption_images([Image.open(img).convert("RGB")])[0]
     else:
@@ -194,7 +196,7 @@ def test_offline_lit_space_reserves_aligns_and_trains(sample_dir, tmp_path):
     from aigi.samples import real_photos
     from aigi.training.cache import hash_files
 
-    from aigi.training.train import train_detector
+    from aigi.workflows.train import train_detector
 
     named = tmp_path / "named"
     named.mkdir()

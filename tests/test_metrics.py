@@ -96,28 +96,29 @@ def test_calibration_maps_lower_ece_on_a_miscalibrated_score_set():
     true_p = rng.uniform(0.02, 0.98, 6000)
     y = (rng.uniform(size=true_p.size) < true_p).astype(int)
     z = np.log(true_p / (1 - true_p))
-    over = 1 / (1 + np.exp(-3.0 * z - 1.0))  # overconfident and shifted: a deliberately bad score
+    over_z = 3.0 * z + 1.0  # an overconfident and shifted logit: a deliberately bad score
+    over = 1 / (1 + np.exp(-over_z))
     fit, test = slice(0, 3000), slice(3000, None)
     before = expected_calibration_error(y[test], over[test])
     assert before > 0.1
     for method in ("temperature", "platt", "isotonic"):
-        cal = Calibration.fit(over[fit], y[fit], method)
-        after = expected_calibration_error(y[test], cal.apply(over[test]))
+        cal = Calibration.fit(over_z[fit], y[fit], method)
+        after = expected_calibration_error(y[test], cal.apply_logit(over_z[test]))
         assert after < before / 2, (method, before, after)
-    platt = Calibration.fit(over[fit], y[fit], "platt")
+    platt = Calibration.fit(over_z[fit], y[fit], "platt")
     assert platt.params["a"] == pytest.approx(1 / 3, abs=0.05)  # recovers the inverse of the distortion
     assert platt.params["b"] == pytest.approx(-1 / 3, abs=0.1)
-    assert auroc(y[test], platt.apply(over[test])) == pytest.approx(auroc(y[test], over[test]))  # ranking kept
+    assert auroc(y[test], platt.apply_logit(over_z[test])) == pytest.approx(auroc(y[test], over[test]))  # ranking kept
 
 
 def test_calibration_round_trips_through_json(tmp_path):
     from aigi.calibration import Calibration
 
-    cal = Calibration.fit([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1], "isotonic", unsure_band=0.05, source="t")
+    cal = Calibration.fit([-2.0, -0.4, -0.6, 1.4], [0, 0, 1, 1], "isotonic", unsure_band=0.05, source="t")
     cal.save(tmp_path)
     back = Calibration.load(tmp_path)
     assert back.method == "isotonic" and back.unsure_band == 0.05 and back.real_scores == cal.real_scores
-    np.testing.assert_allclose(back.apply([0.0, 0.3, 0.9]), cal.apply([0.0, 0.3, 0.9]))
+    np.testing.assert_allclose(back.apply_logit([-9.0, -0.8, 2.2]), cal.apply_logit([-9.0, -0.8, 2.2]))
 
 
 def test_selective_metrics_by_hand():

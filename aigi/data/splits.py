@@ -85,20 +85,6 @@ def train_on_generators(manifest: Manifest, train_generators: list[str], seed: i
                 np.sort(np.concatenate([real_idx[rte], np.flatnonzero(is_test_fake)])))
 
 
-def alignment_slice(manifest: Manifest, n: int, seed: int = 0) -> np.ndarray:
-    """Indices of a seeded choice of ``n`` captioned reals (a manifest caption, or a class name in an
-    ImageNet-style file name such as ``n01440764_tench.JPEG``), reserved for aligning a vision-language
-    space (ITEM) and kept out of every detector split."""
-    from aigi.captions.vocabulary import class_name_from_path
-
-    candidates = [i for i, s in enumerate(manifest.samples)
-                  if s.label == 0 and (s.caption or class_name_from_path(s.path))]
-    candidates.sort(key=lambda i: manifest.samples[i].path)
-    rng = np.random.default_rng(seed)
-    chosen = rng.permutation(len(candidates))[: min(n, len(candidates))]
-    return np.sort(np.asarray([candidates[j] for j in chosen], dtype=int))
-
-
 def without(manifest: Manifest, indices) -> Manifest:
     """The manifest minus the given indices."""
     drop = set(int(i) for i in indices)

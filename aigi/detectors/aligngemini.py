@@ -1,7 +1,7 @@
 """AlignGemini: a semantic branch and a pixel-artefact expert, each trained only on its own kind of
 supervision, fused.
 
-Chen et al., arXiv 2512.06746 (METHODS.md section 3). Choices written down (the paper leaves them
+Chen et al., arXiv 2512.06746. Choices written down (the paper leaves them
 open or its parts are not public):
 - Semantic branch: :class:`~aigi.detectors.univfd.UnivFD` with ``launder: true``: the frozen
   encoder's pooled features of the LAUNDERED image (``augment.launder_fixed``) and a logistic head.
@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from aigi.detectors.base import Detector, register
+from aigi.detectors.base import Detector
+from aigi.detectors.registry import register
 from aigi.detectors.pixel import PixelConfig, PixelExpert
 from aigi.detectors.univfd import UnivFD, UnivFDConfig
 
@@ -55,15 +56,19 @@ class AlignGeminiConfig:
 
 
 def _branch_configs(config: AlignGeminiConfig) -> tuple[UnivFDConfig, PixelConfig]:
-    from aigi.detectors.base import _config_from_dict
+    from aigi.detectors.saved import config_from_dict
 
-    sem = _config_from_dict(UnivFDConfig, {**config.semantic, "backbone": config.backbone, "launder": True})
-    return sem, _config_from_dict(PixelConfig, config.pixel)
+    sem = config_from_dict(UnivFDConfig, {**config.semantic, "backbone": config.backbone, "launder": True})
+    return sem, config_from_dict(PixelConfig, config.pixel)
 
 
 @register("aligngemini")
 class AlignGemini(Detector):
     Config = AlignGeminiConfig
+    has_branches = True
+    has_validation_stage = True
+    cached_features = ("features", "crops")
+    feature_kind = "aligngemini"
 
     def __init__(self, config: AlignGeminiConfig):
         super().__init__(config)
@@ -79,9 +84,9 @@ class AlignGemini(Detector):
         self.register_buffer("fusion_weights", torch.tensor([1.0, 1.0, 0.0]))
 
     @property
-    def raw_decision_threshold(self) -> float | None:
-        """Under the OR rule the raw score 0.5 is where a branch fires; the logistic fusion keeps 0.5 calibrated."""
-        return 0.5 if self.config.fusion == "or" else None
+    def raw_decision_logit(self) -> float | None:  # type: ignore[override]
+        """Under the OR rule the fused logit 0 is where a branch fires; the logistic fusion keeps 0 calibrated."""
+        return 0.0 if self.config.fusion == "or" else None
 
     # --- plumbing: the branches share this detector's device and parity ---------------------
     def _sync(self) -> None:
@@ -110,17 +115,31 @@ class AlignGemini(Detector):
         w = self.fusion_weights
         return w[0] * z[:, 0] + w[1] * z[:, 1] + w[2]
 
-    def fuse_scores(self, s: np.ndarray, fusion: str | None = None) -> np.ndarray:
-        """Raw branch probabilities [N, 2] (``branch_scores``) -> fused raw p_fake [N]."""
-        from aigi.calibration import logit
-
+    def fuse_logits(self, branch_logits: np.ndarray, fusion: str | None = None) -> np.ndarray:
+        """``fuse`` for numpy branch logits [N, 2] (from ``branch_logits``)."""
         with torch.inference_mode():
-            return torch.sigmoid(self.fuse(torch.from_numpy(logit(s)).float(), fusion)).numpy()
+            return self.fuse(torch.from_numpy(np.asarray(branch_logits, np.float32)), fusion).double().numpy()
+
+    # --- the stages: the laundered image for the semantic branch, native crops for the pixel one ----
+    def inputs(self, image):
+        self._sync()
+        return {**self.semantic.inputs(image), **self.pixel.inputs(image)}  # image is prepared (parity)
+
+    def features(self, inputs):
+        return {**self.semantic.features({"pixels": inputs["pixels"]}), "crops": inputs["crops"]}
+
+    def feature_key(self) -> str:
+        import hashlib
+        import json
+
+        c = self.pixel.config
+        parts = [self.semantic.feature_key(), c.crop, c.inference_crops]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
     def forward(self, batch):
         la = self.semantic({"features": batch["features"]})["logit"]
-        lb = self.pixel({"pixels": batch["pixels"]})["logit"]
-        # clamped like calibration.logit clips probabilities, so predict and score_manifest agree
+        lb = self.pixel({"crops": batch["crops"]})["logit"]
+        # clamped so that a branch granted no FPR (its threshold set beyond the clamp) never fires
         branch_logits = torch.stack([la, lb], dim=1).clamp(-_LOGIT_LIMIT, _LOGIT_LIMIT)
         out = {"logit": self.fuse(branch_logits), "branch_logits": branch_logits}
         if "label" in batch:
@@ -135,41 +154,20 @@ class AlignGemini(Detector):
         return {"branch_scores": dict(zip(BRANCHES, (round(x, 6) for x in torch.sigmoid(bl).tolist()))),
                 "fired": fired_branch(z[0], z[1], 0.0, 0.0)}
 
-    # --- inputs: one flat array per image, the semantic part then the pixel crops ----------
-    def input_array(self, img) -> np.ndarray:
-        from aigi.augment.launder import launder_fixed
-
-        self._sync()
-        sem = self.semantic.input_array(launder_fixed(img))  # img is already prepared (parity)
-        pix = self.pixel.input_array(img)
-        return np.concatenate([sem.ravel(), pix.ravel()]).astype(np.float32)
-
-    def featurize(self, pixels: np.ndarray):
-        cfg = self.pixel.config
-        shape = (cfg.inference_crops, 3, cfg.crop, cfg.crop)
-        n_pix = int(np.prod(shape))
-        sem = pixels[:, :-n_pix]
-        side = int(round(np.sqrt(sem.shape[1] / 3)))  # transforms.Preprocess always yields a square
-        feats = self.semantic.featurize(np.ascontiguousarray(sem.reshape(len(pixels), 3, side, side)))
-        return {**feats, "pixels": torch.from_numpy(np.ascontiguousarray(pixels[:, -n_pix:].reshape(len(pixels), *shape))
-                                                    ).to(self.or_thresholds.device)}
-
-    # --- scoring a manifest: each branch on its own path (the semantic one from the cache) ----
-    def branch_scores(self, manifest, perturb: tuple[str, Callable] | None = None, batch_size: int = 16,
+    def branch_logits(self, manifest, perturb=None, batch_size: int = 16,
                       progress=None) -> tuple[np.ndarray, list[str | None]]:
-        """Raw branch probabilities [N, 2] (semantic, pixel; NaN where a file failed) and errors."""
-        self._sync()
-        a, err_a = self.semantic.score_manifest(manifest, batch_size, progress, perturb)
-        b, err_b = self.pixel.score_manifest(manifest, batch_size, None, perturb)
-        return np.stack([a, b], axis=1), [ea or eb for ea, eb in zip(err_a, err_b)]
+        """Raw branch logits [N, 2] (semantic, pixel; NaN where a file failed, clamped as in ``forward``)
+        and errors, through the engine; ``perturb=(key, fn)`` degrades every image first."""
+        from aigi.scoring import extract, forward
 
-    def score_manifest(self, manifest, batch_size: int = 16, progress=None, perturb=None):
-        s, errors = self.branch_scores(manifest, perturb, batch_size, progress)
-        p = np.full(len(manifest), np.nan)
-        ok = ~np.isnan(s).any(axis=1)
+        self._sync()
+        feats, errors = extract(self, [s.path for s in manifest], perturb=perturb, batch_size=batch_size,
+                                progress=progress)
+        out = np.full((len(manifest), 2), np.nan)
+        ok = np.array([e is None for e in errors], dtype=bool)
         if ok.any():
-            p[ok] = self.fuse_scores(s[ok])
-        return p, errors
+            out[ok] = forward(self, {k: v[ok, 0] for k, v in feats.items()})["branch_logits"].double().numpy()
+        return out, errors
 
     # --- training ------------------------------------------------------------------------
     def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
@@ -203,10 +201,11 @@ class AlignGemini(Detector):
         from aigi.calibration import logit, sigmoid
         from aigi.evaluation.fusion import fit_logistic_fusion, fit_or_thresholds
 
-        s, _ = self.branch_scores(val_set)
+        zb, _ = self.branch_logits(val_set)
         y = np.asarray(val_set.labels)
-        ok = ~np.isnan(s).any(axis=1)
-        s, y = s[ok], y[ok]
+        ok = ~np.isnan(zb).any(axis=1)
+        zb, y = zb[ok], y[ok]
+        s = sigmoid(zb)
         real, fake = s[y == 0], s[y == 1]
         if not len(real) or not len(fake):
             raise ValueError("aligngemini: the validation split needs real and fake images to fit the fusion")
@@ -217,7 +216,7 @@ class AlignGemini(Detector):
         thr = np.where(ts >= 1.0, _LOGIT_LIMIT + 1.0, np.where(ts <= 0.0, -_LOGIT_LIMIT - 1.0, logit(ts)))
         with torch.no_grad():
             self.or_thresholds.copy_(torch.tensor(thr, dtype=torch.float32))
-        z = logit(s) - thr
+        z = zb - thr
         w = fit_logistic_fusion(sigmoid(z[:, 0]), sigmoid(z[:, 1]), y)
         with torch.no_grad():
             self.fusion_weights.copy_(torch.tensor([w["w_a"], w["w_b"], w["c"]], dtype=torch.float32))

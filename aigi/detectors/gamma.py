@@ -48,7 +48,8 @@ from PIL import Image
 from torch import nn
 
 from aigi.augment.manipulate import REAL, SOURCES, ManipulationRecipe
-from aigi.detectors.base import Detector, register
+from aigi.detectors.base import Detector
+from aigi.detectors.registry import register
 from aigi.training.loop import train_balanced
 
 FINETUNE = ("frozen", "last", "lora")
@@ -148,6 +149,10 @@ class _GammaFromPixels(torch.nn.Module):
 @register("gamma")
 class Gamma(Detector):
     Config = GammaConfig
+    has_mask = True
+    exportable = True
+    cached_features = ("tokens",)
+    feature_kind = "tokens"
 
     def __init__(self, config: GammaConfig):
         super().__init__(config)
@@ -244,8 +249,21 @@ class Gamma(Detector):
 
         return preprocess_for(self.config.backbone, lambda: self.backbone)
 
-    def input_array(self, img) -> np.ndarray:
-        return self.preprocessing(img)
+    def inputs(self, image):
+        return {"pixels": self.preprocessing(image)}
+
+    def features(self, inputs):
+        """Frozen: the backbone's token sequence (float16, as cached); fine-tuned: the pixels themselves."""
+        if self.encoder is not None:
+            return {"pixels": inputs["pixels"]}
+        return {"tokens": self.backbone.encode_images(inputs["pixels"], tokens=True).tokens.astype(np.float16)}
+
+    def feature_key(self) -> str | None:
+        if self.encoder is not None:  # a trainable backbone: nothing frozen to cache
+            return None
+        from aigi.backbones import backbone_cache_key
+
+        return backbone_cache_key(self.config.backbone, lambda: self.backbone)  # the default's without onnxruntime
 
     def preprocess_size(self) -> int:
         return int(self.preprocessing.crop)
@@ -253,12 +271,6 @@ class Gamma(Detector):
     def export_module(self) -> torch.nn.Module:
         """Pixels -> {"logit", "mask", "source"}, the frozen backbone run through torch (aigi.export)."""
         return _GammaFromPixels(self)
-
-    def featurize(self, pixels: np.ndarray):
-        dev = self.proj.weight.device
-        if self.encoder is not None:
-            return {"pixels": torch.from_numpy(np.ascontiguousarray(pixels)).to(dev)}
-        return {"tokens": torch.from_numpy(self.backbone.encode_images(pixels, tokens=True).tokens).to(dev)}
 
     def extra_fields(self, out, i):
         m = out["mask"][i].float().cpu().numpy()
@@ -356,11 +368,10 @@ class Gamma(Detector):
         return int(getattr(getattr(cfg, "vision_config", cfg), "patch_size"))
 
     def _token_cache(self):
-        from aigi.backbones import backbone_cache_key
         from aigi.training.cache import FeatureCache
 
-        key = backbone_cache_key(self.config.backbone, lambda: self.backbone)  # the default's without onnxruntime
-        return FeatureCache(key, kind="tokens"), FeatureCache(key, kind="gamma-targets")
+        key = self.feature_key()
+        return FeatureCache(key, kind=self.feature_kind), FeatureCache(key, kind="gamma-targets")
 
     def training_set(self, manifest, train_config, progress=None):
         """Tokens [M, 1+N, D] (float16), targets [M, C, g, g], labels [M], the jobs kept and the errors,
@@ -439,45 +450,9 @@ class Gamma(Detector):
         return train_balanced(self, labels, batch_for, cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, rng,
                               pct_start=0.1)
 
-    # --- scoring through the cache ---------------------------------------------------------
+    # --- the frozen stage, for the variant and localisation caches ------------------------------
     def _encode_tokens(self, pixels: np.ndarray) -> np.ndarray:
-        return self.backbone.encode_images(pixels, tokens=True).tokens.astype(np.float16)
-
-    @torch.inference_mode()
-    def _forward_tokens(self, tokens: list[np.ndarray], chunk: int = 256) -> dict[str, torch.Tensor]:
-        """The forward outputs (on the CPU) for cached token sequences, ``chunk`` at a time."""
-        self.eval()
-        outs = [self({"tokens": torch.from_numpy(np.stack(tokens[i:i + chunk])).to(self.proj.weight.device)})
-                for i in range(0, len(tokens), chunk)]
-        return {k: torch.cat([o[k] for o in outs]).cpu() for k in ("logit", "mask", "source")}
-
-    def score_manifest(self, manifest, batch_size: int = 16, progress=None, perturb=None):
-        """Raw p_fake of every sample's plain view (or ``perturb=(key, fn)`` of it) from cached tokens
-        (NaN where the file failed), and per-sample errors."""
-        from aigi.io import load_image
-        from aigi.training.cache import compute_cached, hash_files, view_key
-
-        if self.encoder is not None:  # a trainable backbone: no token cache
-            return super().score_manifest(manifest, batch_size, progress, perturb)
-        tok_cache, _ = self._token_cache()
-        vkey = view_key(0, None, 0, perturb, self.parity)
-        shas, errors = hash_files([s.path for s in manifest])
-        keys = [(sha, vkey) if sha else None for sha in shas]
-        idx = [i for i, k in enumerate(keys) if k is not None]
-
-        def make(n):
-            img = self.prepare(load_image(manifest.samples[idx[n]].path).image)
-            return self.preprocessing(perturb[1](img) if perturb else img), None
-
-        feats, _, errs = compute_cached(tok_cache, [keys[i] for i in idx], make, self._encode_tokens, None, batch_size, progress)
-        p = np.full(len(manifest), np.nan)
-        ok = [n for n, f in enumerate(feats) if f is not None]
-        for n, e in enumerate(errs):
-            if e:
-                errors[idx[n]] = e
-        if ok:
-            p[[idx[n] for n in ok]] = torch.sigmoid(self._forward_tokens([feats[n] for n in ok])["logit"]).numpy()
-        return p, errors
+        return self.features({"pixels": pixels})["tokens"]
 
     def score_manipulated(self, hosts, kinds: list[str], donors=None, seed: int = 0, batch_size: int = 16,
                           progress=None):
@@ -525,7 +500,9 @@ class Gamma(Detector):
         p = np.full(len(hosts), np.nan)
         grids = truth_out = None
         if ok:
-            out = self._forward_tokens([feats[n] for n in ok])
+            from aigi.scoring import forward
+
+            out = forward(self, {"tokens": np.stack([feats[n] for n in ok])})
             p[[idx[n] for n in ok]] = torch.sigmoid(out["logit"]).numpy()
             grids = out["mask"].numpy()
             truth_out = np.stack([truths[n].astype(bool) for n in ok])

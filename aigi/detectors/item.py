@@ -43,7 +43,8 @@ from aigi.backbones.vl import LIT, LiTSpace, load_space
 from aigi.captions.captioners import (CaptionCache, RetrievalCaptioner, TransformersCaptioner, object_prompt)
 from aigi.captions.objects import parse_objects
 from aigi.captions.vocabulary import class_name_from_path, load_vocabulary
-from aigi.detectors.base import Detector, register
+from aigi.detectors.base import Detector
+from aigi.detectors.registry import register
 from aigi.misalignment import feature_dim, item_features
 from aigi.training.loop import train_balanced
 
@@ -74,14 +75,25 @@ class ITEMConfig:
     align_batch: int = 128
     align_lr: float = 2e-3
     align_heldout: float = 0.2
-    # filled by training (saved with the detector)
-    aligned_terms: tuple[str, ...] = ()
-    reserved_sha256: tuple[str, ...] = ()
+
+
+def alignment_slice(manifest, n: int, seed: int = 0) -> np.ndarray:
+    """Indices of a seeded choice of ``n`` captioned reals (a manifest caption, or a class name in an
+    ImageNet-style file name such as ``n01440764_tench.JPEG``), reserved for aligning the lit space and
+    kept out of every detector split."""
+    candidates = [i for i, s in enumerate(manifest.samples)
+                  if s.label == 0 and (s.caption or class_name_from_path(s.path))]
+    candidates.sort(key=lambda i: manifest.samples[i].path)
+    rng = np.random.default_rng(seed)
+    chosen = rng.permutation(len(candidates))[: min(n, len(candidates))]
+    return np.sort(np.asarray([candidates[j] for j in chosen], dtype=int))
 
 
 @register("item")
 class ITEM(Detector):
     Config = ITEMConfig
+    reserves_samples = True
+    feature_kind = "item-features"
 
     def __init__(self, config: ITEMConfig):
         super().__init__(config)
@@ -91,25 +103,36 @@ class ITEM(Detector):
                                  "imagenet, coco, imagenet+coco or a file of terms")
             if part not in ("aligned", "imagenet", "coco") and not Path(part).is_file():
                 raise ValueError(f"item: unknown vocabulary {part!r}: use aligned, imagenet, coco, or a text file of terms")
+        # learned state that is not a tensor (state.json): the aligned concepts and the reserved slice
+        self.aligned_terms: tuple[str, ...] = ()
+        self.reserved_sha256: tuple[str, ...] = ()
+        # frozen parts that are not saved with the detector live outside the module tree
+        self._frozen: dict = {"captioner": None, "lock": threading.Lock()}
         if config.backbone == LIT:
             self.lit = LiTSpace(config.embed_dim)
             dim = config.embed_dim
         else:
             self.lit = None
-            self.__dict__["_clip"] = load_space(config.backbone)
-            dim = self._clip.dim
+            self._frozen["clip"] = load_space(config.backbone)
+            dim = self._frozen["clip"].dim
         f = feature_dim(config.levels, config.representation, dim)
         self.register_buffer("feature_mean", torch.zeros(f))
         self.register_buffer("feature_scale", torch.ones(f))
         self.head = torch.nn.Sequential(torch.nn.Linear(f, config.hidden), torch.nn.GELU(),
                                         torch.nn.Dropout(config.dropout), torch.nn.Linear(config.hidden, 1))
-        self.__dict__["_captioner"] = None
-        self.__dict__["_captioner_lock"] = threading.Lock()
+
+    def get_state(self) -> dict:
+        return {"aligned_terms": list(self.aligned_terms), "reserved_sha256": list(self.reserved_sha256)}
+
+    def set_state(self, state: dict) -> None:
+        self.aligned_terms = tuple(state.get("aligned_terms", ()))
+        self.reserved_sha256 = tuple(state.get("reserved_sha256", ()))
+        self._frozen["captioner"] = None
 
     # --- the space, captioner and vocabulary -------------------------------------------
     @property
     def space(self):
-        return self.lit if self.lit is not None else self._clip
+        return self.lit if self.lit is not None else self._frozen["clip"]
 
     @property
     def backbone(self):  # what base.input_array and the throughput benchmark read
@@ -119,26 +142,23 @@ class ITEM(Detector):
         self.device_name = device
         if self.lit is not None:
             self.lit.device_name = device
-        self.__dict__["_captioner"] = None
+        self._frozen["captioner"] = None
         return self.to(device)
 
     def vocabulary(self) -> list[str]:
-        return load_vocabulary(self.config.vocabulary, self.config.aligned_terms)
+        return load_vocabulary(self.config.vocabulary, self.aligned_terms)
 
     @property
     def captioner(self):
-        with self._captioner_lock:  # input_array runs in decoding threads
-            return self._make_captioner()
-
-    def _make_captioner(self):
-        if self._captioner is None:
-            c = self.config
-            if c.captioner == "retrieval":
-                cap = RetrievalCaptioner(self.space, self.vocabulary(), c.caption_objects)
-            else:
-                cap = TransformersCaptioner(c.captioner, self.device_name)
-            self.__dict__["_captioner"] = cap
-        return self._captioner
+        with self._frozen["lock"]:  # inputs() runs in decoding threads
+            if self._frozen["captioner"] is None:
+                c = self.config
+                if c.captioner == "retrieval":
+                    cap = RetrievalCaptioner(self.space, self.vocabulary(), c.caption_objects)
+                else:
+                    cap = TransformersCaptioner(c.captioner, self.device_name)
+                self._frozen["captioner"] = cap
+            return self._frozen["captioner"]
 
     def _object_terms(self) -> list[str]:
         try:
@@ -146,26 +166,29 @@ class ITEM(Detector):
         except ValueError:
             return []
 
-    # --- inputs ------------------------------------------------------------------------
-    def input_array(self, img) -> np.ndarray:
-        """The space's preprocessing; with an image-to-text captioner, its pixels follow (one flat array)."""
-        x = self.space.preprocess(img)
+    # --- the stages -------------------------------------------------------------------------
+    def inputs(self, image) -> dict[str, np.ndarray]:
+        """The space's preprocessed pixels; with an image-to-text captioner, its own pixels too."""
+        out = {"pixels": self.space.preprocess(image)}
         if self.config.captioner != "retrieval":
-            return np.concatenate([x.ravel(), self.captioner.pixels(img).ravel()])
-        return x
+            out["caption_pixels"] = self.captioner.pixels(image)
+        return out
 
-    def featurize(self, pixels: np.ndarray):
-        captions = None
-        if pixels.ndim == 2:  # flat: space pixels, then the captioner's
-            s = self.space.preprocess.crop
-            n = 3 * s * s
-            x = pixels[:, :n].reshape(-1, 3, s, s)
-            cap_px = pixels[:, n:]
-            side = int(round((cap_px.shape[1] / 3) ** 0.5))
-            captions = self.captioner.caption_pixels(cap_px.reshape(-1, 3, side, side))
-            pixels = x
-        tokens = torch.from_numpy(self.space.image_tokens(pixels))
-        return self.features_from_tokens(tokens, captions)
+    def features(self, inputs) -> dict:
+        """Tokens -> caption -> objects -> D (``features``, cached), with the caption, objects and cosines
+        of every image for its record (not cached)."""
+        captions = self.captioner.caption_pixels(inputs["caption_pixels"]) if "caption_pixels" in inputs else None
+        b = self.features_from_tokens(torch.from_numpy(self.space.image_tokens(inputs["pixels"])), captions)
+        return {"features": b["features"].cpu().numpy(), "captions": b["captions"], "objects": b["objects"],
+                "global_cosine": b["global_cosine"].cpu().numpy(),
+                "local_cosine": [c.cpu().numpy() for c in b["local_cosine"]]}
+
+    def feature_key(self) -> str:
+        """The space, captioner and D settings (D from float32 tokens, as ``features`` computes it)."""
+        c = self.config
+        parts = ["engine", self.space.key(), self.captioner.key(), c.levels, c.representation,
+                 c.region_temperature, c.max_objects]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
     @torch.no_grad()
     def features_from_tokens(self, tokens: torch.Tensor, captions: list[str] | None = None,
@@ -222,12 +245,10 @@ class ITEM(Detector):
 
     # --- the reserved alignment slice ---------------------------------------------------
     def reserved(self, manifest) -> np.ndarray:
-        from aigi.data.splits import alignment_slice
-
-        if self.config.reserved_sha256:
+        if self.reserved_sha256:
             from aigi.training.cache import hash_files
 
-            keep = set(self.config.reserved_sha256)
+            keep = set(self.reserved_sha256)
             missing = [i for i, s in enumerate(manifest.samples) if not s.sha256]
             computed = dict(zip(missing, hash_files([manifest.samples[i].path for i in missing])[0]))
             return np.array([i for i, s in enumerate(manifest.samples) if (s.sha256 or computed.get(i)) in keep], dtype=int)
@@ -271,9 +292,9 @@ class ITEM(Detector):
             store.mkdir(parents=True, exist_ok=True)
             save_file({k: v.contiguous() for k, v in self.lit.state_dict().items()}, str(store / "heads.safetensors"))
             (store / "info.json").write_text(json.dumps(info, indent=1))
-        cfg.aligned_terms = tuple(sorted({names[i] for i in ok}))
-        cfg.reserved_sha256 = tuple(sorted(shas[i] for i in ok))
-        self.__dict__["_captioner"] = None
+        self.aligned_terms = tuple(sorted({names[i] for i in ok}))
+        self.reserved_sha256 = tuple(sorted(shas[i] for i in ok))
+        self._frozen["captioner"] = None
         return {**info, "unreadable": [e for e in errors if e]}
 
     # --- cached tokens and features -------------------------------------------------------
@@ -343,7 +364,7 @@ class ITEM(Detector):
                     cache.put(shas[i], cap)
         return out
 
-    def _feature_key(self) -> str:
+    def _training_feature_key(self) -> str:
         c = self.config
         parts = [self.space.key(), self.captioner.key(), c.levels, c.representation, c.region_temperature,
                  c.max_objects, self.parity]
@@ -366,7 +387,7 @@ class ITEM(Detector):
         info: list[dict | None] = [None] * len(manifest)
         fcache = None
         if not (details or self.config.use_manifest_captions):
-            fcache = FeatureCache(self._feature_key(), kind="item-features")
+            fcache = FeatureCache(self._training_feature_key(), kind="item-features")
         todo = []
         for i, sha in enumerate(shas):
             if sha is None:
@@ -405,7 +426,7 @@ class ITEM(Detector):
     # --- training ------------------------------------------------------------------------
     def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
         cfg = self.config
-        if self.lit is not None and not cfg.reserved_sha256:
+        if self.lit is not None and not self.reserved_sha256:
             raise ValueError("item: the lit space is not aligned yet; train through `aigi train` (it reserves and "
                              "aligns on a slice of captioned reals first) or call pretrain()")
         torch.manual_seed(train_config.seed)
@@ -441,19 +462,6 @@ class ITEM(Detector):
                 "loss_first": float(np.mean(losses[:k])), "loss_last": float(np.mean(losses[-k:])),
                 "skipped": [e for e in errors if e][:20], "n_skipped": int((~ok).sum())}
 
-    def score_manifest(self, manifest, batch_size: int = 16, progress=None, perturb=None):
-        """Raw p_fake of every sample's plain view (or ``perturb=(key, fn)`` of it) through the token cache."""
-        from aigi.config import TrainConfig
-
-        feats, errors, _ = self.view_features(manifest, [0], TrainConfig(batch_size=batch_size), perturb, progress)
-        p = np.full(len(manifest), np.nan)
-        ok = np.array([e is None for e in errors])
-        if ok.any():
-            with torch.inference_mode():
-                self.eval()
-                p[ok] = torch.sigmoid(self({"features": torch.from_numpy(feats[ok, 0])})["logit"]).cpu().numpy()
-        return p, errors
-
     def explain_manifest(self, manifest, batch_size: int = 16) -> list[dict | None]:
         """Caption, objects and cosines of every sample (None where it failed), for reports."""
         from aigi.config import TrainConfig
@@ -461,4 +469,4 @@ class ITEM(Detector):
         return self.view_features(manifest, [0], TrainConfig(batch_size=batch_size), details=True)[2]
 
 
-__all__ = ["ITEM", "ITEMConfig"]
+__all__ = ["ITEM", "ITEMConfig", "alignment_slice"]

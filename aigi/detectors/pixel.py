@@ -13,6 +13,8 @@ Choices written down (the papers leave them open or differ):
   logits of a fixed grid of ``inference_crops`` crops. Images smaller than a crop are
   reflect-padded.
 - Network: ``depth`` conv-BN-ReLU blocks (stride 2 after the first), global average pooling, linear.
+- Stages: ``inputs`` = the crops as uint8 [K, 3, c, c]; no frozen stage (``features`` passes them on,
+  nothing is cached); ``forward`` scales them to [0, 1].
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from aigi.detectors.base import Detector, register
+from aigi.detectors.base import Detector
+from aigi.detectors.registry import register
 from aigi.training.loop import train_balanced
 
 
@@ -37,7 +40,7 @@ def npr_residual(x: torch.Tensor) -> torch.Tensor:
 
 
 def grid_crops(arr: np.ndarray, crop: int, n: int) -> np.ndarray:
-    """``n`` crops (centre first, then a regular grid) of an [H, W, 3] uint8 array -> [n, 3, crop, crop] float."""
+    """``n`` crops (centre first, then a regular grid) of an [H, W, 3] uint8 array -> [n, 3, crop, crop] uint8."""
     h, w = arr.shape[:2]
     if h < crop or w < crop:
         arr = np.pad(arr, ((0, max(0, crop - h)), (0, max(0, crop - w)), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
@@ -47,7 +50,7 @@ def grid_crops(arr: np.ndarray, crop: int, n: int) -> np.ndarray:
     xs = np.linspace(0, w - crop, side).round().astype(int) if side > 1 else np.array([(w - crop) // 2])
     corners = [((h - crop) // 2, (w - crop) // 2)] + [(y, x) for y in ys for x in xs]
     out = [arr[y:y + crop, x:x + crop] for y, x in corners[:n]]
-    return (np.stack(out).astype(np.float32) / 255.0).transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(np.stack(out).transpose(0, 3, 1, 2))
 
 
 @dataclass
@@ -69,6 +72,7 @@ class PixelConfig:
 @register("pixel")
 class PixelExpert(Detector):
     Config = PixelConfig
+    cached_features = ()
 
     def __init__(self, config: PixelConfig):
         super().__init__(config)
@@ -83,7 +87,7 @@ class PixelExpert(Detector):
         self.head = nn.Linear(cin, 1)
 
     def forward(self, batch):
-        x = batch["pixels"]  # [B, K, 3, c, c] in [0, 1]
+        x = batch["crops"].float() / 255.0  # [B, K, 3, c, c]
         b, k = x.shape[:2]
         x = x.reshape(b * k, *x.shape[2:])
         if self.config.residual == "npr":
@@ -94,15 +98,16 @@ class PixelExpert(Detector):
             out["loss"] = F.binary_cross_entropy_with_logits(logit, batch["label"].float())
         return out
 
-    def input_array(self, img: Image.Image) -> np.ndarray:
-        return grid_crops(np.asarray(img.convert("RGB")), self.config.crop, self.config.inference_crops)
+    def inputs(self, image: Image.Image) -> dict[str, np.ndarray]:
+        return {"crops": grid_crops(np.asarray(image.convert("RGB")), self.config.crop, self.config.inference_crops)}
 
-    def featurize(self, pixels: np.ndarray):
-        return {"pixels": torch.from_numpy(np.ascontiguousarray(pixels)).to(self.head.weight.device)}
+    def features(self, inputs):
+        return dict(inputs)
 
     def _training_crop(self, a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A random native-resolution crop of [H, W, 3] ``a``, flipped and JPEG re-compressed at random
-        (the same augmentation for both classes); images smaller than a crop give their padded centre."""
+        (the same augmentation for both classes), uint8 [3, c, c]; images smaller than a crop give their padded
+        centre."""
         from aigi.transforms import jpeg
 
         cfg = self.config
@@ -116,7 +121,7 @@ class PixelExpert(Detector):
         if rng.random() < cfg.jpeg_p:
             q = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
             patch = np.asarray(jpeg(Image.fromarray(np.ascontiguousarray(patch)), q))
-        return patch.astype(np.float32).transpose(2, 0, 1) / 255.0
+        return np.ascontiguousarray(patch.transpose(2, 0, 1))
 
     def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
         from aigi.io import load_image
@@ -132,7 +137,7 @@ class PixelExpert(Detector):
             except Exception as e:  # noqa: BLE001 - reported in the training info
                 skipped.append(str(e))
                 continue
-            img = self.prepare(img)
+            img = self.prepare(img)  # parity, as the scoring engine does
             if max(img.size) > cfg.max_side:
                 img = rescale(img, cfg.max_side / max(img.size), "lanczos")
             arrays.append(np.asarray(img))
@@ -146,7 +151,7 @@ class PixelExpert(Detector):
             raise ValueError("pixel: training needs both real and fake images that can be read")
         def batch_for(cls, by_class):
             crops = [self._training_crop(arrays[int(rng.choice(by_class[c]))], rng) for c in cls]
-            return {"pixels": torch.from_numpy(np.stack(crops)[:, None]), "label": torch.from_numpy(cls)}
+            return {"crops": torch.from_numpy(np.stack(crops)[:, None]), "label": torch.from_numpy(cls)}
 
         losses = train_balanced(self, y_all, batch_for, cfg.steps, cfg.batch_size, cfg.lr, 1e-4, rng)
         k = max(1, cfg.steps // 10)

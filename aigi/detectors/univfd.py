@@ -16,6 +16,9 @@ Choices written down (not all from the paper):
 - ``launder: true`` makes it AlignGemini's semantic branch: every image, in training and at
   inference, is first laundered (``augment.launder_fixed``: 64 px, blur, noise, JPEG q45, back to
   224 px), so only semantics reach the head; augmented views are then pointless and unused.
+- Stages: ``inputs`` = the backbone's preprocessed pixels (laundered first when asked);
+  ``features`` = the pooled descriptor (cached under the backbone's key, folder ``pooled``);
+  ``forward`` = standardise, then the linear head.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aigi.detectors.base import Detector, register
-from aigi.training.cache import extract_pooled_features
+from aigi.detectors.base import Detector
+from aigi.detectors.registry import register
 
 
 @dataclass
@@ -88,6 +91,8 @@ class _PixelsToLogit(torch.nn.Module):
 @register("univfd")
 class UnivFD(Detector):
     Config = UnivFDConfig
+    exportable = True
+    feature_kind = "pooled"
 
     def __init__(self, config: UnivFDConfig):
         super().__init__(config)
@@ -95,6 +100,24 @@ class UnivFD(Detector):
         self.register_buffer("feature_mean", torch.zeros(d))
         self.register_buffer("feature_scale", torch.ones(d))
         self.head = torch.nn.Linear(d, 1)
+
+    def inputs(self, image):
+        if self.config.launder:
+            from aigi.augment.launder import launder_fixed
+
+            image = launder_fixed(image)
+        return {"pixels": self.backbone.preprocess(image)}
+
+    def features(self, inputs):
+        return {"features": self.backbone.encode_images(inputs["pixels"]).pooled()}
+
+    def feature_key(self) -> str:
+        key = self.backbone.cache_key()
+        if self.config.launder:
+            from aigi.augment.launder import FIXED_LAUNDERING_KEY
+
+            key += f"+{FIXED_LAUNDERING_KEY}"
+        return key
 
     def forward(self, batch):
         x = (batch["features"] - self.feature_mean) / self.feature_scale
@@ -104,29 +127,6 @@ class UnivFD(Detector):
             out["loss"] = F.binary_cross_entropy_with_logits(logit, batch["label"].float())
         return out
 
-    def prepare(self, img):
-        img = super().prepare(img)
-        if self.config.launder:
-            from aigi.augment.launder import launder_fixed
-
-            img = launder_fixed(img)
-        return img
-
-    def _laundered(self, perturb):
-        """The cache perturbation that launders (after ``perturb``, when one is given)."""
-        if not self.config.launder:
-            return perturb
-        from aigi.augment.launder import FIXED_LAUNDERING_KEY, launder_fixed
-
-        if perturb is None:
-            return FIXED_LAUNDERING_KEY, launder_fixed
-        key, fn = perturb
-        return f"{key}+{FIXED_LAUNDERING_KEY}", lambda img: launder_fixed(fn(img))
-
-    def featurize(self, pixels: np.ndarray):
-        feats = self.backbone.encode_images(pixels).pooled()
-        return {"features": torch.from_numpy(feats).to(self.feature_mean.device)}
-
     def export_module(self) -> torch.nn.Module:
         """Pixels -> {"logit"}: the backbone through transformers/torch, then the head (aigi.export)."""
         from aigi.backbones import load_backbone
@@ -134,22 +134,25 @@ class UnivFD(Detector):
         return _PixelsToLogit(load_backbone(self.config.backbone, runtime="torch"), self)
 
     # --- training ---------------------------------------------------------------------
-    def features(self, manifest, views, train_config, progress=None, perturb=None):
-        paths = [s.path for s in manifest]
-        return extract_pooled_features(self.backbone, paths, views=views, recipe=train_config.view_recipe,
-                                       seed=train_config.seed, batch_size=train_config.batch_size,
-                                       progress=progress, perturb=self._laundered(perturb), parity=self.parity)
-
     def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
-        from sklearn.preprocessing import StandardScaler
+        from aigi.scoring import extract
 
         views = [0] if self.config.launder else train_config.train_views()
-        feats, errors = self.features(manifest, views, train_config, progress)
-        labels = np.asarray(manifest.labels)
+        feats, errors = extract(self, [s.path for s in manifest], views, train_config.view_recipe,
+                                train_config.seed, batch_size=train_config.batch_size, progress=progress)
         ok = np.array([e is None for e in errors])
-        n, v, d = feats[ok].shape
-        X = feats[ok].reshape(n * v, d)
-        y = np.repeat(labels[ok], v)
+        if not ok.any():
+            raise ValueError(f"univfd: none of the {len(errors)} training images could be read (first: {errors[0]})")
+        info = self.fit_head(feats["features"][ok], np.asarray(manifest.labels)[ok])
+        return {**info, "skipped_files": [e for e in errors if e]}
+
+    def fit_head(self, feats: np.ndarray, labels: np.ndarray) -> dict:
+        """Fit the standardisation and the logistic head on features [n, V, D] of n images (V views each)."""
+        from sklearn.preprocessing import StandardScaler
+
+        n, v, d = feats.shape
+        X = feats.reshape(n * v, d)
+        y = np.repeat(labels, v)
         groups = np.repeat(np.arange(n), v)
         scaler = StandardScaler().fit(X)
         Xs = scaler.transform(X)
@@ -160,18 +163,4 @@ class UnivFD(Detector):
             self.feature_scale.copy_(torch.from_numpy(np.where(scaler.scale_ > 0, scaler.scale_, 1.0).astype(np.float32)))
             self.head.weight.copy_(torch.from_numpy(clf.coef_.astype(np.float32)))
             self.head.bias.copy_(torch.from_numpy(clf.intercept_.astype(np.float32)))
-        return {"C": best_c, "cv_auroc": cv_auroc, "n_images": int(n),
-                "n_views": int(v), "skipped_files": [e for e in errors if e]}
-
-    def score_manifest(self, manifest, batch_size: int = 16, progress=None, perturb=None):
-        """Raw scores from cached plain-view features (same numbers as ``predict``, computed once)."""
-        from aigi.config import TrainConfig
-
-        feats, errors = self.features(manifest, [0], TrainConfig(batch_size=batch_size), progress, perturb)
-        p = np.full(len(manifest), np.nan)
-        ok = np.array([e is None for e in errors])
-        if ok.any():
-            with torch.inference_mode():
-                logit = self.forward({"features": torch.from_numpy(feats[ok, 0]).to(self.feature_mean.device)})["logit"]
-            p[ok] = torch.sigmoid(logit).cpu().numpy()
-        return p, errors
+        return {"C": best_c, "cv_auroc": cv_auroc, "n_images": int(n), "n_views": int(v)}

@@ -15,6 +15,7 @@ from PIL import Image
 
 from aigi.data.manifest import Manifest
 from aigi.evaluation.metrics import auroc
+from aigi.scoring import calibrated_scores
 from aigi.transforms import jpeg
 
 
@@ -41,9 +42,9 @@ def format_swap(detector, manifest: Manifest, real_as: StorageFormat = AIGI_DEV_
     """Calibrated scores of ``manifest`` as stored and format-swapped; the changes and a flag."""
     reals = manifest.subset(lambda s: s.label == 0)
     fakes = manifest.subset(lambda s: s.label == 1)
-    before = [detector.calibrated_scores(m)[0] for m in (reals, fakes)]
-    after = [detector.calibrated_scores(reals, perturb=stored_as(real_as))[0],
-             detector.calibrated_scores(fakes, perturb=stored_as(fake_as))[0]]
+    before = [calibrated_scores(detector, m)[0] for m in (reals, fakes)]
+    after = [calibrated_scores(detector, reals, perturb=stored_as(real_as))[0],
+             calibrated_scores(detector, fakes, perturb=stored_as(fake_as))[0]]
     y = np.concatenate([np.zeros(len(reals), int), np.ones(len(fakes), int)])
     pb, pa = np.concatenate(before), np.concatenate(after)
     ok = ~np.isnan(pb) & ~np.isnan(pa)

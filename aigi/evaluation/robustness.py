@@ -14,6 +14,7 @@ import numpy as np
 
 from aigi.data.manifest import Manifest
 from aigi.evaluation.metrics import auroc, average_precision, balanced_accuracy
+from aigi.scoring import calibrated_scores
 from aigi.transforms import PERTURBATIONS, perturbation
 
 
@@ -42,7 +43,7 @@ def robustness_sweep(detector, manifest: Manifest, names: list[str] | None = Non
     cal = detector.calibration
 
     def measure(name, severity, perturb):
-        p, _ = detector.calibrated_scores(manifest, perturb=perturb)
+        p, _ = calibrated_scores(detector, manifest, perturb=perturb)
         ok = ~np.isnan(p)
         row = {"perturbation": name, "severity": severity, "n": int(ok.sum()),
                "auroc": auroc(y[ok], p[ok]), "ap": average_precision(y[ok], p[ok]),

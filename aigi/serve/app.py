@@ -95,7 +95,7 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
         images, names, want = zip(*items)
         recs = detector.predict_decoded(list(images), list(names), batch_size=s.max_batch)
         for rec, img, w in zip(recs, images, want):
-            if w and rec.get("mask") is not None and hasattr(detector, "preprocessing"):
+            if w and rec.get("mask") is not None and detector.has_mask:
                 rec["heatmap_png"] = _heatmap_data_url(img.image, rec["mask"], detector, s.heatmap_max_side)
         return recs
 
@@ -170,7 +170,7 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
     @app.get("/v1/detectors")
     async def detectors():
         from aigi import DEFAULT_DETECTOR, shipped_detectors
-        from aigi.detectors.base import REGISTRY
+        from aigi.detectors.registry import REGISTRY
 
         cal = detector.calibration
         return {"serving": {"name": detector.name, "version": detector.version, "threshold": cal.threshold,

@@ -7,7 +7,7 @@ batch as negatives. Each step draws one seeded augmented view per image and one 
 caption, so a few hundred pairs give many distinct ones.
 
 Offline, the pairs are a reserved, seeded slice of ImageNet reals whose file names carry their class
-(``data.splits.alignment_slice``), excluded from every detector split. Such a space knows only the
+(``detectors.item.alignment_slice``), excluded from every detector split. Such a space knows only the
 concepts it was aligned on; :func:`fit_alignment` measures that (image -> text recall@k on held-out
 images of unseen classes, and on unseen views of seen classes, each against chance) before fitting
 the final heads on every pair.

@@ -1,4 +1,5 @@
-"""Frozen-backbone features on disk, so each image passes through the backbone once.
+"""Frozen-backbone features on disk, so each image passes through the backbone once (the scoring
+engine, :func:`aigi.scoring.extract`, fills and reads it; ``compute_cached`` serves other job lists).
 
 An entry is keyed by (feature kind, backbone + its preprocessing, view, image content hash):
 ``$AIGI_CACHE_DIR/features/<kind>/<backbone key>/<view key>/<sha[:2]>/<sha>.npy``.
@@ -20,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from aigi.backbones.base import Backbone
-from aigi.io import DEFAULT_LIMITS, DecodeLimits, load_image, sha256_file
+from aigi.io import sha256_file
 from aigi.paths import cache_dir
 from aigi.pipeline import iter_batches
-from aigi.transforms import DEFAULT_VIEW_RECIPE, ViewRecipe, augmented_view, parity_image, view_rng
+from aigi.transforms import ViewRecipe
 
 
 def hash_files(paths: Sequence[str]) -> tuple[list[str | None], list[str | None]]:
@@ -78,100 +78,6 @@ class FeatureCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-
-
-def extract_pooled_features(
-    backbone: Backbone,
-    paths: Sequence[str],
-    views: Sequence[int] = (0,),
-    recipe: ViewRecipe = DEFAULT_VIEW_RECIPE,
-    seed: int = 0,
-    batch_size: int = 16,
-    cache: FeatureCache | None = None,
-    limits: DecodeLimits = DEFAULT_LIMITS,
-    progress: Callable[[int], None] | None = None,
-    perturb: tuple[str, Callable] | None = None,
-    parity: bool = False,
-) -> tuple[np.ndarray, list[str | None]]:
-    """Pooled features [N, V, 2D] for every path and view; rows of failed files are NaN.
-
-    Returns the array and, per path, ``None`` or the error message. Cached entries are
-    reused; missing ones are computed (decoding overlapped with the forward pass) and stored.
-    ``perturb=(key, fn)`` applies ``fn`` to the decoded image first (robustness sweeps); its key
-    becomes part of the view key. ``parity`` re-encodes every decoded image identically first
-    (``transforms.parity_image``); such entries live under their own view keys.
-    """
-    if perturb is not None and list(views) != [0]:
-        raise ValueError("a perturbation applies to the plain view only")
-    cache = cache or FeatureCache(backbone.cache_key())
-
-    def vkey(v: int) -> str:
-        return view_key(v, recipe, seed, perturb, parity)
-
-    dim = 2 * backbone.dim
-    out = np.full((len(paths), len(views), dim), np.nan, dtype=np.float32)
-    shas, errors = hash_files(paths)
-    todo: list[tuple[int, int]] = []  # (path index, view position)
-    for i in range(len(paths)):
-        if shas[i] is None:
-            continue
-        for j, v in enumerate(views):
-            hit = cache.get(shas[i], vkey(v))
-            if hit is not None and hit.shape == (dim,):
-                out[i, j] = hit
-            else:
-                todo.append((i, j))
-    if progress:
-        progress(len(paths) * len(views) - len(todo))
-
-    # Group the missing views of one image so it is decoded once.
-    by_image: dict[int, list[int]] = {}
-    for i, j in todo:
-        by_image.setdefault(i, []).append(j)
-    jobs = [(i, j) for i, js in by_image.items() for j in js]
-
-    decoded: dict[int, object] = {}
-    decoded_lock = threading.Lock()
-
-    def load(job):
-        i, j = job
-        with decoded_lock:
-            img = decoded.get(i)
-        if img is None:
-            img = load_image(paths[i], limits).image
-            if parity:
-                img = parity_image(img)
-            with decoded_lock:
-                decoded[i] = img
-        v = views[j]
-        if perturb:
-            img = perturb[1](img)
-        elif v != 0:
-            img = augmented_view(img, view_rng(shas[i], v, seed), recipe)
-        return backbone.preprocess(img)
-
-    remaining = {i: len(js) for i, js in by_image.items()}
-    for batch in iter_batches(jobs, load, batch_size):
-        ok = [(k, x) for k, x in batch if not isinstance(x, Exception)]
-        for k, x in batch:
-            if isinstance(x, Exception):
-                i = jobs[k][0]
-                errors[i] = str(x)
-        if ok:
-            feats = backbone.encode_images(np.stack([x for _, x in ok])).pooled()
-            for (k, _), f in zip(ok, feats):
-                i, j = jobs[k]
-                out[i, j] = f
-                cache.put(shas[i], vkey(views[j]), f)
-        for k, _ in batch:
-            i = jobs[k][0]
-            remaining[i] -= 1
-            if remaining[i] == 0:
-                with decoded_lock:
-                    decoded.pop(i, None)
-        if progress:
-            progress(len(batch))
-    return out, errors
 
 
 def compute_cached(

@@ -19,8 +19,9 @@ from aigi.data.splits import validation_split
 from aigi.evaluation import report as R
 from aigi.evaluation.format_swap import format_swap
 from aigi.evaluation.metrics import binary_metrics, reliability_curve, selective_metrics
-from aigi.evaluation.protocols import run_leave_generator_out
+from aigi.workflows.protocols import run_leave_generator_out
 from aigi.evaluation.robustness import robustness_sweep, seeded_subset
+from aigi.scoring import calibrated_scores
 
 DEFAULT_MARGIN = 0.02
 
@@ -53,7 +54,7 @@ def choose_default(logo: dict[str, dict[str, float]], current: str, margin: floa
 def compare(configs: dict[str, TrainConfig], manifest: Manifest, out_dir: str | Path, current_default: str,
             seeds=(0,), per_group: int = 50, log: Callable[[str], None] = print) -> dict:
     from aigi.data.splits import without
-    from aigi.training.train import build_detector, train_detector
+    from aigi.workflows.train import build_detector, train_detector
 
     full_manifest = manifest
     out = Path(out_dir)
@@ -71,7 +72,7 @@ def compare(configs: dict[str, TrainConfig], manifest: Manifest, out_dir: str | 
         log(f"[{name}] training on 80%, calibrating on 20%")
         det = train_detector(cfg, manifest, out / "detectors" / name, reserved=own)
         val = manifest.subset(validation_split(manifest, cfg.val_fraction, cfg.seed)[1])
-        p, _ = det.calibrated_scores(val)
+        p, _ = calibrated_scores(det, val)
         y = np.asarray(val.labels)
         ok = ~np.isnan(p)
         log(f"[{name}] format swap on the validation split")

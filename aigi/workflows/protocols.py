@@ -1,4 +1,8 @@
-"""Evaluation protocols, defined once (DESIGN.md): leave-generator-out and train-on-K."""
+"""Evaluation protocols, defined once: leave-generator-out, train-on-K and cross-data-set.
+
+Leave-generator-out: for each fake generator G, train on every other generator plus a seeded 80 % of
+the reals (stratified by source) and test on G's fakes against the other 20 % of reals. Samples a
+detector reserves for pre-training leave the data before any fold is drawn."""
 
 from __future__ import annotations
 
@@ -7,16 +11,18 @@ from collections.abc import Callable
 
 import numpy as np
 
+from aigi.calibration import sigmoid
 from aigi.config import TrainConfig
 from aigi.data.manifest import Manifest
 from aigi.data.splits import Fold, leave_generator_out, train_on_generators
 from aigi.evaluation.metrics import binary_metrics, per_generator
+from aigi.scoring import score_manifest
 
 
 def split_reserved(cfg: TrainConfig, manifest: Manifest) -> tuple[Manifest, Manifest]:
     """(the samples ``cfg``'s detector reserves for pre-training, the rest): protocols split the rest only."""
     from aigi.data.splits import without
-    from aigi.training.train import build_detector
+    from aigi.workflows.train import build_detector
 
     idx = build_detector(cfg).reserved(manifest)
     return manifest.subset(idx), without(manifest, idx)
@@ -29,14 +35,13 @@ def fit_for_protocol(cfg: TrainConfig, train: Manifest, progress: Callable[[int]
     fusion): those get ``cfg.val_fraction`` of ``train`` for it. ``reserved`` samples (see
     :func:`split_reserved`) go to the detector's ``pretrain`` first. Returns (detector, fit info)."""
     from aigi.data.splits import validation_split
-    from aigi.detectors.base import Detector
-    from aigi.training.train import build_detector
+    from aigi.workflows.train import build_detector
 
     fold_cfg = dataclasses.replace(cfg, val_fraction=0.0)
     det = build_detector(fold_cfg)
     if reserved is not None and len(reserved):
         det.pretrain(reserved, fold_cfg)
-    if type(det).fit_validation is not Detector.fit_validation and cfg.val_fraction > 0:
+    if det.has_validation_stage and cfg.val_fraction > 0:
         tr, va = validation_split(train, cfg.val_fraction, cfg.seed)
         fit_info = det.fit(train.subset(tr), fold_cfg, progress)
         return det, {"fit": fit_info, "fit_validation": det.fit_validation(train.subset(va), fold_cfg)}
@@ -48,7 +53,8 @@ def run_fold(cfg: TrainConfig, manifest: Manifest, fold: Fold,
     """Train on the fold's train indices (:func:`fit_for_protocol`), score its test indices."""
     det, fit_info = fit_for_protocol(cfg, manifest.subset(fold.train), progress, reserved)
     test = manifest.subset(fold.test)
-    p, errors = det.score_manifest(test)
+    z, errors = score_manifest(det, test)
+    p = sigmoid(z)  # raw scores: AUROC needs no calibration
     y = np.asarray(test.labels)
     ok = ~np.isnan(p)
     gens = [s.generator for s in test.samples]

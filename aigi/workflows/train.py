@@ -12,18 +12,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aigi.calibration import Calibration
+from aigi.calibration import Calibration, sigmoid
 from aigi.config import TrainConfig
 from aigi.data.manifest import Manifest
 from aigi.data.splits import validation_split, without
-from aigi.detectors.base import Detector, _config_from_dict, get_detector_class
+from aigi.detectors.base import Detector
+from aigi.detectors.registry import get_detector_class
+from aigi.detectors.saved import config_from_dict
 from aigi.device import resolve_device
 from aigi.evaluation.metrics import binary_metrics, selective_metrics
+from aigi.scoring import score_manifest
 
 
 def build_detector(cfg: TrainConfig) -> Detector:
     cls = get_detector_class(cfg.detector)
-    det = cls(_config_from_dict(cls.Config, cfg.options)).to_device(resolve_device(cfg.device))
+    det = cls(config_from_dict(cls.Config, cfg.options)).to_device(resolve_device(cfg.device))
     det.parity = cfg.parity
     return det
 
@@ -78,16 +81,16 @@ def train_detector(cfg: TrainConfig, manifest: Manifest, out_dir: str | Path | N
         second = det.fit_validation(val_set, cfg)
         if second is not None:
             info["fit_validation"] = second
-        raw, _ = det.score_manifest(val_set)  # raw: the calibration is fitted on these
+        raw, _ = score_manifest(det, val_set)  # raw logits: the calibration is fitted on these
         y = np.asarray(val_set.labels)
         ok = ~np.isnan(raw)
         det.calibration = Calibration.fit(raw[ok], y[ok], cfg.calibration, cfg.unsure_band,
                                           source=f"validation split of {manifest.source} ({int(ok.sum())} images)")
-        if det.raw_decision_threshold is not None:
-            det.calibration.threshold = float(det.calibration.apply(np.array([det.raw_decision_threshold]))[0])
-        p = det.calibration.apply(raw[ok])
+        if det.raw_decision_logit is not None:
+            det.calibration.threshold = float(det.calibration.apply_logit(np.array([det.raw_decision_logit]))[0])
+        p = det.calibration.apply_logit(raw[ok])
         info["validation"] = {"data": val_set.summary(), "metrics": binary_metrics(y[ok], p),
-                              "metrics_uncalibrated": binary_metrics(y[ok], raw[ok]),
+                              "metrics_uncalibrated": binary_metrics(y[ok], sigmoid(raw[ok])),
                               "selective": selective_metrics(y[ok], p, 0.5, cfg.unsure_band)}
     info["seconds"] = round(time.time() - t0, 1)
     det.training_info = info
