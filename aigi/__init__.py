@@ -17,7 +17,9 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 def shipped_detectors() -> list[str]:
     """Registered names that ship trained weights inside the package."""
-    return sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / "config.json").is_file()) if WEIGHTS_DIR.is_dir() else []
+    return (
+        sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / "config.json").is_file()) if WEIGHTS_DIR.is_dir() else []
+    )
 
 
 def load_detector(detector: str | None = None, device: str | None = None):

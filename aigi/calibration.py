@@ -110,7 +110,7 @@ class Calibration:
     source: str = ""  # which data it was fitted on
 
     @classmethod
-    def fit(cls, z_raw, labels, method: str = "platt", unsure_band: float = 0.0, source: str = "") -> "Calibration":
+    def fit(cls, z_raw, labels, method: str = "platt", unsure_band: float = 0.0, source: str = "") -> Calibration:
         """Fit ``method`` on validation logits; keep the calibrated scores of the reals."""
         if method not in METHODS:
             raise ValueError(f"unknown calibration method {method!r}; use one of {METHODS}")
@@ -137,19 +137,25 @@ class Calibration:
             return float(threshold)
         if fpr is not None:
             if not self.real_scores:
-                raise ValueError("this detector stores no validation real scores, so --fpr cannot be used; "
-                                 "pass --threshold instead")
+                raise ValueError(
+                    "this detector stores no validation real scores, so --fpr cannot be used; pass --threshold instead"
+                )
             return threshold_at_fpr(np.asarray(self.real_scores), fpr)
         return float(self.threshold)
 
     def save(self, directory: str | Path) -> None:
-        data = {"method": self.method, "params": self.params, "threshold": self.threshold,
-                "unsure_band": self.unsure_band, "source": self.source,
-                "real_scores": [round(float(x), 6) for x in self.real_scores]}
+        data = {
+            "method": self.method,
+            "params": self.params,
+            "threshold": self.threshold,
+            "unsure_band": self.unsure_band,
+            "source": self.source,
+            "real_scores": [round(float(x), 6) for x in self.real_scores],
+        }
         (Path(directory) / CALIBRATION_FILE).write_text(json.dumps(data, indent=1))
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Calibration":
+    def load(cls, directory: str | Path) -> Calibration:
         p = Path(directory) / CALIBRATION_FILE
         if not p.is_file():
             return cls()
@@ -157,6 +163,11 @@ class Calibration:
         method = d.get("method", "none")
         if method not in METHODS:
             raise ValueError(f"{p}: unknown calibration method {method!r}")
-        return cls(method=method, params=d.get("params", {}), threshold=float(d.get("threshold", 0.5)),
-                   real_scores=list(d.get("real_scores", [])), unsure_band=float(d.get("unsure_band", 0.0)),
-                   source=d.get("source", ""))
+        return cls(
+            method=method,
+            params=d.get("params", {}),
+            threshold=float(d.get("threshold", 0.5)),
+            real_scores=list(d.get("real_scores", [])),
+            unsure_band=float(d.get("unsure_band", 0.0)),
+            source=d.get("source", ""),
+        )

@@ -19,13 +19,18 @@ def heatmap_overlay(img: Image.Image, mask: np.ndarray, preprocess: Preprocess, 
     left, top, right, bottom = preprocess.crop_box(img.size)
     box = (round(left), round(top), round(right), round(bottom))
     size = (max(1, box[2] - box[0]), max(1, box[3] - box[1]))
-    heat = np.asarray(Image.fromarray((np.clip(mask, 0, 1) * 255).astype(np.uint8)).resize(size, Image.Resampling.BILINEAR),
-                      dtype=np.float32) / 255.0
+    heat = (
+        np.asarray(
+            Image.fromarray((np.clip(mask, 0, 1) * 255).astype(np.uint8)).resize(size, Image.Resampling.BILINEAR),
+            dtype=np.float32,
+        )
+        / 255.0
+    )
     base = np.asarray(img, dtype=np.float32) * 0.45  # dimmed everywhere, then the seen region restored
-    region = np.asarray(img, dtype=np.float32)[box[1]:box[1] + size[1], box[0]:box[0] + size[0]]
-    h = heat[:region.shape[0], :region.shape[1], None] * alpha
+    region = np.asarray(img, dtype=np.float32)[box[1] : box[1] + size[1], box[0] : box[0] + size[0]]
+    h = heat[: region.shape[0], : region.shape[1], None] * alpha
     red = np.array([255.0, 30.0, 30.0], np.float32)
-    base[box[1]:box[1] + region.shape[0], box[0]:box[0] + region.shape[1]] = region * (1 - h) + red * h
+    base[box[1] : box[1] + region.shape[0], box[0] : box[0] + region.shape[1]] = region * (1 - h) + red * h
     return Image.fromarray(base.clip(0, 255).astype(np.uint8), "RGB")
 
 

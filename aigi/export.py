@@ -6,9 +6,9 @@ onnxruntime alone (the calibration, unsure band and records stay the detector's 
 ``pixels`` [B, 3, H, W] (the detector's preprocessing, done in Python) and returns what ``forward``
 returns as tensors (``logit``; GAMMA also ``mask`` and ``source``).
 
-A detector opts in with ``exportable = True`` and ``export_module()`` (a torch module over pixels with the frozen backbone run
-through transformers/torch): univfd and GAMMA do. ITEM cannot: its captions are text encoded at run
-time; the pixel expert scores a variable grid of native-resolution crops.
+A detector opts in with ``exportable = True`` and ``export_module()`` (a torch module over pixels with the
+frozen backbone run through transformers/torch): univfd and GAMMA do. ITEM cannot: its captions are text
+encoded at run time; the pixel expert scores a variable grid of native-resolution crops.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ class ExportError(ValueError):
     pass
 
 
-def export_onnx(detector, out_dir: str | Path, source_dir: str | Path | None = None, check_images: np.ndarray | None = None) -> dict:
+def export_onnx(
+    detector, out_dir: str | Path, source_dir: str | Path | None = None, check_images: np.ndarray | None = None
+) -> dict:
     """Export ``detector`` to ``out_dir``/model.onnx (next to a copy of its saved files) and check that
     onnxruntime matches torch on ``check_images`` (preprocessed pixels; random ones when None).
     Returns {"path", "max_abs_diff", "outputs"}."""
@@ -51,10 +53,21 @@ def export_onnx(detector, out_dir: str | Path, source_dir: str | Path | None = N
         names = list(module(example).keys())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its own deprecation
-        torch.onnx.export(_Tuple(module, names), (example,), str(out / ONNX_FILE), dynamo=False, opset_version=OPSET,
-                          input_names=["pixels"], output_names=names,
-                          dynamic_axes={"pixels": {0: "batch"}, **{n: {0: "batch"} for n in names}})
-    x = check_images if check_images is not None else np.random.default_rng(0).standard_normal((3, 3, size, size)).astype(np.float32)
+        torch.onnx.export(
+            _Tuple(module, names),
+            (example,),
+            str(out / ONNX_FILE),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["pixels"],
+            output_names=names,
+            dynamic_axes={"pixels": {0: "batch"}, **{n: {0: "batch"} for n in names}},
+        )
+    x = (
+        check_images
+        if check_images is not None
+        else np.random.default_rng(0).standard_normal((3, 3, size, size)).astype(np.float32)
+    )
     got = onnx_session(out / ONNX_FILE).run(names, {"pixels": x})
     with torch.no_grad():
         want = module(torch.from_numpy(x))

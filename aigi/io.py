@@ -31,8 +31,9 @@ try:  # HEIC/HEIF; AVIF is built into Pillow >= 11.3
 except ImportError:  # pragma: no cover - optional at runtime, required by the package
     pillow_heif = None
 
-# Formats Pillow may identify (multi-picture JPEG, MPO, comes through the JPEG opener). Anything else (SVG, PDF, EPS, PSD, ...) is refused: fewer
-# decoders reachable from untrusted input, and none that executes code (EPS needs Ghostscript).
+# Formats Pillow may identify (multi-picture JPEG, MPO, comes through the JPEG opener). Anything else
+# (SVG, PDF, EPS, PSD, ...) is refused: fewer decoders reachable from untrusted input, and none that
+# executes code (EPS needs Ghostscript).
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "AVIF")
 
 # Colour used under transparent pixels. Fixed, so the same file always gives the same pixels.
@@ -85,9 +86,7 @@ def read_bytes(path: str | os.PathLike, limits: DecodeLimits = DEFAULT_LIMITS) -
     if st.st_size == 0:
         raise ImageDecodeError(path, "file is empty (0 bytes)")
     if st.st_size > limits.max_bytes:
-        raise ImageDecodeError(
-            path, f"file is {st.st_size:,} bytes, over the limit of {limits.max_bytes:,} bytes"
-        )
+        raise ImageDecodeError(path, f"file is {st.st_size:,} bytes, over the limit of {limits.max_bytes:,} bytes")
     try:
         with open(p, "rb") as f:
             data = f.read(limits.max_bytes + 1)
@@ -98,16 +97,12 @@ def read_bytes(path: str | os.PathLike, limits: DecodeLimits = DEFAULT_LIMITS) -
     return data
 
 
-def decode_bytes(
-    data: bytes, name: str = "<bytes>", limits: DecodeLimits = DEFAULT_LIMITS
-) -> DecodedImage:
+def decode_bytes(data: bytes, name: str = "<bytes>", limits: DecodeLimits = DEFAULT_LIMITS) -> DecodedImage:
     """Decode untrusted image bytes to RGB. ``name`` is only used in error messages."""
     if not data:
         raise ImageDecodeError(name, "file is empty (0 bytes)")
     if len(data) > limits.max_bytes:
-        raise ImageDecodeError(
-            name, f"file is {len(data):,} bytes, over the limit of {limits.max_bytes:,} bytes"
-        )
+        raise ImageDecodeError(name, f"file is {len(data):,} bytes, over the limit of {limits.max_bytes:,} bytes")
     try:
         with warnings.catch_warnings():
             # Pillow's own bomb check warns; ours below is stricter and raises.
@@ -134,8 +129,7 @@ def decode_bytes(
         head = data[:16]
         raise ImageDecodeError(
             name,
-            f"not an image in a supported format ({', '.join(ALLOWED_FORMATS)}); "
-            f"content starts with {head!r}",
+            f"not an image in a supported format ({', '.join(ALLOWED_FORMATS)}); content starts with {head!r}",
         ) from None
     except Image.DecompressionBombError as e:
         raise ImageDecodeError(name, f"refused as a decompression bomb ({e})") from None

@@ -66,9 +66,16 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
-def item_features(global_img: torch.Tensor, caption: torch.Tensor, patches: torch.Tensor, objects: torch.Tensor,
-                  object_mask: torch.Tensor, levels: str = "both", representation: str = "scaled",
-                  temperature: float = 0.05) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def item_features(
+    global_img: torch.Tensor,
+    caption: torch.Tensor,
+    patches: torch.Tensor,
+    objects: torch.Tensor,
+    object_mask: torch.Tensor,
+    levels: str = "both",
+    representation: str = "scaled",
+    temperature: float = 0.05,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """ITEM's input to the head, and the scores behind it.
 
     Global level: D(image, caption). Local level: D(region_k, object_k) for each parsed object k,
@@ -87,7 +94,10 @@ def item_features(global_img: torch.Tensor, caption: torch.Tensor, patches: torc
         parts.append(masked_mean(misalignment(regions, objects, representation), object_mask))
         worst = torch.where(object_mask, l_cos, torch.full_like(l_cos, 2.0)).min(1).values
         parts.append(torch.where(object_mask.any(1), worst, torch.zeros_like(worst)).unsqueeze(-1))
-    scores = {"global_cosine": g_cos, "local_cosine": torch.where(object_mask, l_cos, torch.full_like(l_cos, float("nan")))}
+    scores = {
+        "global_cosine": g_cos,
+        "local_cosine": torch.where(object_mask, l_cos, torch.full_like(l_cos, float("nan"))),
+    }
     return torch.cat(parts, -1), scores
 
 
@@ -101,5 +111,13 @@ def feature_dim(levels: str, representation: str, dim: int) -> int:
     return {"global": d, "local": d + 1, "both": 2 * d + 1}[levels]
 
 
-__all__ = ["misalignment", "region_embeddings", "item_features", "feature_dim", "cosine", "masked_mean",
-           "REPRESENTATIONS", "LEVELS"]
+__all__ = [
+    "misalignment",
+    "region_embeddings",
+    "item_features",
+    "feature_dim",
+    "cosine",
+    "masked_mean",
+    "REPRESENTATIONS",
+    "LEVELS",
+]

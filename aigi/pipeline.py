@@ -22,9 +22,9 @@ def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 2)))
 
 
-def iter_batches(items: Sequence[T], load: Callable[[T], X], batch_size: int,
-                 workers: int | None = None, prefetch_batches: int = 2
-                 ) -> Iterator[list[tuple[int, X | Exception]]]:
+def iter_batches(
+    items: Sequence[T], load: Callable[[T], X], batch_size: int, workers: int | None = None, prefetch_batches: int = 2
+) -> Iterator[list[tuple[int, X | Exception]]]:
     """Yield lists of ``(index, loaded value or the exception it raised)``, ``batch_size`` at a time."""
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")

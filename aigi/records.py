@@ -25,10 +25,19 @@ def decide(p_fake: float, threshold: float, unsure_band: float = 0.0) -> tuple[s
     return verdict_for(p_fake, threshold), None
 
 
-def make_record(path: str, *, sha256: str | None = None, p_fake: float | None = None,
-                threshold: float | None = None, detector: str = "", detector_version: str = "",
-                error: str | None = None, unsure_band: float = 0.0, unsure_reason: str | None = None,
-                **extra: Any) -> dict[str, Any]:
+def make_record(
+    path: str,
+    *,
+    sha256: str | None = None,
+    p_fake: float | None = None,
+    threshold: float | None = None,
+    detector: str = "",
+    detector_version: str = "",
+    error: str | None = None,
+    unsure_band: float = 0.0,
+    unsure_reason: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """Build a record; an ``error`` gives verdict ``error`` and no score. ``unsure_reason`` (e.g. from
     the degradation ensemble) forces ``unsure``; the reason goes in the optional ``reason`` field."""
     reason = None
@@ -41,9 +50,16 @@ def make_record(path: str, *, sha256: str | None = None, p_fake: float | None = 
         verdict, reason = decide(p, threshold, unsure_band)
         if unsure_reason and verdict != "unsure":
             verdict, reason = "unsure", unsure_reason
-    rec = {"path": str(path), "sha256": sha256, "verdict": verdict, "p_fake": p,
-           "threshold": None if threshold is None else float(threshold), "detector": detector,
-           "detector_version": detector_version, "error": error}
+    rec = {
+        "path": str(path),
+        "sha256": sha256,
+        "verdict": verdict,
+        "p_fake": p,
+        "threshold": None if threshold is None else float(threshold),
+        "detector": detector,
+        "detector_version": detector_version,
+        "error": error,
+    }
     if reason:
         rec["reason"] = reason
     rec.update(extra)

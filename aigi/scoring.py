@@ -53,8 +53,10 @@ def take(features: dict[str, Any], rows) -> dict[str, Any]:
 def to_batch(det, features: dict[str, Any]) -> dict[str, Any]:
     """Arrays become tensors on the detector's device; per-image lists pass through."""
     dev = det.device_name
-    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(dev) if isinstance(v, np.ndarray) else v
-            for k, v in features.items()}
+    return {
+        k: torch.from_numpy(np.ascontiguousarray(v)).to(dev) if isinstance(v, np.ndarray) else v
+        for k, v in features.items()
+    }
 
 
 @torch.inference_mode()
@@ -87,8 +89,15 @@ def _run(det, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
     return forward(det, det.features(inputs))
 
 
-def view_inputs(det, image, sha: str, view: int = 0, recipe: ViewRecipe = DEFAULT_VIEW_RECIPE, seed: int = 0,
-                perturb: Perturb | None = None) -> dict[str, np.ndarray]:
+def view_inputs(
+    det,
+    image,
+    sha: str,
+    view: int = 0,
+    recipe: ViewRecipe = DEFAULT_VIEW_RECIPE,
+    seed: int = 0,
+    perturb: Perturb | None = None,
+) -> dict[str, np.ndarray]:
     """A decoded image -> the detector's inputs for one view: parity (``prepare``), then the
     perturbation or the seeded k-th augmented view, then ``inputs``."""
     img = det.prepare(image)
@@ -104,9 +113,18 @@ def _error_text(x: Exception) -> str:
 
 
 # --- users: fresh scores and records ----------------------------------------------------------
-def predict(det, keys: Sequence, decode: Callable, names: Sequence[str], threshold: float | None = None,
-            fpr: float | None = None, unsure_band: float | None = None, ensemble: bool = False,
-            batch_size: int = 16, progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+def predict(
+    det,
+    keys: Sequence,
+    decode: Callable,
+    names: Sequence[str],
+    threshold: float | None = None,
+    fpr: float | None = None,
+    unsure_band: float | None = None,
+    ensemble: bool = False,
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
     """One record per key, in order. ``decode(key)`` gives an ``io.DecodedImage``; failures become
     error records (a decode failure, or the model failing on a batch: the other batches go on).
 
@@ -148,14 +166,18 @@ def predict(det, keys: Sequence, decode: Callable, names: Sequence[str], thresho
                     extra = det.extra_fields(out, row)
                     reason = None
                     if variants:
-                        alt = {name: float(q) for (name, _), q in zip(variants, p[row + 1:row + len(views)])}
+                        alt = {name: float(q) for (name, _), q in zip(variants, p[row + 1 : row + len(views)])}
                         extra["ensemble_p_fake"] = alt
-                        flips = [f"{n} gives {q:.3f}" for n, q in alt.items()
-                                 if verdict_for(q, thr) != verdict_for(clean, thr)]
+                        flips = [
+                            f"{n} gives {q:.3f}"
+                            for n, q in alt.items()
+                            if verdict_for(q, thr) != verdict_for(clean, thr)
+                        ]
                         if flips:
                             reason = f"verdict changes under mild degradation ({'; '.join(flips)})"
-                    records[i] = make_record(names[i], sha256=sha, p_fake=clean, unsure_band=band,
-                                             unsure_reason=reason, **common, **extra)
+                    records[i] = make_record(
+                        names[i], sha256=sha, p_fake=clean, unsure_band=band, unsure_reason=reason, **common, **extra
+                    )
                     row += len(views)
         if progress:
             progress(len(batch))
@@ -175,14 +197,23 @@ def feature_caches(det) -> dict[str, FeatureCache] | None:
     if key is None:
         return None
     fields = det.cached_features
-    return {f: FeatureCache(key, kind=det.feature_kind if len(fields) == 1 else f"{det.feature_kind}-{f}")
-            for f in fields}
+    return {
+        f: FeatureCache(key, kind=det.feature_kind if len(fields) == 1 else f"{det.feature_kind}-{f}") for f in fields
+    }
 
 
-def extract(det, paths: Sequence[str], views: Sequence[int] = (0,), recipe: ViewRecipe = DEFAULT_VIEW_RECIPE,
-            seed: int = 0, perturb: Perturb | None = None, batch_size: int = 16,
-            progress: Callable[[int], None] | None = None, limits: DecodeLimits = DEFAULT_LIMITS,
-            use_cache: bool = True) -> tuple[dict[str, np.ndarray], list[str | None]]:
+def extract(
+    det,
+    paths: Sequence[str],
+    views: Sequence[int] = (0,),
+    recipe: ViewRecipe = DEFAULT_VIEW_RECIPE,
+    seed: int = 0,
+    perturb: Perturb | None = None,
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    use_cache: bool = True,
+) -> tuple[dict[str, np.ndarray], list[str | None]]:
     """Features of every path and view: ``{field: [N, V, ...]}`` (rows of failed files are NaN, or 0 for
     integer fields) and, per path, ``None`` or why it failed.
 
@@ -265,12 +296,14 @@ def extract(det, paths: Sequence[str], views: Sequence[int] = (0,), recipe: View
     return out, errors
 
 
-def score_manifest(det, manifest, perturb: Perturb | None = None, batch_size: int = 16,
-                   progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, list[str | None]]:
+def score_manifest(
+    det, manifest, perturb: Perturb | None = None, batch_size: int = 16, progress: Callable[[int], None] | None = None
+) -> tuple[np.ndarray, list[str | None]]:
     """Raw logits of every sample's plain view (or ``perturb`` of it) through the feature cache (NaN
     where the file failed), and per-sample errors."""
-    feats, errors = extract(det, [s.path for s in manifest], [0], perturb=perturb, batch_size=batch_size,
-                            progress=progress)
+    feats, errors = extract(
+        det, [s.path for s in manifest], [0], perturb=perturb, batch_size=batch_size, progress=progress
+    )
     z = np.full(len(manifest), np.nan)
     ok = np.array([e is None for e in errors], dtype=bool)
     if ok.any():
@@ -278,8 +311,9 @@ def score_manifest(det, manifest, perturb: Perturb | None = None, batch_size: in
     return z, errors
 
 
-def calibrated_scores(det, manifest, perturb: Perturb | None = None,
-                      progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, list[str | None]]:
+def calibrated_scores(
+    det, manifest, perturb: Perturb | None = None, progress: Callable[[int], None] | None = None
+) -> tuple[np.ndarray, list[str | None]]:
     """Calibrated p_fake of every sample (NaN where the file failed) and per-sample errors."""
     z, errors = score_manifest(det, manifest, perturb, progress=progress)
     p = np.full(z.shape, np.nan)
@@ -298,5 +332,14 @@ def onnx_session(path, device: str = "cpu"):
     return ort.InferenceSession(str(path), providers=providers)
 
 
-__all__ = ["predict", "predict_paths", "extract", "score_manifest", "calibrated_scores", "forward", "view_inputs",
-           "stack_inputs", "onnx_session"]
+__all__ = [
+    "predict",
+    "predict_paths",
+    "extract",
+    "score_manifest",
+    "calibrated_scores",
+    "forward",
+    "view_inputs",
+    "stack_inputs",
+    "onnx_session",
+]

@@ -32,8 +32,11 @@ def stable_key(obj) -> str:
     Adding a field whose default keeps the old behaviour leaves every existing key, and so
     every cached feature, valid.
     """
-    changed = sorted((f.name, repr(getattr(obj, f.name))) for f in fields(obj)
-                     if f.default is MISSING or getattr(obj, f.name) != f.default)
+    changed = sorted(
+        (f.name, repr(getattr(obj, f.name)))
+        for f in fields(obj)
+        if f.default is MISSING or getattr(obj, f.name) != f.default
+    )
     return hashlib.sha1(repr(changed).encode()).hexdigest()[:10]
 
 
@@ -204,7 +207,7 @@ PERTURBATIONS = {
 }
 
 
-def perturbation(name: str, severity) -> tuple[str, "callable"]:
+def perturbation(name: str, severity) -> tuple[str, callable]:
     """(cache key, fn(img)) for one condition of the sweep."""
     if name not in PERTURBATIONS:
         raise ValueError(f"unknown perturbation {name!r}; known: {', '.join(PERTURBATIONS)}")
@@ -242,8 +245,7 @@ def view_rng(sha256: str, view: int, seed: int) -> np.random.Generator:
     return np.random.default_rng([int(sha256[:15], 16), int(view), int(seed)])
 
 
-def augmented_view(img: Image.Image, rng: np.random.Generator, recipe: ViewRecipe,
-                   masks: tuple[Image.Image, ...] = ()):
+def augmented_view(img: Image.Image, rng: np.random.Generator, recipe: ViewRecipe, masks: tuple[Image.Image, ...] = ()):
     """Draw one augmented view of ``img`` (see :class:`ViewRecipe`).
 
     ``masks`` (label images of the same size, e.g. GAMMA's manipulation masks) follow the same

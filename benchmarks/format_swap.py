@@ -30,7 +30,9 @@ def main() -> None:
     val = m.subset(validation_split(m, frac, seed)[1])
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        plain = train_detector(load_train_config(HERE.parent / "configs/univfd-plain-probe.yaml"), m, Path(tmp) / "plain")
+        plain = train_detector(
+            load_train_config(HERE.parent / "configs/univfd-plain-probe.yaml"), m, Path(tmp) / "plain"
+        )
         for name, det in [("univfd (shipped, shortcut denial)", default), ("univfd plain probe (no denial)", plain)]:
             results[name] = format_swap(det, val)
             print(name, json.dumps(results[name]), flush=True)
@@ -40,11 +42,13 @@ def main() -> None:
         f"| {n} | {r['auroc_before']:.3f} | {r['auroc_after']:.3f} | {r['auroc_change']:+.3f} | "
         f"{r['mean_p_fake_real_before']:.3f} → {r['mean_p_fake_real_after']:.3f} | "
         f"{r['mean_p_fake_fake_before']:.3f} → {r['mean_p_fake_fake_after']:.3f} | "
-        f"{'YES' if r['learned_the_format'] else 'no'} |" for n, r in results.items())
+        f"{'YES' if r['learned_the_format'] else 'no'} |"
+        for n, r in results.items()
+    )
     r0 = next(iter(results.values()))
     out.with_suffix(".md").write_text(f"""# Format swap on aigi-dev's held-out validation split
 
-{r0['n_real']} real and {r0['n_fake']} fake images the shipped default never trained on. "After": reals
+{r0["n_real"]} real and {r0["n_fake"]} fake images the shipped default never trained on. "After": reals
 re-encoded as the fakes are stored (256x256, JPEG q95) and fakes as the reals are (333x314, JPEG q80).
 A drop in AUROC over 0.05 flags a detector that learned the storage format.
 

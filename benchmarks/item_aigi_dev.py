@@ -25,8 +25,8 @@ from aigi.config import load_train_config
 from aigi.data import load_data
 from aigi.data.splits import leave_generator_out, validation_split
 from aigi.evaluation.metrics import auroc
-from aigi.workflows.protocols import fit_for_protocol, split_reserved
 from aigi.scoring import calibrated_scores, score_manifest
+from aigi.workflows.protocols import fit_for_protocol, split_reserved
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared/data/aigi-dev/manifest.csv"
@@ -60,9 +60,16 @@ def run_fold(rest, reserved, fold, cfg) -> dict:
     for src in sorted(set(gens[y == 0])):
         reals = ok & (y == 0) & (gens == src)
         by_source[src] = auroc(np.r_[np.zeros(int(reals.sum())), np.ones(int(fakes.sum()))], np.r_[p[reals], p[fakes]])
-    return {"fold": fold.name, "auroc": auroc(y[ok], p[ok]), "auroc_by_real_source": by_source,
-            "fit_seconds": round(fit_s, 1), "n_test_real": int((y == 0).sum()), "n_test_fake": int((y == 1).sum()),
-            "n_errors": int((~ok).sum()), "fit": info if isinstance(info, dict) else {}}
+    return {
+        "fold": fold.name,
+        "auroc": auroc(y[ok], p[ok]),
+        "auroc_by_real_source": by_source,
+        "fit_seconds": round(fit_s, 1),
+        "n_test_real": int((y == 0).sum()),
+        "n_test_fake": int((y == 1).sum()),
+        "n_errors": int((~ok).sum()),
+        "fit": info if isinstance(info, dict) else {},
+    }
 
 
 def part_logo(rest, reserved, item_cfg, univfd_cfg, work: Path, seeds, variants) -> dict:
@@ -111,16 +118,28 @@ def part_examples_and_swap(manifest, det_dir: Path, work: Path) -> dict:
     sub = val.subset(picks)
     details = det.explain_manifest(sub)
     p, _ = calibrated_scores(det, sub)
-    examples = [{"file": Path(s.path).name, "label": "fake" if s.label else "real", "generator": s.generator,
-                 "p_fake": round(float(q), 3), **d} for s, q, d in zip(sub, p, details)]
+    examples = [
+        {
+            "file": Path(s.path).name,
+            "label": "fake" if s.label else "real",
+            "generator": s.generator,
+            "p_fake": round(float(q), 3),
+            **d,
+        }
+        for s, q, d in zip(sub, p, details)
+    ]
     f = work / "format-swap.json"
     if not f.exists():
         log("format swap on the validation split")
         r = format_swap(det, val)
         f.write_text(json.dumps(r, indent=1, default=float))
-    return {"examples": examples, "format_swap": json.loads(f.read_text()),
-            "validation": det.training_info.get("validation", {}).get("metrics"),
-            "alignment": det.training_info.get("pretrain"), "n_validation": len(val)}
+    return {
+        "examples": examples,
+        "format_swap": json.loads(f.read_text()),
+        "validation": det.training_info.get("validation", {}).get("metrics"),
+        "alignment": det.training_info.get("pretrain"),
+        "n_validation": len(val),
+    }
 
 
 ROBUSTNESS = ["jpeg", "blur", "noise", "resize", "social"]
@@ -166,15 +185,26 @@ def table(per_variant: dict, gens: list[str]) -> list[str]:
 def write_report(logo: dict, extra: dict | None, n_reserved: int, out: Path):
     seed0 = logo[0]
     gens = sorted(next(iter(seed0.values())))
-    md = ["# ITEM on aigi-dev (leave-generator-out)", "",
-          "Written by `benchmarks/item_aigi_dev.py`. AUROC on the held-out generator's fakes against the fold's 20% "
-          f"test reals. The {n_reserved} reserved alignment images are outside every fold, for both detectors; univfd "
-          "(`configs/univfd.yaml`) is retrained on exactly these folds.", "",
-          "## Split seed 0: ITEM, its ablation, and univfd", ""]
+    md = [
+        "# ITEM on aigi-dev (leave-generator-out)",
+        "",
+        "Written by `benchmarks/item_aigi_dev.py`. AUROC on the held-out generator's fakes against the fold's 20% "
+        f"test reals. The {n_reserved} reserved alignment images are outside every fold, for both detectors; univfd "
+        "(`configs/univfd.yaml`) is retrained on exactly these folds.",
+        "",
+        "## Split seed 0: ITEM, its ablation, and univfd",
+        "",
+    ]
     md += table(seed0, gens)
-    md += ["", "Held-out fakes against each real source alone (faces vs faces separates artefacts from content):", "",
-           "| detector | fold | " + " | ".join(sorted(next(iter(next(iter(seed0.values())).values()))["auroc_by_real_source"])) + " |",
-           "|---|---|---|---|"]
+    md += [
+        "",
+        "Held-out fakes against each real source alone (faces vs faces separates artefacts from content):",
+        "",
+        "| detector | fold | "
+        + " | ".join(sorted(next(iter(next(iter(seed0.values())).values()))["auroc_by_real_source"]))
+        + " |",
+        "|---|---|---|---|",
+    ]
     for name in ("item (both levels, D)", UNIVFD):
         for g in gens:
             if g in seed0.get(name, {}):
@@ -190,19 +220,31 @@ def write_report(logo: dict, extra: dict | None, n_reserved: int, out: Path):
     # the default rule on the mean over every split seed on disk (seed 0 alone when there is one)
     full = [s for s in logo if all(len(logo[s].get(n, {})) == len(gens) for n in ("item (both levels, D)", UNIVFD))]
     if full:
-        per = {n: {g: np.mean([logo[s][n][g]["auroc"] for s in full]) for g in gens}
-               for n in ("item (both levels, D)", UNIVFD)}
+        per = {
+            n: {g: np.mean([logo[s][n][g]["auroc"] for s in full]) for g in gens}
+            for n in ("item (both levels, D)", UNIVFD)
+        }
         gain = np.mean(list(per["item (both levels, D)"].values())) - np.mean(list(per[UNIVFD].values()))
         worst = min(per["item (both levels, D)"][g] - per[UNIVFD][g] for g in gens)
         keep = gain >= 0.02 and worst > -0.02
-        md += ["", "## Default rule (DESIGN.md)", "",
-               f"ITEM minus univfd, mean over split seeds {', '.join(map(str, full))}: {gain:+.3f}; worst generator: "
-               f"{worst:+.3f}. " + ("ITEM would become the default." if keep else "univfd stays the default.")]
+        md += [
+            "",
+            "## Default rule (ARCHITECTURE.md)",
+            "",
+            f"ITEM minus univfd, mean over split seeds {', '.join(map(str, full))}: {gain:+.3f}; worst generator: "
+            f"{worst:+.3f}. " + ("ITEM would become the default." if keep else "univfd stays the default."),
+        ]
     if extra and extra.get("robustness"):
         rb = extra["robustness"]
-        md += ["", "## Robustness (validation images, calibrated AUROC)", "",
-               f"{rb['data']}. univfd is trained on the same 80% split.", "",
-               "| condition | item | univfd |", "|---|---|---|"]
+        md += [
+            "",
+            "## Robustness (validation images, calibrated AUROC)",
+            "",
+            f"{rb['data']}. univfd is trained on the same 80% split.",
+            "",
+            "| condition | item | univfd |",
+            "|---|---|---|",
+        ]
         for a, b in zip(rb["item"], rb["univfd"]):
             cond = "clean" if a["perturbation"] == "none" else f"{a['perturbation']} {a['severity']}"
             md.append(f"| {cond} | {a['auroc']:.3f} | {b['auroc']:.3f} |")
@@ -210,27 +252,52 @@ def write_report(logo: dict, extra: dict | None, n_reserved: int, out: Path):
         a = extra.get("alignment") or {}
         if a:
             h, s = a["heldout_classes"], a["seen_classes_unseen_view"]
-            md += ["", "## The offline vision-language space (DINOv2-S + MiniLM-L6, LiT heads)", "",
-                   f"Aligned on {a['n_pairs']} reserved ImageNet reals ({a['n_classes']} classes, {a['n_views']} views each). "
-                   f"Image -> text recall@{a['k']}:", "",
-                   "| queries | candidates | recall | chance |", "|---|---|---|---|",
-                   f"| {h['n_images']} images of held-out classes | their {h['n_candidates']} captions | {h['recall']:.3f} | {h['chance']:.3f} |",
-                   f"| the same images | all {a['n_classes']} captions | {h['recall_all_captions']:.3f} | {h['chance_all_captions']:.3f} |",
-                   f"| {s['n_images']} seen images, an unseen view | all {s['n_candidates']} captions | {s['recall']:.3f} | {s['chance']:.3f} |"]
+            md += [
+                "",
+                "## The offline vision-language space (DINOv2-S + MiniLM-L6, LiT heads)",
+                "",
+                f"Aligned on {a['n_pairs']} reserved ImageNet reals ({a['n_classes']} classes, {a['n_views']} views each). "
+                f"Image -> text recall@{a['k']}:",
+                "",
+                "| queries | candidates | recall | chance |",
+                "|---|---|---|---|",
+                f"| {h['n_images']} images of held-out classes | their {h['n_candidates']} captions | {h['recall']:.3f} | {h['chance']:.3f} |",
+                f"| the same images | all {a['n_classes']} captions | {h['recall_all_captions']:.3f} | {h['chance_all_captions']:.3f} |",
+                f"| {s['n_images']} seen images, an unseen view | all {s['n_candidates']} captions | {s['recall']:.3f} | {s['chance']:.3f} |",
+            ]
         fs = extra["format_swap"]
-        md += ["", "## Format swap (validation split of the shipped ITEM)", "",
-               f"AUROC {fs['auroc_before']:.3f} -> {fs['auroc_after']:.3f} ({fs['auroc_change']:+.3f}) when the reals are "
-               "stored as the fakes are (256 px, JPEG q95)" + (" - FLAGGED" if fs.get("learned_the_format") else "; not flagged") + "."]
-        md += ["", f"## What ITEM sees: 5 real and 5 fake validation images (of {extra['n_validation']})", "",
-               "Misalignment = 1 - cosine in the joint space; local: per object, against its image region.", "",
-               "| file | truth | generator | caption | objects | global | local | p_fake |", "|---|---|---|---|---|---|---|---|"]
+        md += [
+            "",
+            "## Format swap (validation split of the shipped ITEM)",
+            "",
+            f"AUROC {fs['auroc_before']:.3f} -> {fs['auroc_after']:.3f} ({fs['auroc_change']:+.3f}) when the reals are "
+            "stored as the fakes are (256 px, JPEG q95)"
+            + (" - FLAGGED" if fs.get("learned_the_format") else "; not flagged")
+            + ".",
+        ]
+        md += [
+            "",
+            f"## What ITEM sees: 5 real and 5 fake validation images (of {extra['n_validation']})",
+            "",
+            "Misalignment = 1 - cosine in the joint space; local: per object, against its image region.",
+            "",
+            "| file | truth | generator | caption | objects | global | local | p_fake |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for e in extra["examples"]:
             local = ", ".join(f"{o}: {1 - c:.3f}" for o, c in zip(e["objects"], e["local_cosine"]))
-            md.append(f"| {e['file'][:40]} | {e['label']} | {e['generator']} | {e['caption']} | {', '.join(e['objects'])} | "
-                      f"{1 - e['global_cosine']:.3f} | {local} | {e['p_fake']:.3f} |")
+            md.append(
+                f"| {e['file'][:40]} | {e['label']} | {e['generator']} | {e['caption']} | {', '.join(e['objects'])} | "
+                f"{1 - e['global_cosine']:.3f} | {local} | {e['p_fake']:.3f} |"
+            )
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
-    out.with_suffix(".json").write_text(json.dumps({"logo": {str(k): v for k, v in logo.items()}, "extra": extra,
-                                                    "n_reserved": n_reserved}, indent=1, default=float))
+    out.with_suffix(".json").write_text(
+        json.dumps(
+            {"logo": {str(k): v for k, v in logo.items()}, "extra": extra, "n_reserved": n_reserved},
+            indent=1,
+            default=float,
+        )
+    )
 
 
 def main():

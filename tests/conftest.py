@@ -35,8 +35,9 @@ def run_cli(*args, cwd=None, env_extra=None, timeout=600):
     env.update(env_extra or {})
     exe = Path(sys.executable).with_name("aigi")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "aigi.cli"]
-    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=timeout)
+    return subprocess.run(
+        cmd + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
+    )
 
 
 def write_manifest(path, rows):

@@ -5,14 +5,14 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli, two_generator_manifest
 
-from aigi.scoring import calibrated_scores
 from aigi.config import TrainConfig
 from aigi.data import load_data
 from aigi.detectors.aligngemini import AlignGemini, AlignGeminiConfig
 from aigi.detectors.base import Detector
 from aigi.detectors.univfd import UnivFD, UnivFDConfig
-from conftest import run_cli, two_generator_manifest
+from aigi.scoring import calibrated_scores
 
 TINY_PIXEL = {"crop": 32, "width": 8, "depth": 3, "steps": 20, "batch_size": 8, "inference_crops": 3}
 
@@ -47,9 +47,11 @@ def test_semantic_branch_trains_on_laundered_images_only(sample_dir):
 
 def test_trains_fuses_and_reports_both_branches_through_the_cli(sample_dir, tmp_path):
     cfg = tmp_path / "ag.yaml"
-    cfg.write_text("detector: aligngemini\n"
-                   f"options: {{pixel: {json.dumps(TINY_PIXEL)}, max_side: 96, fpr_budget: 0.25}}\n"
-                   "val_fraction: 0.5\nunsure_band: 0.0\n")
+    cfg.write_text(
+        "detector: aligngemini\n"
+        f"options: {{pixel: {json.dumps(TINY_PIXEL)}, max_side: 96, fpr_budget: 0.25}}\n"
+        "val_fraction: 0.5\nunsure_band: 0.0\n"
+    )
     out = tmp_path / "ag"
     r = run_cli("train", "--config", cfg, "--data", sample_dir / "manifest.csv", "--out", out)
     assert r.returncode == 0, r.stderr
@@ -62,7 +64,8 @@ def test_trains_fuses_and_reports_both_branches_through_the_cli(sample_dir, tmp_
     assert fv["or"]["fused_fpr"] <= 0.25 and fv["n"] == 8
 
     paths = sorted(str(p) for p in (sample_dir / "real").glob("*.png")) + sorted(
-        str(p) for p in (sample_dir / "fake").glob("*.png"))
+        str(p) for p in (sample_dir / "fake").glob("*.png")
+    )
     r = run_cli("detect", *paths, "--detector", out, "--format", "json")
     assert r.returncode == 0, r.stderr
     recs = json.loads(r.stdout)
@@ -82,9 +85,12 @@ def test_trains_fuses_and_reports_both_branches_through_the_cli(sample_dir, tmp_
 def test_train_on_protocol_fits_the_fusion_inside_the_fold(sample_dir, tmp_path):
     data = two_generator_manifest(sample_dir, tmp_path / "two.csv")
     cfg = tmp_path / "ag.yaml"
-    cfg.write_text(f"detector: aligngemini\noptions: {{pixel: {json.dumps(TINY_PIXEL)}, max_side: 96}}\n"
-                   "val_fraction: 0.3\n")
-    r = run_cli("eval", "--config", cfg, "--data", data, "--protocol", "train-on:dcgan-a", "--json", tmp_path / "ev.json")
+    cfg.write_text(
+        f"detector: aligngemini\noptions: {{pixel: {json.dumps(TINY_PIXEL)}, max_side: 96}}\nval_fraction: 0.3\n"
+    )
+    r = run_cli(
+        "eval", "--config", cfg, "--data", data, "--protocol", "train-on:dcgan-a", "--json", tmp_path / "ev.json"
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "ev.json").read_text())
     assert "fit_validation" in res["fit"] and "dcgan-b" in res["per_generator"]

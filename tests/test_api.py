@@ -9,8 +9,10 @@ from aigi.records import RECORD_FIELDS
 def test_load_detector_predict_returns_records(sample_dir, tmp_path):
     assert "univfd" in shipped_detectors()
     det = load_detector()
-    paths = sorted(str(p) for p in (sample_dir / "real").glob("*.png"))[:3] + \
-        sorted(str(p) for p in (sample_dir / "fake").glob("*.png"))[:3]
+    paths = (
+        sorted(str(p) for p in (sample_dir / "real").glob("*.png"))[:3]
+        + sorted(str(p) for p in (sample_dir / "fake").glob("*.png"))[:3]
+    )
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\nnope")
     recs = det.predict(paths + [str(bad)])
@@ -57,5 +59,6 @@ def test_calibration_is_applied_to_scores(sample_dir):
     finally:
         det.calibration = saved
     import math
+
     expect = 1 / (1 + math.exp(-math.log(raw / (1 - raw)) / 2.0))
     assert abs(softened - expect) < 1e-5

@@ -5,15 +5,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 from PIL import Image
 
 from aigi.augment.launder import Laundering, build_semantic_set, launder
-from aigi.augment.reconstruct import (UPSAMPLING, AutoencoderReconstructor, DiffusersVAEReconstructor,
-                                      UpsamplingAutoencoder, build_pixel_pairs, shipped_reconstructors,
-                                      train_autoencoder)
+from aigi.augment.reconstruct import (
+    UPSAMPLING,
+    AutoencoderReconstructor,
+    DiffusersVAEReconstructor,
+    UpsamplingAutoencoder,
+    build_pixel_pairs,
+    shipped_reconstructors,
+    train_autoencoder,
+)
 from aigi.data import load_data
 from aigi.evaluation.fusion import fired_branch, fit_logistic_fusion, fit_or_thresholds, or_fire
-from conftest import run_cli
 
 
 def photo(w, h, seed=0):
@@ -53,9 +59,17 @@ def test_diffusers_autoencoderkl_path_on_a_tiny_random_vae(tmp_path):
     from diffusers import AutoencoderKL
 
     torch.manual_seed(0)
-    vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-                        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), latent_channels=4,
-                        layers_per_block=1, norm_num_groups=4, sample_size=32)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16),
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=4,
+        sample_size=32,
+    )
     vae.save_pretrained(tmp_path / "vae")  # loaded from a directory, as a user's SD/FLUX VAE would be
     rec = DiffusersVAEReconstructor(str(tmp_path / "vae"))
     assert rec.stride == 2
@@ -66,8 +80,14 @@ def test_diffusers_autoencoderkl_path_on_a_tiny_random_vae(tmp_path):
 
 def test_pixel_pairs_are_aligned_and_share_a_format(sample_dir, tmp_path):
     m = load_data(sample_dir / "manifest.csv")
-    recs = [AutoencoderReconstructor(train_autoencoder([photo(64, 64, s) for s in range(2)], steps=20, crop=32,
-                                                       batch_size=2, width=8, upsample=u)) for u in ("transposed", "nearest")]
+    recs = [
+        AutoencoderReconstructor(
+            train_autoencoder(
+                [photo(64, 64, s) for s in range(2)], steps=20, crop=32, batch_size=2, width=8, upsample=u
+            )
+        )
+        for u in ("transposed", "nearest")
+    ]
     pairs, errors = build_pixel_pairs(m, recs, tmp_path / "pixel", max_side=96)
     assert errors == [] and len(pairs) == 24  # 8 reals, each with 2 reconstructions; the DCGAN fakes are not used
     reals = {Path(s.path).stem: s for s in pairs if s.label == 0}
@@ -79,7 +99,9 @@ def test_pixel_pairs_are_aligned_and_share_a_format(sample_dir, tmp_path):
         assert a.format == b.format == "PNG" and a.size == b.size and max(a.size) <= 96
         assert not np.array_equal(np.asarray(a), np.asarray(b))
     assert load_data(tmp_path / "pixel" / "manifest.csv").generators(label=1) == [
-        "reconstruction:autoencoder-nearest-w8", "reconstruction:autoencoder-transposed-w8"]
+        "reconstruction:autoencoder-nearest-w8",
+        "reconstruction:autoencoder-transposed-w8",
+    ]
 
 
 def test_shipped_reconstructors_cover_several_upsampling_operators():
@@ -92,16 +114,17 @@ def test_laundering_is_seeded_and_uniform(sample_dir, tmp_path):
     a = launder(img, np.random.default_rng(1))
     assert a.size == (224, 224)
     assert np.array_equal(np.asarray(a), np.asarray(launder(img, np.random.default_rng(1))))
-    m, errors = build_semantic_set(load_data(sample_dir / "manifest.csv"), tmp_path / "sem", seed=0,
-                                   recipe=Laundering(size=64))
+    m, errors = build_semantic_set(
+        load_data(sample_dir / "manifest.csv"), tmp_path / "sem", seed=0, recipe=Laundering(size=64)
+    )
     assert errors == [] and len(m) == 16 and sorted(set(m.labels)) == [0, 1]
     assert {Image.open(s.path).size for s in m} == {(64, 64)}
 
 
 def test_or_rule_thresholds_by_hand():
     # 10 reals; budget 20% -> at most 2 reals may be flagged by either branch
-    ra = np.array([.1, .2, .3, .4, .5, .6, .7, .8, .9, .95])
-    rb = np.array([.95, .9, .1, .2, .3, .4, .5, .6, .7, .8])
+    ra = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
+    rb = np.array([0.95, 0.9, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
     fit = fit_or_thresholds(ra, rb, budget=0.2)
     assert or_fire(ra, rb, fit["ta"], fit["tb"]).sum() <= 2
     # granting branch a nothing (ta above every real) leaves branch b the 2 flags: tb just above its 3rd score
@@ -133,16 +156,44 @@ def test_logistic_fusion_weights_the_informative_branch():
 
 def test_data_commands(sample_dir, tmp_path):
     ae = tmp_path / "ae.safetensors"
-    r = run_cli("data", "train-reconstructor", "--data", sample_dir / "manifest.csv", "--out", ae, "--steps", "5",
-                "--crop", "32", "--width", "8", "--upsample", "bilinear")
+    r = run_cli(
+        "data",
+        "train-reconstructor",
+        "--data",
+        sample_dir / "manifest.csv",
+        "--out",
+        ae,
+        "--steps",
+        "5",
+        "--crop",
+        "32",
+        "--width",
+        "8",
+        "--upsample",
+        "bilinear",
+    )
     assert r.returncode == 0, r.stderr
-    r = run_cli("data", "build-pixel", "--data", sample_dir / "manifest.csv", "--out", tmp_path / "px", "-r", ae,
-                "--max-side", "64")
+    r = run_cli(
+        "data",
+        "build-pixel",
+        "--data",
+        sample_dir / "manifest.csv",
+        "--out",
+        tmp_path / "px",
+        "-r",
+        ae,
+        "--max-side",
+        "64",
+    )
     assert r.returncode == 0, r.stderr
     assert "8 real images and 8 reconstructions (1 reconstructors)" in r.stdout
-    r = run_cli("data", "train-reconstructor", "--data", sample_dir / "manifest.csv", "--out", ae, "--upsample", "cubic")
+    r = run_cli(
+        "data", "train-reconstructor", "--data", sample_dir / "manifest.csv", "--out", ae, "--upsample", "cubic"
+    )
     assert r.returncode == 2 and "unknown up-sampling 'cubic'" in r.stderr
     r = run_cli("data", "build-semantic", "--data", sample_dir / "manifest.csv", "--out", tmp_path / "sem")
     assert r.returncode == 0 and "16 laundered images" in r.stdout
-    r = run_cli("data", "build-pixel", "--data", sample_dir / "manifest.csv", "--out", tmp_path / "x", "-r", tmp_path / "nope")
+    r = run_cli(
+        "data", "build-pixel", "--data", sample_dir / "manifest.csv", "--out", tmp_path / "x", "-r", tmp_path / "nope"
+    )
     assert r.returncode == 2 and "no such autoencoder" in r.stderr

@@ -14,7 +14,10 @@ def onnx_backbone():
 def test_onnx_and_torch_dinov2_agree(onnx_backbone):
     torch_backbone = load_backbone("dinov2-s14", runtime="torch")
     rng = np.random.default_rng(0)
-    imgs = [Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)), Image.new("RGB", (300, 300), (20, 90, 200))]
+    imgs = [
+        Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)),
+        Image.new("RGB", (300, 300), (20, 90, 200)),
+    ]
     x = np.stack([onnx_backbone.preprocess(i) for i in imgs])
     a = onnx_backbone.encode_images(x, tokens=True)
     b = torch_backbone.encode_images(x, tokens=True)

@@ -1,7 +1,6 @@
 import numpy as np
-from PIL import Image
-
 import pytest
+from PIL import Image
 
 from aigi.backbones.base import Backbone, ImageFeatures
 from aigi.detectors.univfd import UnivFD, UnivFDConfig
@@ -98,7 +97,7 @@ def test_bad_files_are_reported_not_fatal(tmp_path):
 
 def test_compute_cached_resumes_after_a_failure_without_redoing_work(tmp_path):
     """A run that dies midway (here: jobs that fail) leaves finished entries; the rerun makes only the rest."""
-    from aigi.training.cache import FeatureCache, compute_cached
+    from aigi.training.cache import compute_cached
 
     cache, aux = FeatureCache("k", root=tmp_path / "f"), FeatureCache("k", root=tmp_path / "a")
     keys = [(f"{i:02d}" + "ab" * 31, "v") for i in range(10)]
@@ -119,4 +118,6 @@ def test_compute_cached_resumes_after_a_failure_without_redoing_work(tmp_path):
     made.clear()
     feats, extra, errors = compute_cached(cache, keys, make, encode, aux, batch_size=4)
     assert sorted(made) == [3, 7] and all(e is None for e in errors)
-    assert [float(f[0]) for f in feats] == [12.0 * i for i in range(10)] and [int(x[0]) for x in extra] == list(range(10))
+    assert [float(f[0]) for f in feats] == [12.0 * i for i in range(10)] and [int(x[0]) for x in extra] == list(
+        range(10)
+    )

@@ -5,9 +5,8 @@ import io
 import json
 
 import pytest
-from PIL import Image
-
 from conftest import run_cli, two_generator_manifest, write_manifest
+from PIL import Image
 
 TINY_CONFIG = """
 detector: univfd
@@ -51,7 +50,12 @@ def test_detect_on_a_folder_with_bad_files(sample_dir, tmp_path, trained_dir):
     for name in good + ["face.png"]:
         assert recs[name]["verdict"] in ("real", "fake") and 0 <= recs[name]["p_fake"] <= 1
         assert len(recs[name]["sha256"]) == 64
-    expect = {"zero.jpg": "empty", "truncated.jpg": "truncated", "notes.jpg": "not an image", "huge.png": "decompression bomb"}
+    expect = {
+        "zero.jpg": "empty",
+        "truncated.jpg": "truncated",
+        "notes.jpg": "not an image",
+        "huge.png": "decompression bomb",
+    }
     err_lines = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(err_lines) == 4
     for name, words in expect.items():
@@ -65,14 +69,25 @@ def test_detect_formats_and_thresholds(sample_dir, trained_dir):
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
     assert rows[0]["verdict"] == "fake" and float(rows[0]["threshold"]) == 0.0  # everything >= 0
-    assert list(rows[0])[:8] == ["path", "sha256", "verdict", "p_fake", "threshold", "detector", "detector_version", "error"]
+    assert list(rows[0])[:8] == [
+        "path",
+        "sha256",
+        "verdict",
+        "p_fake",
+        "threshold",
+        "detector",
+        "detector_version",
+        "error",
+    ]
     r = run_cli("detect", img, "--detector", trained_dir, "--fpr", "0.0", "--format", "json")
     assert r.returncode == 0, r.stderr
     rec = json.loads(r.stdout)[0]
     assert rec["threshold"] > 0 and rec["detector"] == "univfd"
     r = run_cli("detect", img, "--detector", trained_dir)
     assert r.returncode == 0 and "rocket.png" in r.stdout
-    r = run_cli("detect", img, "--detector", trained_dir, "--threshold", "0.5", "--unsure-band", "0.6", "--format", "json")
+    r = run_cli(
+        "detect", img, "--detector", trained_dir, "--threshold", "0.5", "--unsure-band", "0.6", "--format", "json"
+    )
     assert r.returncode == 0, r.stderr  # unsure is an answer, not a failure
     rec = json.loads(r.stdout)[0]
     assert rec["verdict"] == "unsure" and "within 0.6 of the threshold" in rec["reason"]
@@ -136,8 +151,9 @@ def test_format_swap_reencodes_and_reports(sample_dir, trained_dir):
     from aigi.evaluation.format_swap import StorageFormat, format_swap
 
     m = load_data(sample_dir / "manifest.csv")
-    res = format_swap(load_detector(str(trained_dir)), m, real_as=StorageFormat(64, 64, 95),
-                      fake_as=StorageFormat(300, 280, 80))
+    res = format_swap(
+        load_detector(str(trained_dir)), m, real_as=StorageFormat(64, 64, 95), fake_as=StorageFormat(300, 280, 80)
+    )
     assert res["n_real"] == 8 and res["n_fake"] == 8
     assert res["auroc_change"] == res["auroc_after"] - res["auroc_before"]
     assert res["learned_the_format"] == (res["auroc_change"] < -0.05)
@@ -158,6 +174,7 @@ def test_parity_training_is_saved_and_applied(sample_dir, tmp_path):
     assert det.parity
     img = Image.open(sample_dir / "real" / "coffee.png").convert("RGB")
     import numpy as np
+
     from aigi.scoring import view_inputs
 
     np.testing.assert_array_equal(view_inputs(det, img, "")["pixels"], det.backbone.preprocess(parity_image(img)))
@@ -170,7 +187,9 @@ def test_cross_dataset_protocol(sample_dir, tmp_path):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(TINY_CONFIG)
     out = tmp_path / "x.json"
-    r = run_cli("eval", "--config", cfg, "--data", train, "--protocol", "cross-dataset", "--test-data", test, "--json", out)
+    r = run_cli(
+        "eval", "--config", cfg, "--data", train, "--protocol", "cross-dataset", "--test-data", test, "--json", out
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads(out.read_text())
     assert res["protocol"] == "cross-dataset" and res["metrics"]["n"] == 8

@@ -16,7 +16,9 @@ def touch_images(root, rels):
 
 
 def test_real_fake_layout(tmp_path):
-    touch_images(tmp_path, ["real/imagenet/a.jpg", "real/b.png", "fake/sdxl/c.png", "fake/sdxl/d.webp", "fake/gan/e.jpg"])
+    touch_images(
+        tmp_path, ["real/imagenet/a.jpg", "real/b.png", "fake/sdxl/c.png", "fake/sdxl/d.webp", "fake/gan/e.jpg"]
+    )
     m = load_data(tmp_path)
     assert m.layout == "real-fake" and len(m) == 5
     assert m.generators(label=1) == ["gan", "sdxl"]
@@ -24,15 +26,24 @@ def test_real_fake_layout(tmp_path):
 
 
 def test_univfd_layout(tmp_path):
-    touch_images(tmp_path, ["progan/car/0_real/a.png", "progan/car/1_fake/b.png", "biggan/0_real/c.png", "biggan/1_fake/d.png"])
+    touch_images(
+        tmp_path, ["progan/car/0_real/a.png", "progan/car/1_fake/b.png", "biggan/0_real/c.png", "biggan/1_fake/d.png"]
+    )
     m = load_data(tmp_path)
     assert m.layout == "univfd" and len(m) == 4
     assert set(m.generators(label=1)) == {"progan/car", "biggan"}
 
 
 def test_genimage_layout(tmp_path):
-    touch_images(tmp_path, ["midjourney/train/ai/a.png", "midjourney/train/nature/b.JPEG", "midjourney/val/ai/c.png",
-                            "adm/val/nature/d.JPEG"])
+    touch_images(
+        tmp_path,
+        [
+            "midjourney/train/ai/a.png",
+            "midjourney/train/nature/b.JPEG",
+            "midjourney/val/ai/c.png",
+            "adm/val/nature/d.JPEG",
+        ],
+    )
     m = load_data(tmp_path)
     assert m.layout == "genimage" and len(m) == 4
     assert {s.split for s in m} == {"train", "val"}
@@ -62,7 +73,9 @@ def test_stratified_split_holds_the_fraction_of_every_stratum():
 
 
 def test_leave_generator_out_folds(tmp_path):
-    touch_images(tmp_path, [f"real/src{i % 2}/{i}.png" for i in range(10)] + [f"fake/g{i % 3}/{i}.png" for i in range(9)])
+    touch_images(
+        tmp_path, [f"real/src{i % 2}/{i}.png" for i in range(10)] + [f"fake/g{i % 3}/{i}.png" for i in range(9)]
+    )
     m = load_data(tmp_path)
     folds = leave_generator_out(m, seed=0)
     assert [f.name for f in folds] == ["g0", "g1", "g2"]

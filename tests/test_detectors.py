@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from aigi.config import ConfigError, TrainConfig, train_config_from_dict
+from aigi.config import ConfigError, train_config_from_dict
 from aigi.detectors import get_detector_class
 from aigi.detectors.base import Detector
 from aigi.detectors.univfd import UnivFD, UnivFDConfig
@@ -46,7 +46,7 @@ def test_save_and_load_round_trip_with_safetensors_only(tmp_path):
     torch.testing.assert_close(loaded({"features": x})["logit"], det({"features": x})["logit"])
     assert loaded.version.startswith("det@")
     (d / "model.safetensors").write_bytes(b"not safetensors")  # a tampered file is refused, not unpickled
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - safetensors' own error type; what matters is that it refuses
         Detector.from_pretrained(d)
 
 

@@ -5,9 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from safetensors.torch import load_file
-
 from conftest import run_cli
+from safetensors.torch import load_file
 
 CONFIG = """
 detector: item
@@ -32,9 +31,25 @@ def test_two_processes_end_with_the_weights_of_one(sample_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     bindir = Path(sys.executable).parent
     two = tmp_path / "two"
-    r = subprocess.run([str(bindir / "torchrun"), "--standalone", "--nproc_per_node", "2", str(bindir / "aigi"), "train",
-                        "--config", str(cfg), "--data", str(sample_dir / "manifest.csv"), "--out", str(two)],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            str(bindir / "torchrun"),
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(bindir / "aigi"),
+            "train",
+            "--config",
+            str(cfg),
+            "--data",
+            str(sample_dir / "manifest.csv"),
+            "--out",
+            str(two),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "with 2 processes" in r.stderr
     a, b = load_file(str(one / "model.safetensors")), load_file(str(two / "model.safetensors"))

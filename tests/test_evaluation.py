@@ -3,14 +3,14 @@ import json
 
 import numpy as np
 import pytest
+from conftest import run_cli, two_generator_manifest
 from PIL import Image
 
 from aigi.data import load_data
 from aigi.evaluation.audit import audit, estimate_jpeg_quality, file_metadata
-from aigi.workflows.compare import choose_default
 from aigi.evaluation.robustness import seeded_subset
 from aigi.transforms import crop_fraction, jpeg_bytes_parity, perturbation, social_media
-from conftest import run_cli, two_generator_manifest
+from aigi.workflows.compare import choose_default
 
 
 def test_default_rule_by_hand():
@@ -85,21 +85,46 @@ def test_seeded_subset_caps_every_group(sample_dir):
 
 
 def test_robustness_and_compare_commands(sample_dir, tmp_path):
-    r = run_cli("robustness", "--data", sample_dir / "manifest.csv", "--per-group", "2", "--perturbations", "jpeg,social",
-                "--out", tmp_path / "rob")
+    r = run_cli(
+        "robustness",
+        "--data",
+        sample_dir / "manifest.csv",
+        "--per-group",
+        "2",
+        "--perturbations",
+        "jpeg,social",
+        "--out",
+        tmp_path / "rob",
+    )
     assert r.returncode == 0, r.stderr
     assert "jpeg 30" in r.stdout and "social 1" in r.stdout and (tmp_path / "rob" / "robustness.html").is_file()
 
     m = two_generator_manifest(sample_dir, tmp_path / "two.csv")
     (tmp_path / "a.yaml").write_text("detector: univfd\noptions: {cv_folds: 2}\nviews: 1\nval_fraction: 0.25\n")
-    (tmp_path / "b.yaml").write_text("detector: univfd\noptions: {cv_folds: 2}\nviews: 0\nval_fraction: 0.25\n"
-                                     "calibration: isotonic\n")
-    r = run_cli("compare", "--data", m, "--config", tmp_path / "a.yaml", "--config", tmp_path / "b.yaml",
-                "--per-group", "2", "--out", tmp_path / "cmp")
+    (tmp_path / "b.yaml").write_text(
+        "detector: univfd\noptions: {cv_folds: 2}\nviews: 0\nval_fraction: 0.25\ncalibration: isotonic\n"
+    )
+    r = run_cli(
+        "compare",
+        "--data",
+        m,
+        "--config",
+        tmp_path / "a.yaml",
+        "--config",
+        tmp_path / "b.yaml",
+        "--per-group",
+        "2",
+        "--out",
+        tmp_path / "cmp",
+    )
     assert r.returncode == 0, r.stderr
     assert "default: a" in r.stdout
     page = (tmp_path / "cmp" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") >= 5 and "Embedded default" in page and "http" not in page.split("<body>")[1]
+    assert (
+        page.count("data:image/png;base64,") >= 5
+        and "Embedded default" in page
+        and "http" not in page.split("<body>")[1]
+    )
     data = json.loads((tmp_path / "cmp" / "report.json").read_text())
     assert set(data["detectors"]) == {"a", "b"} and data["default_rule"]["default"] == "a"
     assert data["detectors"]["b"]["validation"]["calibration"] == "isotonic"

@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import run_cli
 
 
@@ -21,7 +20,11 @@ def test_export_univfd_parity_and_detect_with_the_onnx_runtime(sample_dir, tmp_p
     from aigi.scoring import onnx_session, view_inputs
 
     det = load_detector(str(out))
-    images = [sample_dir / "real" / "coffee.png", sample_dir / "fake" / "dcgan-face-01.png", sample_dir / "real" / "rocket.png"]
+    images = [
+        sample_dir / "real" / "coffee.png",
+        sample_dir / "fake" / "dcgan-face-01.png",
+        sample_dir / "real" / "rocket.png",
+    ]
     x = np.stack([view_inputs(det, load_image(p).image, "")["pixels"] for p in images])
     got = onnx_session(out / "model.onnx").run(["logit"], {"pixels": x})[0]
     with torch.no_grad():

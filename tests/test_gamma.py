@@ -6,17 +6,34 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import run_cli
 from PIL import Image
 
-from aigi.augment.manipulate import (COPY_MOVED, GENERATED, INPAINTED, REAL, SPLICED, DiffusersInpainter,
-                                     ManipulationRecipe, Tools, copy_move, inpaint_autoencoder, inpaint_classical,
-                                     manipulate, object_mask, perturb_alike, plan_kind, rendezvous_donor, sha_keys,
-                                     splice, unmanipulated)
+from aigi.augment.manipulate import (
+    COPY_MOVED,
+    GENERATED,
+    INPAINTED,
+    REAL,
+    SPLICED,
+    DiffusersInpainter,
+    ManipulationRecipe,
+    Tools,
+    copy_move,
+    inpaint_autoencoder,
+    inpaint_classical,
+    manipulate,
+    object_mask,
+    perturb_alike,
+    plan_kind,
+    rendezvous_donor,
+    sha_keys,
+    splice,
+    unmanipulated,
+)
 from aigi.config import TrainConfig
 from aigi.data import load_data
 from aigi.detectors.gamma import Gamma, GammaConfig, patch_targets, soft_cross_entropy, variant_labels
 from aigi.evaluation.localisation import localisation_scores, pixel_f1_iou
-from conftest import run_cli
 
 TINY = {"steps": 40, "batch_size": 16, "hidden": 32, "queries": 2, "heads": 2}
 
@@ -46,8 +63,11 @@ def test_every_manipulation_marks_exactly_the_pixels_it_changed(label, tools):
     host = unmanipulated(img, label)
     rng = np.random.default_rng(1)
     results = {
-        INPAINTED: [inpaint_classical(host, mask), inpaint_classical(host, mask, "ns"),
-                    inpaint_autoencoder(host, mask, tools.reconstructor)],
+        INPAINTED: [
+            inpaint_classical(host, mask),
+            inpaint_classical(host, mask, "ns"),
+            inpaint_autoencoder(host, mask, tools.reconstructor),
+        ],
         COPY_MOVED: [copy_move(host, mask, rng)],
         SPLICED: [splice(host, noise(50, 60, seed=2), mask, rng)],
     }
@@ -177,7 +197,12 @@ def test_trains_loss_falls_round_trips_and_predicts_a_mask(sample_dir, tmp_path)
     info = det.fit(m, TrainConfig())
     assert info["n_images"] == 16 and info["n_variants"] == 48
     assert info["loss_last"] < info["loss_first"]
-    assert set(info["variants_by_kind"]) - {"none"} <= {"inpaint-classical", "inpaint-autoencoder", "copy-move", "splice"}
+    assert set(info["variants_by_kind"]) - {"none"} <= {
+        "inpaint-classical",
+        "inpaint-autoencoder",
+        "copy-move",
+        "splice",
+    }
     det.save_pretrained(tmp_path / "g")
     back = Gamma.from_pretrained(tmp_path / "g")
     paths = [s.path for s in m][:4]
@@ -197,8 +222,18 @@ def test_lora_and_last_blocks_train_through_a_tiny_transformers_vit(sample_dir, 
     vit = build_tiny_clip(tmp_path / "tiny-clip")
     m = load_data(sample_dir / "manifest.csv").subset(np.arange(0, 16, 2))
     for mode in ("lora", "last"):
-        det = Gamma(GammaConfig(backbone=str(vit), finetune=mode, **{**TINY, "steps": 15}, lora_rank=2, last_blocks=1,
-                                clean_views=0, manipulated_views=1, lr=5e-3))
+        det = Gamma(
+            GammaConfig(
+                backbone=str(vit),
+                finetune=mode,
+                **{**TINY, "steps": 15},
+                lora_rank=2,
+                last_blocks=1,
+                clean_views=0,
+                manipulated_views=1,
+                lr=5e-3,
+            )
+        )
         trainable = {n for n, p in det.named_parameters() if p.requires_grad and n.startswith("encoder.")}
         if mode == "lora":
             assert trainable and all("lora_" in n for n in trainable)
@@ -211,7 +246,9 @@ def test_lora_and_last_blocks_train_through_a_tiny_transformers_vit(sample_dir, 
         det.save_pretrained(tmp_path / mode)
         back = Gamma.from_pretrained(tmp_path / mode)
         paths = [s.path for s in m][:3]
-        assert [r["p_fake"] for r in det.predict(paths)] == pytest.approx([r["p_fake"] for r in back.predict(paths)], abs=1e-5)
+        assert [r["p_fake"] for r in det.predict(paths)] == pytest.approx(
+            [r["p_fake"] for r in back.predict(paths)], abs=1e-5
+        )
         assert np.asarray(back.predict(paths[:1])[0]["mask"]).shape == (4, 4)  # 32 px, patch 8
 
 
@@ -223,17 +260,46 @@ def tiny_inpainting_pipeline(tmp_path):
 
     torch.manual_seed(0)
     tok = CLIPTokenizer.from_pretrained(build_tiny_clip(tmp_path / "tok"), model_max_length=77)
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                                        num_attention_heads=4, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                                        pad_token_id=tok.pad_token_id))
-    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=9,
-                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32)
-    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3, latent_channels=4,
-                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
-    return StableDiffusionInpaintPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet,
-                                          scheduler=DDIMScheduler(steps_offset=1), safety_checker=None, feature_extractor=None,
-                                          requires_safety_checker=False)
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    )
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=9,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+    )
+    return StableDiffusionInpaintPipeline(
+        vae=vae,
+        text_encoder=text,
+        tokenizer=tok,
+        unet=unet,
+        scheduler=DDIMScheduler(steps_offset=1),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
 
 
 def test_generative_inpainting_through_a_tiny_diffusers_pipeline(tmp_path):
@@ -253,8 +319,11 @@ def test_generative_inpainting_through_a_tiny_diffusers_pipeline(tmp_path):
 
 def test_cli_trains_explains_with_a_heatmap_and_previews(sample_dir, tmp_path):
     cfg = tmp_path / "gamma.yaml"
-    cfg.write_text("detector: gamma\n" f"options: {json.dumps({**TINY, 'manipulated_views': 1})}\n"
-                   "val_fraction: 0.25\nunsure_band: 0.0\n")
+    cfg.write_text(
+        "detector: gamma\n"
+        f"options: {json.dumps({**TINY, 'manipulated_views': 1})}\n"
+        "val_fraction: 0.25\nunsure_band: 0.0\n"
+    )
     out = tmp_path / "g"
     r = run_cli("train", "--config", cfg, "--data", sample_dir / "manifest.csv", "--out", out)
     assert r.returncode == 0, r.stderr

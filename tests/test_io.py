@@ -21,9 +21,19 @@ def gradient(w=40, h=30):
     return Image.fromarray(x, "RGB")
 
 
-@pytest.mark.parametrize("fmt,kw", [("JPEG", {"quality": 95}), ("PNG", {}), ("WEBP", {"lossless": True}),
-                                    ("BMP", {}), ("TIFF", {}), ("GIF", {}), ("HEIF", {"quality": 95}),
-                                    ("AVIF", {"quality": 95})])
+@pytest.mark.parametrize(
+    "fmt,kw",
+    [
+        ("JPEG", {"quality": 95}),
+        ("PNG", {}),
+        ("WEBP", {"lossless": True}),
+        ("BMP", {}),
+        ("TIFF", {}),
+        ("GIF", {}),
+        ("HEIF", {"quality": 95}),
+        ("AVIF", {"quality": 95}),
+    ],
+)
 def test_every_format_decodes_to_rgb(fmt, kw):
     d = decode_bytes(encode(gradient(), fmt, **kw), f"x.{fmt.lower()}")
     assert d.image.mode == "RGB" and d.image.size == (40, 30)
@@ -84,8 +94,12 @@ def test_empty_truncated_and_non_image_files_raise_named_errors(tmp_path):
     trunc.write_bytes(encode(gradient(200, 200), "JPEG")[:600])
     text = tmp_path / "notes.jpg"
     text.write_text("this is not an image\n")
-    for p, words in [(empty, "empty"), (trunc, "truncated"), (text, "not an image"),
-                     (tmp_path / "missing.png", "no such file")]:
+    for p, words in [
+        (empty, "empty"),
+        (trunc, "truncated"),
+        (text, "not an image"),
+        (tmp_path / "missing.png", "no such file"),
+    ]:
         with pytest.raises(ImageDecodeError) as e:
             load_image(p)
         assert str(p) in str(e.value) and words in str(e.value)

@@ -7,15 +7,14 @@ import math
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from conftest import run_cli, write_manifest
+from PIL import Image
 
 from aigi.captions.objects import parse_objects
 from aigi.captions.vocabulary import class_name_from_path, load_vocabulary
 from aigi.data.manifest import Manifest, Sample
-from aigi.misalignment import feature_dim, item_features, misalignment, region_embeddings
 from aigi.detectors.item import alignment_slice
+from aigi.misalignment import feature_dim, item_features, misalignment, region_embeddings
 from aigi.training.alignment import contrastive_loss, recall_at_k
 
 
@@ -55,7 +54,7 @@ def test_region_embedding_by_hand():
     expected = w / np.linalg.norm(w)
     assert np.allclose(region_embeddings(patches, obj, 1.0)[0, 0].numpy(), expected, atol=1e-6)
     assert np.allclose(region_embeddings(patches, obj, 1e-3)[0, 0].numpy(), [1, 0], atol=1e-6)
-    assert np.allclose(region_embeddings(patches, obj, 1e3)[0, 0].numpy(), [2 ** -0.5] * 2, atol=1e-3)
+    assert np.allclose(region_embeddings(patches, obj, 1e3)[0, 0].numpy(), [2**-0.5] * 2, atol=1e-3)
 
 
 def test_item_features_levels_and_masked_objects():
@@ -106,8 +105,11 @@ def test_recall_at_k_and_contrastive_loss_by_hand():
 
 def test_alignment_slice_takes_only_captioned_reals_seeded():
     samples = [Sample(f"/d/n{i:08d}_thing_{i}.JPEG", 0, "imagenet") for i in range(10)]
-    samples += [Sample("/d/face.jpg", 0, "faces"), Sample("/d/n00000099_fake.JPEG", 1, "gen"),
-                Sample("/d/plain.jpg", 0, "x", caption="a red bus")]
+    samples += [
+        Sample("/d/face.jpg", 0, "faces"),
+        Sample("/d/n00000099_fake.JPEG", 1, "gen"),
+        Sample("/d/plain.jpg", 0, "x", caption="a red bus"),
+    ]
     m = Manifest(samples)
     a = alignment_slice(m, 5, seed=0)
     assert len(a) == 5 and a.tolist() == alignment_slice(m, 5, seed=0).tolist()
@@ -117,7 +119,7 @@ def test_alignment_slice_takes_only_captioned_reals_seeded():
 
 
 def test_bad_settings_fail_when_the_detector_is_built():
-    from aigi.detectors.item import alignment_slice, ITEM, ITEMConfig
+    from aigi.detectors.item import ITEM, ITEMConfig
 
     with pytest.raises(ValueError, match="unknown vocabulary 'imagenett'"):
         ITEM(ITEMConfig(vocabulary="imagenett"))
@@ -134,8 +136,16 @@ def test_tiny_clip_has_the_real_clip_tokenizer(tmp_path):
 
     tok = AutoTokenizer.from_pretrained(build_tiny_clip(tmp_path / "clip"))
     assert len(tok) == 49408
-    assert tok.tokenize("a photo of a great white shark.") == ["a</w>", "photo</w>", "of</w>", "a</w>", "great</w>",
-                                                               "white</w>", "shark</w>", ".</w>"]
+    assert tok.tokenize("a photo of a great white shark.") == [
+        "a</w>",
+        "photo</w>",
+        "of</w>",
+        "a</w>",
+        "great</w>",
+        "white</w>",
+        "shark</w>",
+        ".</w>",
+    ]
 
 
 CLIP_CONFIG = """
@@ -195,7 +205,6 @@ def test_offline_lit_space_reserves_aligns_and_trains(sample_dir, tmp_path):
     from aigi.data.manifest import load_data
     from aigi.samples import real_photos
     from aigi.training.cache import hash_files
-
     from aigi.workflows.train import train_detector
 
     named = tmp_path / "named"
@@ -207,13 +216,26 @@ def test_offline_lit_space_reserves_aligns_and_trains(sample_dir, tmp_path):
     rows = [{"path": str(p), "label": "real", "generator": "photo"} for p in sorted(named.iterdir())]
     rows += [{"path": str(p), "label": "fake", "generator": "dcgan"} for p in sorted((sample_dir / "fake").iterdir())]
     manifest = load_data(str(write_manifest(tmp_path / "m.csv", rows)))
-    cfg = train_config_from_dict({"detector": "item", "views": 1, "val_fraction": 0.25, "batch_size": 8,
-                                  "options": {"align_images": 6, "align_views": 2, "align_steps": 20,
-                                              "align_batch": 4, "steps": 40, "hidden": 16}})
+    cfg = train_config_from_dict(
+        {
+            "detector": "item",
+            "views": 1,
+            "val_fraction": 0.25,
+            "batch_size": 8,
+            "options": {
+                "align_images": 6,
+                "align_views": 2,
+                "align_steps": 20,
+                "align_batch": 4,
+                "steps": 40,
+                "hidden": 16,
+            },
+        }
+    )
     det = train_detector(cfg, manifest, tmp_path / "item-lit")
     info = det.training_info
-    reserved = set(det.config.reserved_sha256)
-    assert len(reserved) == 6 and len(det.config.aligned_terms) == 6
+    reserved = set(det.reserved_sha256)
+    assert len(reserved) == 6 and len(det.aligned_terms) == 6
     assert info["pretrain"]["n_pairs"] == 6 and 0 <= info["pretrain"]["heldout_classes"]["recall"] <= 1
     # the reserved images are in neither the training nor the validation split
     n_train, n_val = int(info["train"].split()[0]), int(info["validation"]["data"].split()[0])
@@ -225,12 +247,16 @@ def test_offline_lit_space_reserves_aligns_and_trains(sample_dir, tmp_path):
     from aigi import load_detector
 
     again = load_detector(str(tmp_path / "item-lit"))
-    assert set(again.config.reserved_sha256) == reserved
+    assert set(again.reserved_sha256) == reserved
+    meta = json.loads((tmp_path / "item-lit" / "config.json").read_text())
+    assert "reserved_sha256" not in meta["config"] and (tmp_path / "item-lit" / "state.json").is_file()  # state
     rec = again.predict([rows[-1]["path"]])[0]
-    assert rec["objects"] and all(o in det.config.aligned_terms for o in rec["objects"])
+    assert rec["objects"] and all(o in det.aligned_terms for o in rec["objects"])
     assert rec["p_fake"] == pytest.approx(det.predict([rows[-1]["path"]])[0]["p_fake"], abs=1e-6)
     # evaluating it on the same data leaves the alignment images out, and says so
-    r = run_cli("eval", "--detector", tmp_path / "item-lit", "--data", tmp_path / "m.csv", "--json", tmp_path / "e.json")
+    r = run_cli(
+        "eval", "--detector", tmp_path / "item-lit", "--data", tmp_path / "m.csv", "--json", tmp_path / "e.json"
+    )
     assert r.returncode == 0, r.stderr
     assert "left out 6 images item reserved" in r.stderr
     assert json.loads((tmp_path / "e.json").read_text())["overall"]["n"] == len(manifest) - 6
@@ -244,7 +270,7 @@ def test_detect_with_the_shipped_item_prints_caption_objects_and_scores(sample_d
     r = run_cli("detect", "--detector", "item", img, "--format", "json")
     assert r.returncode == 0, r.stderr
     rec = json.loads(r.stdout)[0]
-    terms = load_detector("item").config.aligned_terms
+    terms = load_detector("item").aligned_terms
     assert rec["detector"] == "item" and rec["verdict"] in ("real", "fake", "unsure")
     assert rec["caption"].startswith("a photo of") and 1 <= len(rec["objects"]) <= 2
     assert all(o in terms and o in rec["caption"] for o in rec["objects"])

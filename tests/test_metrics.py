@@ -5,8 +5,18 @@ import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from aigi.calibration import Calibration, threshold_at_fpr
-from aigi.evaluation.metrics import (accuracy, auroc, balanced_accuracy, binary_metrics, brier, class_accuracy, eer,
-                                     expected_calibration_error, per_generator, tpr_at_fpr)
+from aigi.evaluation.metrics import (
+    accuracy,
+    auroc,
+    balanced_accuracy,
+    binary_metrics,
+    brier,
+    class_accuracy,
+    eer,
+    expected_calibration_error,
+    per_generator,
+    tpr_at_fpr,
+)
 
 Y = [0, 0, 0, 0, 1, 1, 1, 1]
 S = [0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9]

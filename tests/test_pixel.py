@@ -2,15 +2,15 @@ import json
 
 import numpy as np
 import torch
+from conftest import run_cli
 from PIL import Image
 
-from aigi.scoring import score_manifest
 from aigi.config import TrainConfig
 from aigi.data.manifest import Manifest, Sample
 from aigi.detectors.base import Detector
 from aigi.detectors.pixel import PixelConfig, PixelExpert, grid_crops, npr_residual
 from aigi.evaluation.metrics import auroc
-from conftest import run_cli
+from aigi.scoring import score_manifest
 
 
 def test_npr_residual_by_hand():
@@ -70,7 +70,9 @@ def test_pixel_expert_learns_an_upsampling_trace(tmp_path):
 
 def test_pixel_trains_and_detects_through_the_cli(sample_dir, tmp_path):
     cfg = tmp_path / "pixel.yaml"
-    cfg.write_text("detector: pixel\noptions: {crop: 32, width: 8, depth: 3, steps: 20, batch_size: 8}\nval_fraction: 0.25\n")
+    cfg.write_text(
+        "detector: pixel\noptions: {crop: 32, width: 8, depth: 3, steps: 20, batch_size: 8}\nval_fraction: 0.25\n"
+    )
     out = tmp_path / "pixel"
     r = run_cli("train", "--config", cfg, "--data", sample_dir / "manifest.csv", "--out", out)
     assert r.returncode == 0, r.stderr

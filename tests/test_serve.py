@@ -33,8 +33,13 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         exe = Path(sys.executable).with_name("aigi")
         env = dict(os.environ, **(env_extra or {}))
-        self.proc = subprocess.Popen([str(exe), "serve", "--port", str(self.port), *map(str, args)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+        self.proc = subprocess.Popen(
+            [str(exe), "serve", "--port", str(self.port), *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            text=True,
+        )
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -67,21 +72,35 @@ def server_tmp(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(server_tmp):
-    s = Server("--max-request-mb", 4, "--max-files", 16, "--max-pixels", 4_000_000,
-               env_extra={"TMPDIR": str(server_tmp), "TEMP": str(server_tmp), "TMP": str(server_tmp)})
+    s = Server(
+        "--max-request-mb",
+        4,
+        "--max-files",
+        16,
+        "--max-pixels",
+        4_000_000,
+        env_extra={"TMPDIR": str(server_tmp), "TEMP": str(server_tmp), "TMP": str(server_tmp)},
+    )
     yield s
     s.stop()
 
 
 @pytest.fixture(scope="module")
 def images(sample_dir):
-    return {p.name: p.read_bytes() for p in [sample_dir / "real" / "coffee.png", sample_dir / "real" / "chelsea.png",
-                                             sample_dir / "fake" / "dcgan-face-00.png"]}
+    return {
+        p.name: p.read_bytes()
+        for p in [
+            sample_dir / "real" / "coffee.png",
+            sample_dir / "real" / "chelsea.png",
+            sample_dir / "fake" / "dcgan-face-00.png",
+        ]
+    }
 
 
 def good_request_works(server, images):
-    r = httpx.post(server.url + "/v1/detect", files=[("files", ("coffee.png", images["coffee.png"], "image/png"))],
-                   timeout=60)
+    r = httpx.post(
+        server.url + "/v1/detect", files=[("files", ("coffee.png", images["coffee.png"], "image/png"))], timeout=60
+    )
     assert r.status_code == 200 and r.json()["results"][0]["verdict"] in ("real", "fake", "unsure")
 
 
@@ -93,7 +112,11 @@ def test_endpoints_answer(server):
     spec = httpx.get(server.url + "/openapi.json").json()
     assert "/v1/detect" in spec["paths"] and "post" in spec["paths"]["/v1/detect"]
     page = httpx.get(server.url + "/")
-    assert page.status_code == 200 and "/static/app.js" in page.text and "http" not in page.text.split("<body>")[1].split("/static")[0]
+    assert (
+        page.status_code == 200
+        and "/static/app.js" in page.text
+        and "http" not in page.text.split("<body>")[1].split("/static")[0]
+    )
     assert httpx.get(server.url + "/static/app.js").headers["content-type"].startswith("text/javascript")
     r = httpx.get(server.url + "/static/..%2Fapp.py")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
@@ -113,13 +136,24 @@ def bomb_png() -> bytes:
     """A small PNG whose header claims 50,000 x 50,000 pixels (CRC fixed up): a decompression bomb."""
     data = bytearray(png_bytes(Image.new("L", (8, 8))))
     ihdr = data.index(b"IHDR")
-    data[ihdr + 4:ihdr + 12] = (50_000).to_bytes(4, "big") * 2
-    data[ihdr + 17:ihdr + 21] = zlib.crc32(bytes(data[ihdr:ihdr + 17])).to_bytes(4, "big")
+    data[ihdr + 4 : ihdr + 12] = (50_000).to_bytes(4, "big") * 2
+    data[ihdr + 17 : ihdr + 21] = zlib.crc32(bytes(data[ihdr : ihdr + 17])).to_bytes(4, "big")
     return bytes(data)
 
 
-@pytest.mark.parametrize("case", ["empty body", "truncated image", "decompression bomb", "wrong type",
-                                  "not multipart", "oversized upload", "1000 files", "no files field"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "empty body",
+        "truncated image",
+        "decompression bomb",
+        "wrong type",
+        "not multipart",
+        "oversized upload",
+        "1000 files",
+        "no files field",
+    ],
+)
 def test_bad_inputs_get_4xx_json_and_the_server_goes_on(server, images, case):
     url = server.url + "/v1/detect"
     png = images["coffee.png"]
@@ -152,14 +186,20 @@ def test_bad_inputs_get_4xx_json_and_the_server_goes_on(server, images, case):
     if case in ("truncated image", "decompression bomb", "wrong type"):
         name = {"truncated image": "cut.png", "decompression bomb": "bomb.png", "wrong type": "notes.jpg"}[case]
         assert r.json()["error"]["message"].startswith(name)
-        assert {"truncated image": "truncated", "decompression bomb": "decompression bomb",
-                "wrong type": "not an image"}[case] in r.json()["error"]["message"]
+        assert {
+            "truncated image": "truncated",
+            "decompression bomb": "decompression bomb",
+            "wrong type": "not an image",
+        }[case] in r.json()["error"]["message"]
     good_request_works(server, images)
 
 
 def test_one_bad_file_does_not_lose_the_others(server, images):
-    files = [("files", ("a.png", images["coffee.png"], "image/png")), ("files", ("bad.png", b"\x89PNG\r\n", "image/png")),
-             ("files", ("c.png", images["chelsea.png"], "image/png"))]
+    files = [
+        ("files", ("a.png", images["coffee.png"], "image/png")),
+        ("files", ("bad.png", b"\x89PNG\r\n", "image/png")),
+        ("files", ("c.png", images["chelsea.png"], "image/png")),
+    ]
     r = httpx.post(server.url + "/v1/detect", files=files, timeout=60)
     assert r.status_code == 200
     v = [x["verdict"] for x in r.json()["results"]]
@@ -205,8 +245,16 @@ def test_cors_is_off_by_default(server):
 
 def test_api_keys_hashed_busy_queue_and_micro_batching(images):
     key = "s3cret-key"
-    s = Server("--api-key-hash", hashlib.sha256(key.encode()).hexdigest(), "--max-queue", 4,
-               "--batch-window-ms", 300, "--max-batch", 8)
+    s = Server(
+        "--api-key-hash",
+        hashlib.sha256(key.encode()).hexdigest(),
+        "--max-queue",
+        4,
+        "--batch-window-ms",
+        300,
+        "--max-batch",
+        8,
+    )
     try:
         one = [("files", ("coffee.png", images["coffee.png"], "image/png"))]
         r = httpx.post(s.url + "/v1/detect", files=one)
@@ -230,7 +278,9 @@ def test_api_keys_hashed_busy_queue_and_micro_batching(images):
         [t.join() for t in threads]
         assert codes == [200] * 4
         metrics = httpx.get(s.url + "/metrics").text
-        count = float(next(line.split()[-1] for line in metrics.splitlines() if line.startswith("aigi_batch_size_count")))
+        count = float(
+            next(line.split()[-1] for line in metrics.splitlines() if line.startswith("aigi_batch_size_count"))
+        )
         total = float(next(line.split()[-1] for line in metrics.splitlines() if line.startswith("aigi_batch_size_sum")))
         assert total == 5 and count < 5  # 1 earlier + 4 concurrent images, in fewer batches
     finally:
@@ -249,8 +299,14 @@ def test_the_page_in_headless_chromium(server, sample_dir):
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-dev-shm-usage", "--window-size=1100,900"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-dev-shm-usage",
+        "--window-size=1100,900",
+    ):
         opts.add_argument(flag)
     browser = webdriver.Chrome(service=Service(driver), options=opts)
     try:
@@ -260,8 +316,11 @@ def test_the_page_in_headless_chromium(server, sample_dir):
         WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".card .verdict"))
         verdict = browser.find_element(By.CSS_SELECTOR, ".card .verdict").get_attribute("data-verdict")
         assert verdict in ("real", "fake", "unsure")
-        api = httpx.post(server.url + "/v1/detect", timeout=60,
-                         files=[("files", ("chelsea.png", (sample_dir / "real" / "chelsea.png").read_bytes(), "image/png"))])
+        api = httpx.post(
+            server.url + "/v1/detect",
+            timeout=60,
+            files=[("files", ("chelsea.png", (sample_dir / "real" / "chelsea.png").read_bytes(), "image/png"))],
+        )
         assert verdict == api.json()["results"][0]["verdict"]
         assert "chelsea.png" in browser.find_element(By.CSS_SELECTOR, ".card").text
         ARTIFACTS.mkdir(exist_ok=True)

@@ -1,8 +1,17 @@
 import numpy as np
 from PIL import Image
 
-from aigi.transforms import (IMAGENET_MEAN, IMAGENET_STD, Preprocess, ViewRecipe, augmented_view, center_crop,
-                             resize_shorter, to_array, view_rng)
+from aigi.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Preprocess,
+    ViewRecipe,
+    augmented_view,
+    center_crop,
+    resize_shorter,
+    to_array,
+    view_rng,
+)
 
 
 def test_resize_shorter_and_center_crop_sizes():
@@ -12,15 +21,20 @@ def test_resize_shorter_and_center_crop_sizes():
     c = center_crop(r, 224)
     assert c.size == (224, 224)
     small = center_crop(Image.new("RGB", (100, 50), (255, 255, 255)), 64)  # padded, not stretched
-    assert small.size == (64, 64) and small.getpixel((0, 0)) == (0, 0, 0) and small.getpixel((32, 32)) == (255, 255, 255)
+    assert (
+        small.size == (64, 64) and small.getpixel((0, 0)) == (0, 0, 0) and small.getpixel((32, 32)) == (255, 255, 255)
+    )
 
 
 def test_to_array_normalises_per_channel():
     img = Image.new("RGB", (2, 2), (255, 0, 128))
     a = to_array(img)
     assert a.shape == (3, 2, 2) and a.dtype == np.float32
-    expect = [(1 - IMAGENET_MEAN[0]) / IMAGENET_STD[0], (0 - IMAGENET_MEAN[1]) / IMAGENET_STD[1],
-              (128 / 255 - IMAGENET_MEAN[2]) / IMAGENET_STD[2]]
+    expect = [
+        (1 - IMAGENET_MEAN[0]) / IMAGENET_STD[0],
+        (0 - IMAGENET_MEAN[1]) / IMAGENET_STD[1],
+        (128 / 255 - IMAGENET_MEAN[2]) / IMAGENET_STD[2],
+    ]
     np.testing.assert_allclose(a[:, 0, 0], expect, rtol=1e-6)
 
 

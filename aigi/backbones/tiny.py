@@ -25,7 +25,9 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2/CLIP's reversible map from bytes to printable unicode characters."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars = printable[:]
     n = 0
     for b in range(256):
@@ -54,7 +56,7 @@ def clip_vocab_and_merges(bpe: bool = True) -> tuple[dict[str, int], list[tuple[
     f = clip_bpe_file() if bpe else None
     if f is not None:
         lines = gzip.open(f, "rt", encoding="utf-8").read().split("\n")
-        merges = [tuple(m.split()) for m in lines[1:49152 - 256 - 2 + 1]]
+        merges = [tuple(m.split()) for m in lines[1 : 49152 - 256 - 2 + 1]]
         tokens += ["".join(m) for m in merges]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     return {t: i for i, t in enumerate(tokens)}, merges
@@ -73,49 +75,90 @@ def build_tiny_clip(directory: str | Path, image_size: int = 32, seed: int = 0, 
 
     torch.manual_seed(seed)
     config = CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=77,
-                         bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
-                         pad_token_id=vocab["<|endoftext|>"]),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=image_size, patch_size=8),
+        text_config=dict(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=77,
+            bos_token_id=vocab["<|startoftext|>"],
+            eos_token_id=vocab["<|endoftext|>"],
+            pad_token_id=vocab["<|endoftext|>"],
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=image_size,
+            patch_size=8,
+        ),
         projection_dim=16,
     )
     CLIPModel(config).eval().save_pretrained(d)
-    (d / "preprocessor_config.json").write_text(json.dumps({
-        "image_processor_type": "CLIPImageProcessor", "do_resize": True, "size": {"shortest_edge": image_size},
-        "do_center_crop": True, "crop_size": {"height": image_size, "width": image_size},
-        "do_normalize": True, "image_mean": list(CLIP_MEAN), "image_std": list(CLIP_STD), "resample": 3,
-    }, indent=1))
+    (d / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "image_processor_type": "CLIPImageProcessor",
+                "do_resize": True,
+                "size": {"shortest_edge": image_size},
+                "do_center_crop": True,
+                "crop_size": {"height": image_size, "width": image_size},
+                "do_normalize": True,
+                "image_mean": list(CLIP_MEAN),
+                "image_std": list(CLIP_STD),
+                "resample": 3,
+            },
+            indent=1,
+        )
+    )
     return d
 
 
-CAPTION_WORDS = ("a photo of an the and with on in at dog cat person man woman car tree street table "
-                 "sitting standing red blue green white black small large two").split()
+CAPTION_WORDS = (
+    "a photo of an the and with on in at dog cat person man woman car tree street table "
+    "sitting standing red blue green white black small large two"
+).split()
 
 
 def build_tiny_blip(directory: str | Path, image_size: int = 32, seed: int = 0) -> Path:
     """Write a tiny random BLIP captioning model (model, processor: image processor + WordPiece tokenizer)."""
     import torch
-    from transformers import (BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor,
-                              BlipProcessor)
+    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
 
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"] + CAPTION_WORDS
     (d / "vocab.txt").write_text("\n".join(words) + "\n")
     tok = BertTokenizer(str(d / "vocab.txt"), bos_token="[DEC]")
-    proc = BlipProcessor(image_processor=BlipImageProcessor(size={"height": image_size, "width": image_size}),
-                         tokenizer=tok)
+    proc = BlipProcessor(
+        image_processor=BlipImageProcessor(size={"height": image_size, "width": image_size}), tokenizer=tok
+    )
     torch.manual_seed(seed)
     ids = {w: i for i, w in enumerate(words)}
     config = BlipConfig(
-        text_config=dict(vocab_size=len(words), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, encoder_hidden_size=32, max_position_embeddings=64,
-                         bos_token_id=ids["[DEC]"], pad_token_id=ids["[PAD]"], eos_token_id=ids["[SEP]"],
-                         sep_token_id=ids["[SEP]"]),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=image_size, patch_size=8),
+        text_config=dict(
+            vocab_size=len(words),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            encoder_hidden_size=32,
+            max_position_embeddings=64,
+            bos_token_id=ids["[DEC]"],
+            pad_token_id=ids["[PAD]"],
+            eos_token_id=ids["[SEP]"],
+            sep_token_id=ids["[SEP]"],
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=image_size,
+            patch_size=8,
+        ),
         projection_dim=16,
     )
     model = BlipForConditionalGeneration(config).eval()

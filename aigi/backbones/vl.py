@@ -142,7 +142,11 @@ class LiTSpace(VisionLanguageSpace):
                 self.__dict__["_text_encoder"] = SentenceEncoder(device=self.device_name)
             for t, v in zip(missing, self._text_encoder.encode(missing)):
                 self._text_memo[t] = v
-        return np.stack([self._text_memo[t] for t in texts]) if texts else np.zeros((0, self.text_head.in_features), np.float32)
+        return (
+            np.stack([self._text_memo[t] for t in texts])
+            if texts
+            else np.zeros((0, self.text_head.in_features), np.float32)
+        )
 
     def project_text(self, raw: torch.Tensor) -> torch.Tensor:
         return self.text_head(raw.to(self.text_head.weight.device))

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import re
 
-FUNCTION_WORDS = frozenset("""
+FUNCTION_WORDS = frozenset(
+    """
 a an the this that these those some any of with without and or but in on at by for from to into onto over under
 near next beside behind above below between while is are was were be being been has have had it its their his her
 there here very one two three four five several many few photo picture image close up closeup view shot of
-""".split())
+""".split()
+)
 
 
 def parse_objects(caption: str, vocabulary: list[str] | tuple[str, ...] = (), max_objects: int = 4) -> list[str]:

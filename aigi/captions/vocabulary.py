@@ -17,15 +17,86 @@ import re
 from pathlib import Path
 
 COCO_OBJECTS = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
-    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
-    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
-    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
-    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
-    "teddy bear", "hair drier", "toothbrush",
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "airplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic light",
+    "fire hydrant",
+    "stop sign",
+    "parking meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "backpack",
+    "umbrella",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports ball",
+    "kite",
+    "baseball bat",
+    "baseball glove",
+    "skateboard",
+    "surfboard",
+    "tennis racket",
+    "bottle",
+    "wine glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "couch",
+    "potted plant",
+    "bed",
+    "dining table",
+    "toilet",
+    "tv",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy bear",
+    "hair drier",
+    "toothbrush",
 )
 
 _SYNSET_NAME = re.compile(r"^n\d{8}_(.+)$")
@@ -51,7 +122,9 @@ def imagenet_classnames() -> list[str] | None:
     return None
 
 
-def load_vocabulary(spec: str, aligned: list[str] | tuple[str, ...] = (), fallback_imagenet: list[str] = ()) -> list[str]:
+def load_vocabulary(
+    spec: str, aligned: list[str] | tuple[str, ...] = (), fallback_imagenet: list[str] = ()
+) -> list[str]:
     """Concepts for a spec such as ``aligned``, ``imagenet+coco`` or ``path/to/terms.txt``."""
     terms: list[str] = []
     for part in spec.split("+"):
@@ -65,7 +138,9 @@ def load_vocabulary(spec: str, aligned: list[str] | tuple[str, ...] = (), fallba
         elif part == "imagenet":
             names = imagenet_classnames() or list(fallback_imagenet)
             if not names:
-                raise ValueError("no ImageNet class names: install open_clip_torch with --no-deps, or use another vocabulary")
+                raise ValueError(
+                    "no ImageNet class names: install open_clip_torch with --no-deps, or use another vocabulary"
+                )
             terms += names
         elif Path(part).is_file():
             terms += [t.strip() for t in Path(part).read_text(encoding="utf-8").splitlines() if t.strip()]

@@ -18,10 +18,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic",
-                  ".heif", ".avif", ".jfif"}
-LABELS = {"real": 0, "fake": 1, "0": 0, "1": 1, "authentic": 0, "nature": 0, "ai": 1,
-          "generated": 1, "synthetic": 1}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif", ".jfif"}
+LABELS = {"real": 0, "fake": 1, "0": 0, "1": 1, "authentic": 0, "nature": 0, "ai": 1, "generated": 1, "synthetic": 1}
 
 
 class ManifestError(ValueError):
@@ -59,7 +57,7 @@ class Manifest:
         """Sorted distinct generators (fake, real or both)."""
         return sorted({s.generator for s in self.samples if label is None or s.label == label})
 
-    def subset(self, keep) -> "Manifest":
+    def subset(self, keep) -> Manifest:
         """A manifest of the samples for which ``keep(sample)`` is true (or the given indices)."""
         if callable(keep):
             chosen = [s for s in self.samples if keep(s)]
@@ -104,14 +102,16 @@ def read_manifest_csv(path: str | os.PathLike) -> Manifest:
                     raise ManifestError(f"{where}: empty path")
                 p = Path(row["path"])
                 label = parse_label(row["label"], where)
-                samples.append(Sample(
-                    path=str(p if p.is_absolute() else base / p),
-                    label=label,
-                    generator=(row.get("generator") or ("fake" if label else "real")).strip(),
-                    split=(row.get("split") or "").strip(),
-                    caption=(row.get("caption") or "").strip(),
-                    sha256=(row.get("sha256") or "").strip().lower(),
-                ))
+                samples.append(
+                    Sample(
+                        path=str(p if p.is_absolute() else base / p),
+                        label=label,
+                        generator=(row.get("generator") or ("fake" if label else "real")).strip(),
+                        split=(row.get("split") or "").strip(),
+                        caption=(row.get("caption") or "").strip(),
+                        sha256=(row.get("sha256") or "").strip().lower(),
+                    )
+                )
     except UnicodeDecodeError as e:
         raise ManifestError(f"{path}: not a UTF-8 CSV file ({e})") from None
     if not samples:
@@ -150,8 +150,9 @@ def read_folder(root: str | os.PathLike) -> Manifest:
             for p in _images_under(d):
                 samples.append(Sample(str(p), label, category if label else f"{category}-real"))
         return _nonempty(Manifest(samples, str(root), "univfd"))
-    genimage = sorted(d for d in root.glob("*/*/*") if d.is_dir() and d.name in ("nature", "ai")
-                      and d.parent.name in ("train", "val"))
+    genimage = sorted(
+        d for d in root.glob("*/*/*") if d.is_dir() and d.name in ("nature", "ai") and d.parent.name in ("train", "val")
+    )
     if genimage:
         for d in genimage:
             generator, split = d.parent.parent.name, d.parent.name

@@ -1,6 +1,6 @@
 """Splits by generator and stratified splits, all seeded.
 
-Leave-generator-out (LOGO), as DESIGN.md defines it: for each fake generator G, train on
+Leave-generator-out (LOGO): for each fake generator G, train on
 every other fake generator plus a seeded 80% of the reals (stratified by real source), and
 test on G's fakes plus the other 20% of the reals.
 """
@@ -45,8 +45,9 @@ def validation_split(manifest: Manifest, fraction: float, seed: int) -> tuple[np
     return stratified_split([f"{s.label}/{s.generator}" for s in manifest], fraction, seed)
 
 
-def leave_generator_out(manifest: Manifest, seed: int = 0, real_test_fraction: float = 0.2,
-                        generators: list[str] | None = None) -> list[Fold]:
+def leave_generator_out(
+    manifest: Manifest, seed: int = 0, real_test_fraction: float = 0.2, generators: list[str] | None = None
+) -> list[Fold]:
     """One fold per fake generator (or per name in ``generators``)."""
     labels = np.asarray(manifest.labels)
     gens = np.asarray([s.generator for s in manifest.samples])
@@ -64,12 +65,15 @@ def leave_generator_out(manifest: Manifest, seed: int = 0, real_test_fraction: f
         if len(held) == 0:
             raise ValueError(f"generator {g!r} has no fake images in the data")
         train_fake = np.flatnonzero((labels == 1) & (gens != g))
-        folds.append(Fold(g, np.sort(np.concatenate([real_train, train_fake])), np.sort(np.concatenate([real_test, held]))))
+        folds.append(
+            Fold(g, np.sort(np.concatenate([real_train, train_fake])), np.sort(np.concatenate([real_test, held])))
+        )
     return folds
 
 
-def train_on_generators(manifest: Manifest, train_generators: list[str], seed: int = 0,
-                        real_test_fraction: float = 0.2) -> Fold:
+def train_on_generators(
+    manifest: Manifest, train_generators: list[str], seed: int = 0, real_test_fraction: float = 0.2
+) -> Fold:
     """Train on the named fake generators (+80% reals); test on all the other fakes (+20% reals)."""
     labels = np.asarray(manifest.labels)
     gens = np.asarray([s.generator for s in manifest.samples])
@@ -80,9 +84,11 @@ def train_on_generators(manifest: Manifest, train_generators: list[str], seed: i
     rtr, rte = stratified_split(list(gens[real_idx]), real_test_fraction, seed)
     is_train_fake = (labels == 1) & np.isin(gens, train_generators)
     is_test_fake = (labels == 1) & ~np.isin(gens, train_generators)
-    return Fold("train-on-" + "+".join(train_generators),
-                np.sort(np.concatenate([real_idx[rtr], np.flatnonzero(is_train_fake)])),
-                np.sort(np.concatenate([real_idx[rte], np.flatnonzero(is_test_fake)])))
+    return Fold(
+        "train-on-" + "+".join(train_generators),
+        np.sort(np.concatenate([real_idx[rtr], np.flatnonzero(is_train_fake)])),
+        np.sort(np.concatenate([real_idx[rte], np.flatnonzero(is_test_fake)])),
+    )
 
 
 def without(manifest: Manifest, indices) -> Manifest:

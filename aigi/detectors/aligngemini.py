@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from aigi.detectors.base import Detector
-from aigi.detectors.registry import register
 from aigi.detectors.pixel import PixelConfig, PixelExpert
+from aigi.detectors.registry import register
 from aigi.detectors.univfd import UnivFD, UnivFDConfig
 
 FUSIONS = ("or", "logistic")
@@ -69,6 +69,8 @@ class AlignGemini(Detector):
     has_validation_stage = True
     cached_features = ("features", "crops")
     feature_kind = "aligngemini"
+    or_thresholds: torch.Tensor  # buffers
+    fusion_weights: torch.Tensor
 
     def __init__(self, config: AlignGeminiConfig):
         super().__init__(config)
@@ -95,7 +97,7 @@ class AlignGemini(Detector):
         for b in (self.semantic, self.pixel):
             b.parity = self.parity
 
-    def to_device(self, device: str) -> "AlignGemini":
+    def to_device(self, device: str) -> AlignGemini:
         super().to_device(device)
         for b in (self.semantic, self.pixel):
             b.to_device(device)
@@ -151,18 +153,22 @@ class AlignGemini(Detector):
 
         bl = out["branch_logits"][i].float()
         z = (bl - self.or_thresholds).tolist()
-        return {"branch_scores": dict(zip(BRANCHES, (round(x, 6) for x in torch.sigmoid(bl).tolist()))),
-                "fired": fired_branch(z[0], z[1], 0.0, 0.0)}
+        return {
+            "branch_scores": dict(zip(BRANCHES, (round(x, 6) for x in torch.sigmoid(bl).tolist()))),
+            "fired": fired_branch(z[0], z[1], 0.0, 0.0),
+        }
 
-    def branch_logits(self, manifest, perturb=None, batch_size: int = 16,
-                      progress=None) -> tuple[np.ndarray, list[str | None]]:
+    def branch_logits(
+        self, manifest, perturb=None, batch_size: int = 16, progress=None
+    ) -> tuple[np.ndarray, list[str | None]]:
         """Raw branch logits [N, 2] (semantic, pixel; NaN where a file failed, clamped as in ``forward``)
         and errors, through the engine; ``perturb=(key, fn)`` degrades every image first."""
         from aigi.scoring import extract, forward
 
         self._sync()
-        feats, errors = extract(self, [s.path for s in manifest], perturb=perturb, batch_size=batch_size,
-                                progress=progress)
+        feats, errors = extract(
+            self, [s.path for s in manifest], perturb=perturb, batch_size=batch_size, progress=progress
+        )
         out = np.full((len(manifest), 2), np.nan)
         ok = np.array([e is None for e in errors], dtype=bool)
         if ok.any():
@@ -175,10 +181,14 @@ class AlignGemini(Detector):
         info = {"semantic": self.semantic.fit(manifest, train_config, progress)}
         if self.config.pixel_expert:
             expert = PixelExpert.from_pretrained(self.config.pixel_expert)
-            self.pixel = expert.to_device(self.device_name)
+            self.pixel = expert.to_device(self.device_name)  # type: ignore[assignment] # a PixelExpert, checked by class
             self.config = dataclasses.replace(self.config, pixel=dataclasses.asdict(expert.config))
-            info["pixel"] = {"reused": self.config.pixel_expert, "data": expert.training_info.get("data"),
-                             "train": expert.training_info.get("train"), "fit": expert.training_info.get("fit")}
+            info["pixel"] = {
+                "reused": self.config.pixel_expert,
+                "data": expert.training_info.get("data"),
+                "train": expert.training_info.get("train"),
+                "fit": expert.training_info.get("fit"),
+            }
         else:
             info["pixel"] = self._fit_pixel(manifest, train_config)
         return info
@@ -193,8 +203,7 @@ class AlignGemini(Detector):
             if not len(pairs):
                 raise ValueError("aligngemini: no real image in the training data could be reconstructed")
             fit = self.pixel.fit(pairs, train_config)
-        return {"reconstructors": [r.name for r in recs], "pairs": pairs.summary(), "fit": fit,
-                "skipped_files": errors}
+        return {"reconstructors": [r.name for r in recs], "pairs": pairs.summary(), "fit": fit, "skipped_files": errors}
 
     def fit_validation(self, val_set, train_config) -> dict:
         """Fit both fusions on the validation split (both branches already trained)."""
@@ -220,9 +229,17 @@ class AlignGemini(Detector):
         w = fit_logistic_fusion(sigmoid(z[:, 0]), sigmoid(z[:, 1]), y)
         with torch.no_grad():
             self.fusion_weights.copy_(torch.tensor([w["w_a"], w["w_b"], w["c"]], dtype=torch.float32))
-        fired = (z >= 0)
-        return {"or": {"fpr_budget": self.config.fpr_budget, "fused_fpr": t["fused_fpr"], "fused_tpr": t["fused_tpr"],
-                       "semantic_fpr": float(fired[y == 0, 0].mean()), "pixel_fpr": float(fired[y == 0, 1].mean()),
-                       "semantic_threshold": float(t["ta"]), "pixel_threshold": float(t["tb"])},
-                "logistic": {"w_semantic": w["w_a"], "w_pixel": w["w_b"], "c": w["c"]},
-                "n": int(len(y))}
+        fired = z >= 0
+        return {
+            "or": {
+                "fpr_budget": self.config.fpr_budget,
+                "fused_fpr": t["fused_fpr"],
+                "fused_tpr": t["fused_tpr"],
+                "semantic_fpr": float(fired[y == 0, 0].mean()),
+                "pixel_fpr": float(fired[y == 0, 1].mean()),
+                "semantic_threshold": float(t["ta"]),
+                "pixel_threshold": float(t["tb"]),
+            },
+            "logistic": {"w_semantic": w["w_a"], "w_pixel": w["w_b"], "c": w["c"]},
+            "n": int(len(y)),
+        }

@@ -55,7 +55,7 @@ class Detector(torch.nn.Module):
         self.device_name = "cpu"
         self.parity = False  # re-encode every input identically first (see transforms.parity_image)
         self._backbone = None
-        self._version = ""
+        self._weights_version = ""  # (nn.Module has its own _version)
         self.onnx = None  # an onnxruntime session after use_onnx()
 
     # --- the stages ----------------------------------------------------------------------
@@ -122,7 +122,7 @@ class Detector(torch.nn.Module):
             img = parity_image(img)
         return img
 
-    def to_device(self, device: str) -> "Detector":
+    def to_device(self, device: str) -> Detector:
         self.device_name = device
         self._backbone = None
         return self.to(device)
@@ -131,7 +131,7 @@ class Detector(torch.nn.Module):
         """The side of the square the detector's preprocessing produces (what an exported graph takes)."""
         return int(self.backbone.preprocess.crop)
 
-    def use_onnx(self, path) -> "Detector":
+    def use_onnx(self, path) -> Detector:
         """Score through an exported ONNX graph (``aigi export``) with onnxruntime instead of torch."""
         from aigi.scoring import onnx_session
 
@@ -140,29 +140,60 @@ class Detector(torch.nn.Module):
 
     @property
     def version(self) -> str:
-        return self._version or "untrained"
+        return self._weights_version or "untrained"
 
     # --- the engine, for convenience ---------------------------------------------------------
-    def predict(self, images, threshold: float | None = None, fpr: float | None = None,
-                unsure_band: float | None = None, ensemble: bool = False, batch_size: int = 16,
-                limits: DecodeLimits = DEFAULT_LIMITS,
-                progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    def predict(
+        self,
+        images,
+        threshold: float | None = None,
+        fpr: float | None = None,
+        unsure_band: float | None = None,
+        ensemble: bool = False,
+        batch_size: int = 16,
+        limits: DecodeLimits = DEFAULT_LIMITS,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[dict[str, Any]]:
         """One record per path, in order (see :func:`aigi.scoring.predict`)."""
         from aigi.scoring import predict_paths
 
-        return predict_paths(self, images, limits, threshold=threshold, fpr=fpr, unsure_band=unsure_band,
-                             ensemble=ensemble, batch_size=batch_size, progress=progress)
+        return predict_paths(
+            self,
+            images,
+            limits,
+            threshold=threshold,
+            fpr=fpr,
+            unsure_band=unsure_band,
+            ensemble=ensemble,
+            batch_size=batch_size,
+            progress=progress,
+        )
 
-    def predict_decoded(self, images: Sequence, names: Sequence[str], threshold: float | None = None,
-                        fpr: float | None = None, unsure_band: float | None = None, ensemble: bool = False,
-                        batch_size: int = 16) -> list[dict[str, Any]]:
+    def predict_decoded(
+        self,
+        images: Sequence,
+        names: Sequence[str],
+        threshold: float | None = None,
+        fpr: float | None = None,
+        unsure_band: float | None = None,
+        ensemble: bool = False,
+        batch_size: int = 16,
+    ) -> list[dict[str, Any]]:
         """``predict`` for images already decoded (``io.DecodedImage``, e.g. uploads held in memory);
         ``names`` fill the records' ``path`` field and are never opened."""
         from aigi.scoring import predict
 
-        return predict(self, list(range(len(images))), lambda i: images[i], [str(n) for n in names],
-                       threshold=threshold, fpr=fpr, unsure_band=unsure_band, ensemble=ensemble,
-                       batch_size=batch_size)
+        return predict(
+            self,
+            list(range(len(images))),
+            lambda i: images[i],
+            [str(n) for n in names],
+            threshold=threshold,
+            fpr=fpr,
+            unsure_band=unsure_band,
+            ensemble=ensemble,
+            batch_size=batch_size,
+        )
 
     # --- persistence ---------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
@@ -170,6 +201,6 @@ class Detector(torch.nn.Module):
         return saved.save_pretrained(self, directory)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str = "cpu") -> "Detector":
+    def from_pretrained(cls, directory: str | Path, device: str = "cpu") -> Detector:
         """Load a directory written by ``save_pretrained`` (safetensors only; nothing is unpickled)."""
         return saved.from_pretrained(directory, device, None if cls is Detector else cls)

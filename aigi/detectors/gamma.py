@@ -157,12 +157,16 @@ class Gamma(Detector):
     def __init__(self, config: GammaConfig):
         super().__init__(config)
         if isinstance(config.recipe, dict):
-            config.recipe = ManipulationRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.recipe.items()})
+            config.recipe = ManipulationRecipe(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in config.recipe.items()}  # type: ignore[arg-type]
+            )
         if config.finetune not in FINETUNE:
             raise ValueError(f"gamma: unknown finetune {config.finetune!r}; known: {', '.join(FINETUNE)}")
         if config.manipulated_real_label not in LABEL_POLICIES:  # checked before any extraction starts
-            raise ValueError(f"gamma: unknown manipulated_real_label {config.manipulated_real_label!r}; "
-                             f"known: {', '.join(LABEL_POLICIES)}")
+            raise ValueError(
+                f"gamma: unknown manipulated_real_label {config.manipulated_real_label!r}; "
+                f"known: {', '.join(LABEL_POLICIES)}"
+            )
         self.encoder = None
         dim = self._init_encoder()
         h = config.hidden
@@ -190,7 +194,7 @@ class Gamma(Detector):
             p.requires_grad_(False)
         if cfg.finetune == "last":
             layers = getattr(enc.encoder, "layer", None) or enc.encoder.layers  # DINOv2/ViT | CLIP
-            for block in list(layers)[-cfg.last_blocks:]:
+            for block in list(layers)[-cfg.last_blocks :]:
                 for p in block.parameters():
                     p.requires_grad_(True)
             for name in ("layernorm", "post_layernorm"):
@@ -203,7 +207,9 @@ class Gamma(Detector):
             names = {n.rsplit(".", 1)[-1] for n, _ in enc.named_modules()}
             targets = [t for t in cfg.lora_targets if t in names]
             if not targets:
-                raise ValueError(f"gamma: none of the LoRA targets {list(cfg.lora_targets)} is a module of {cfg.backbone}")
+                raise ValueError(
+                    f"gamma: none of the LoRA targets {list(cfg.lora_targets)} is a module of {cfg.backbone}"
+                )
             enc = get_peft_model(enc, LoraConfig(r=cfg.lora_rank, lora_alpha=2 * cfg.lora_rank, target_modules=targets))
         self.encoder = enc
         return int(enc.config.hidden_size)
@@ -275,9 +281,11 @@ class Gamma(Detector):
     def extra_fields(self, out, i):
         m = out["mask"][i].float().cpu().numpy()
         src = out["source"][i].float().cpu().numpy().mean(axis=(1, 2))
-        return {"mask": [[round(float(v), 3) for v in row] for row in m],
-                "manipulated_fraction": round(float((m >= 0.5).mean()), 4),
-                "source_fractions": {name: round(float(v), 4) for name, v in zip(SOURCES, src)}}
+        return {
+            "mask": [[round(float(v), 3) for v in row] for row in m],
+            "manipulated_fraction": round(float((m >= 0.5).mean()), 4),
+            "source_fractions": {name: round(float(v), 4) for name, v in zip(SOURCES, src)},
+        }
 
     # --- training data ---------------------------------------------------------------------
     def _views(self, train_config) -> list[tuple[int, bool]]:
@@ -365,7 +373,7 @@ class Gamma(Detector):
         if self.config.backbone == "dinov2-s14":
             return 14
         cfg = self.backbone.model.config
-        return int(getattr(getattr(cfg, "vision_config", cfg), "patch_size"))
+        return int(getattr(cfg, "vision_config", cfg).patch_size)
 
     def _token_cache(self):
         from aigi.training.cache import FeatureCache
@@ -385,8 +393,15 @@ class Gamma(Detector):
         def make(n):
             return self._make_variant(manifest, jobs[n], train_config, tools)
 
-        feats, targets, job_errors = compute_cached(tok_cache, [(j[4], j[5]) for j in jobs], make, self._encode_tokens,
-                                                    tgt_cache, train_config.batch_size, progress)
+        feats, targets, job_errors = compute_cached(
+            tok_cache,
+            [(j[4], j[5]) for j in jobs],
+            make,
+            self._encode_tokens,
+            tgt_cache,
+            train_config.batch_size,
+            progress,
+        )
         keep = [n for n, f in enumerate(feats) if f is not None]
         tokens = np.stack([feats[n] for n in keep]) if keep else np.zeros((0,))
         tg = np.stack([targets[n] for n in keep]).astype(np.float32) if keep else np.zeros((0,))
@@ -394,8 +409,12 @@ class Gamma(Detector):
         return tokens, tg, self._labels(manifest, kept, tg), kept, errors + [e for e in job_errors if e]
 
     def _labels(self, manifest, jobs, targets) -> np.ndarray:
-        return variant_labels(targets, [manifest.samples[j[0]].label for j in jobs], [j[2] for j in jobs],
-                              self.config.manipulated_real_label)
+        return variant_labels(
+            targets,
+            [manifest.samples[j[0]].label for j in jobs],
+            [j[2] for j in jobs],
+            self.config.manipulated_real_label,
+        )
 
     # --- fitting -----------------------------------------------------------------------
     def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
@@ -407,14 +426,23 @@ class Gamma(Detector):
         else:
             data, targets, labels, jobs, errors = self._in_memory_set(manifest, train_config, progress)
         if len(labels) == 0 or len(set(labels.tolist())) < 2:
-            raise ValueError("gamma: training needs real and fake images that can be read"
-                             + (f" (first error: {errors[0]})" if errors else ""))
+            raise ValueError(
+                "gamma: training needs real and fake images that can be read"
+                + (f" (first error: {errors[0]})" if errors else "")
+            )
         losses = self._optimise(data, targets, labels, train_config.seed)
         k = max(1, len(losses) // 10)
-        return {"n_images": len({j[0] for j in jobs}), "n_variants": len(jobs),
-                "variants_by_kind": dict(Counter(j[2] for j in jobs)),
-                "n_fake_variants": int(labels.sum()), "steps": cfg.steps, "loss_first": float(np.mean(losses[:k])),
-                "loss_last": float(np.mean(losses[-k:])), "skipped": errors[:20], "n_skipped": len(errors)}
+        return {
+            "n_images": len({j[0] for j in jobs}),
+            "n_variants": len(jobs),
+            "variants_by_kind": dict(Counter(j[2] for j in jobs)),
+            "n_fake_variants": int(labels.sum()),
+            "steps": cfg.steps,
+            "loss_first": float(np.mean(losses[:k])),
+            "loss_last": float(np.mean(losses[-k:])),
+            "skipped": errors[:20],
+            "n_skipped": len(errors),
+        }
 
     def _in_memory_set(self, manifest, train_config, progress):
         """Variants as preprocessed pixels in memory (fine-tuning through the backbone)."""
@@ -447,63 +475,10 @@ class Gamma(Detector):
             batch["label"] = torch.from_numpy(labels[idx]).to(dev)
             return batch
 
-        return train_balanced(self, labels, batch_for, cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, rng,
-                              pct_start=0.1)
+        return train_balanced(
+            self, labels, batch_for, cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, rng, pct_start=0.1
+        )
 
     # --- the frozen stage, for the variant and localisation caches ------------------------------
     def _encode_tokens(self, pixels: np.ndarray) -> np.ndarray:
         return self.features({"pixels": pixels})["tokens"]
-
-    def score_manipulated(self, hosts, kinds: list[str], donors=None, seed: int = 0, batch_size: int = 16,
-                          progress=None):
-        """Manipulate every host image (``kinds[i]``: an inpainting, copy-move, or splice with a donor
-        drawn from ``donors``), without perturbation or augmented view, and score it. Returns (raw p_fake
-        per host, NaN where it failed; predicted mask grids and true masks [S, S] at the model's crop, one
-        per host that did not fail, in order; errors per host). For localisation on held-out images."""
-        import dataclasses
-
-        from aigi.augment.manipulate import manipulate, rendezvous_donor, sha_keys, variant_rngs
-        from aigi.io import load_image
-        from aigi.training.cache import compute_cached, hash_files
-
-        recipe = dataclasses.replace(self.config.recipe, perturb_p=0.0)
-        donor_shas, _ = hash_files([s.path for s in donors]) if donors is not None else ([], [])
-        pool = [j for j, sha in enumerate(donor_shas) if sha]  # unreadable donors leave the pool
-        donor_keys = sha_keys([donor_shas[j] for j in pool]) if pool else None
-        shas, errors = hash_files([s.path for s in hosts])
-        idx = [i for i, sha in enumerate(shas) if sha]
-        keys, plans = [], []
-        for i in idx:
-            sha, kind = shas[i], kinds[i]
-            d = pool[rendezvous_donor(sha, 0, seed, donor_keys)] if kind == "splice" and donor_keys is not None else -1
-            plans.append((sha, kind, d))
-            keys.append((sha, f"heldout-{kind}-{recipe.key()}-seed{seed}" + (f"-donor{donor_shas[d][:16]}" if d >= 0 else "")))
-        tools = self._tools()
-        pre = self.preprocessing
-
-        def make(n):
-            sha, kind, d = plans[n]
-            s = hosts.samples[idx[n]]
-            _, rng = variant_rngs(sha, 0, seed)
-            donor = self.prepare(load_image(donors.samples[d].path).image) if d >= 0 else None
-            m = manipulate(self.prepare(load_image(s.path).image), s.label, kind, rng, recipe, tools, donor)
-            truth = np.asarray(pre.geometry(Image.fromarray(m.mask.astype(np.uint8)), "nearest"))
-            return pre(m.image), truth
-
-        tok_cache, tgt_cache = self._token_cache()
-        feats, truths, job_errors = compute_cached(tok_cache, keys, make, self._encode_tokens, tgt_cache, batch_size,
-                                                   progress)
-        for n, e in enumerate(job_errors):
-            if e:
-                errors[idx[n]] = e
-        ok = [n for n, f in enumerate(feats) if f is not None]
-        p = np.full(len(hosts), np.nan)
-        grids = truth_out = None
-        if ok:
-            from aigi.scoring import forward
-
-            out = forward(self, {"tokens": np.stack([feats[n] for n in ok])})
-            p[[idx[n] for n in ok]] = torch.sigmoid(out["logit"]).numpy()
-            grids = out["mask"].numpy()
-            truth_out = np.stack([truths[n].astype(bool) for n in ok])
-        return p, grids, truth_out, errors

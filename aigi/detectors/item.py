@@ -32,15 +32,15 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from aigi.backbones.vl import LIT, LiTSpace, load_space
-from aigi.captions.captioners import (CaptionCache, RetrievalCaptioner, TransformersCaptioner, object_prompt)
+from aigi.captions.captioners import CaptionCache, RetrievalCaptioner, TransformersCaptioner, object_prompt
 from aigi.captions.objects import parse_objects
 from aigi.captions.vocabulary import class_name_from_path, load_vocabulary
 from aigi.detectors.base import Detector
@@ -81,8 +81,9 @@ def alignment_slice(manifest, n: int, seed: int = 0) -> np.ndarray:
     """Indices of a seeded choice of ``n`` captioned reals (a manifest caption, or a class name in an
     ImageNet-style file name such as ``n01440764_tench.JPEG``), reserved for aligning the lit space and
     kept out of every detector split."""
-    candidates = [i for i, s in enumerate(manifest.samples)
-                  if s.label == 0 and (s.caption or class_name_from_path(s.path))]
+    candidates = [
+        i for i, s in enumerate(manifest.samples) if s.label == 0 and (s.caption or class_name_from_path(s.path))
+    ]
     candidates.sort(key=lambda i: manifest.samples[i].path)
     rng = np.random.default_rng(seed)
     chosen = rng.permutation(len(candidates))[: min(n, len(candidates))]
@@ -94,15 +95,22 @@ class ITEM(Detector):
     Config = ITEMConfig
     reserves_samples = True
     feature_kind = "item-features"
+    feature_mean: torch.Tensor  # buffers
+    feature_scale: torch.Tensor
+    lit: LiTSpace | None
 
     def __init__(self, config: ITEMConfig):
         super().__init__(config)
         for part in config.vocabulary.split("+"):  # fail now, not after a long extraction
             if part == "aligned" and config.backbone != LIT:
-                raise ValueError("item: vocabulary 'aligned' needs backbone: lit; with a CLIP/SigLIP space use "
-                                 "imagenet, coco, imagenet+coco or a file of terms")
+                raise ValueError(
+                    "item: vocabulary 'aligned' needs backbone: lit; with a CLIP/SigLIP space use "
+                    "imagenet, coco, imagenet+coco or a file of terms"
+                )
             if part not in ("aligned", "imagenet", "coco") and not Path(part).is_file():
-                raise ValueError(f"item: unknown vocabulary {part!r}: use aligned, imagenet, coco, or a text file of terms")
+                raise ValueError(
+                    f"item: unknown vocabulary {part!r}: use aligned, imagenet, coco, or a text file of terms"
+                )
         # learned state that is not a tensor (state.json): the aligned concepts and the reserved slice
         self.aligned_terms: tuple[str, ...] = ()
         self.reserved_sha256: tuple[str, ...] = ()
@@ -118,8 +126,12 @@ class ITEM(Detector):
         f = feature_dim(config.levels, config.representation, dim)
         self.register_buffer("feature_mean", torch.zeros(f))
         self.register_buffer("feature_scale", torch.ones(f))
-        self.head = torch.nn.Sequential(torch.nn.Linear(f, config.hidden), torch.nn.GELU(),
-                                        torch.nn.Dropout(config.dropout), torch.nn.Linear(config.hidden, 1))
+        self.head = torch.nn.Sequential(
+            torch.nn.Linear(f, config.hidden),
+            torch.nn.GELU(),
+            torch.nn.Dropout(config.dropout),
+            torch.nn.Linear(config.hidden, 1),
+        )
 
     def get_state(self) -> dict:
         return {"aligned_terms": list(self.aligned_terms), "reserved_sha256": list(self.reserved_sha256)}
@@ -138,7 +150,7 @@ class ITEM(Detector):
     def backbone(self):  # what base.input_array and the throughput benchmark read
         return self.space
 
-    def to_device(self, device: str) -> "ITEM":
+    def to_device(self, device: str) -> ITEM:
         self.device_name = device
         if self.lit is not None:
             self.lit.device_name = device
@@ -179,20 +191,32 @@ class ITEM(Detector):
         of every image for its record (not cached)."""
         captions = self.captioner.caption_pixels(inputs["caption_pixels"]) if "caption_pixels" in inputs else None
         b = self.features_from_tokens(torch.from_numpy(self.space.image_tokens(inputs["pixels"])), captions)
-        return {"features": b["features"].cpu().numpy(), "captions": b["captions"], "objects": b["objects"],
-                "global_cosine": b["global_cosine"].cpu().numpy(),
-                "local_cosine": [c.cpu().numpy() for c in b["local_cosine"]]}
+        return {
+            "features": b["features"].cpu().numpy(),
+            "captions": b["captions"],
+            "objects": b["objects"],
+            "global_cosine": b["global_cosine"].cpu().numpy(),
+            "local_cosine": [c.cpu().numpy() for c in b["local_cosine"]],
+        }
 
     def feature_key(self) -> str:
         """The space, captioner and D settings (D from float32 tokens, as ``features`` computes it)."""
         c = self.config
-        parts = ["engine", self.space.key(), self.captioner.key(), c.levels, c.representation,
-                 c.region_temperature, c.max_objects]
+        parts = [
+            "engine",
+            self.space.key(),
+            self.captioner.key(),
+            c.levels,
+            c.representation,
+            c.region_temperature,
+            c.max_objects,
+        ]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
     @torch.no_grad()
-    def features_from_tokens(self, tokens: torch.Tensor, captions: list[str] | None = None,
-                             plain_tokens: torch.Tensor | None = None) -> dict:
+    def features_from_tokens(
+        self, tokens: torch.Tensor, captions: list[str] | None = None, plain_tokens: torch.Tensor | None = None
+    ) -> dict:
         """Encoder tokens [B, T, D] -> ITEM's batch: D features and what they came from.
 
         ``captions``: one per image (None: the retrieval captioner on ``plain_tokens``, or ``tokens``)."""
@@ -219,8 +243,13 @@ class ITEM(Detector):
             for j, o in enumerate(obs):
                 obj[i, j], mask[i, j] = emb[at[object_prompt(o)]], True
         feats, scores = item_features(g, cap, p, obj, mask, cfg.levels, cfg.representation, cfg.region_temperature)
-        return {"features": feats.float(), "captions": captions, "objects": objects,
-                "global_cosine": scores["global_cosine"], "local_cosine": scores["local_cosine"]}
+        return {
+            "features": feats.float(),
+            "captions": captions,
+            "objects": objects,
+            "global_cosine": scores["global_cosine"],
+            "local_cosine": scores["local_cosine"],
+        }
 
     # --- the head ----------------------------------------------------------------------
     def forward(self, batch):
@@ -239,9 +268,14 @@ class ITEM(Detector):
             return {}
         objects = out["objects"][i]
         local = out["local_cosine"][i].tolist()
-        return {"caption": out["captions"][i], "objects": list(objects),
-                "misalignment": {"global": round(1.0 - float(out["global_cosine"][i]), 6),
-                                 "local": {o: round(1.0 - float(c), 6) for o, c in zip(objects, local)}}}
+        return {
+            "caption": out["captions"][i],
+            "objects": list(objects),
+            "misalignment": {
+                "global": round(1.0 - float(out["global_cosine"][i]), 6),
+                "local": {o: round(1.0 - float(c), 6) for o, c in zip(objects, local)},
+            },
+        }
 
     # --- the reserved alignment slice ---------------------------------------------------
     def reserved(self, manifest) -> np.ndarray:
@@ -251,7 +285,9 @@ class ITEM(Detector):
             keep = set(self.reserved_sha256)
             missing = [i for i, s in enumerate(manifest.samples) if not s.sha256]
             computed = dict(zip(missing, hash_files([manifest.samples[i].path for i in missing])[0]))
-            return np.array([i for i, s in enumerate(manifest.samples) if (s.sha256 or computed.get(i)) in keep], dtype=int)
+            return np.array(
+                [i for i, s in enumerate(manifest.samples) if (s.sha256 or computed.get(i)) in keep], dtype=int
+            )
         if self.lit is not None and self.config.align_images > 0:
             return alignment_slice(manifest, self.config.align_images, self.config.align_seed)
         return np.array([], dtype=int)
@@ -271,14 +307,36 @@ class ITEM(Detector):
         shas, errors = hash_files([s.path for s in reserved])
         ok = [i for i, (n, sha) in enumerate(zip(names, shas)) if n and sha]
         if len(ok) < 4:
-            raise ValueError(f"item: aligning the lit space needs captioned reals (got {len(ok)}; "
-                             "ImageNet-style file names such as n01440764_tench.JPEG, or manifest captions)")
+            raise ValueError(
+                f"item: aligning the lit space needs captioned reals (got {len(ok)}; "
+                "ImageNet-style file names such as n01440764_tench.JPEG, or manifest captions)"
+            )
         views = list(range(cfg.align_views))
-        settings = {k: getattr(cfg, k) for k in ("embed_dim", "align_views", "align_steps", "align_batch", "align_lr",
-                                                 "align_heldout", "align_seed")}
-        key = hashlib.sha256(json.dumps([settings, [shas[i] for i in ok], [names[i] for i in ok],
-                                         train_config.view_recipe.key(), train_config.seed, self.lit.token_cache_key()],
-                                        sort_keys=True).encode()).hexdigest()[:20]
+        settings = {
+            k: getattr(cfg, k)
+            for k in (
+                "embed_dim",
+                "align_views",
+                "align_steps",
+                "align_batch",
+                "align_lr",
+                "align_heldout",
+                "align_seed",
+            )
+        }
+        key = hashlib.sha256(
+            json.dumps(
+                [
+                    settings,
+                    [shas[i] for i in ok],
+                    [names[i] for i in ok],
+                    train_config.view_recipe.key(),
+                    train_config.seed,
+                    self.lit.token_cache_key(),
+                ],
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()[:20]
         store = cache_dir() / "alignment" / key
         if (store / "heads.safetensors").is_file():
             self.lit.load_state_dict(load_file(str(store / "heads.safetensors")))
@@ -287,13 +345,21 @@ class ITEM(Detector):
             sub = reserved.subset(ok)
             tokens, errs = self._tokens(sub, views, train_config)
             good = [j for j, e in enumerate(errs) if e is None]
-            info = fit_alignment(self.lit, tokens[good], [names[ok[j]] for j in good], cfg.align_steps,
-                                 cfg.align_batch, cfg.align_lr, heldout_fraction=cfg.align_heldout, seed=cfg.align_seed)
+            info = fit_alignment(
+                self.lit,
+                tokens[good],
+                [str(names[ok[j]]) for j in good],
+                cfg.align_steps,
+                cfg.align_batch,
+                cfg.align_lr,
+                heldout_fraction=cfg.align_heldout,
+                seed=cfg.align_seed,
+            )
             store.mkdir(parents=True, exist_ok=True)
             save_file({k: v.contiguous() for k, v in self.lit.state_dict().items()}, str(store / "heads.safetensors"))
             (store / "info.json").write_text(json.dumps(info, indent=1))
-        self.aligned_terms = tuple(sorted({names[i] for i in ok}))
-        self.reserved_sha256 = tuple(sorted(shas[i] for i in ok))
+        self.aligned_terms = tuple(sorted({str(names[i]) for i in ok}))
+        self.reserved_sha256 = tuple(sorted(str(shas[i]) for i in ok))
         self._frozen["captioner"] = None
         return {**info, "unreadable": [e for e in errors if e]}
 
@@ -327,8 +393,15 @@ class ITEM(Detector):
                 img = augmented_view(img, view_rng(shas[i], v, train_config.seed), train_config.view_recipe)
             return self.space.preprocess(img), None
 
-        feats, _, errs = compute_cached(cache, [(shas[i], self._view_key(v, train_config, perturb)) for i, v in jobs],
-                                        make, self.space.image_tokens, None, train_config.batch_size, progress)
+        feats, _, errs = compute_cached(
+            cache,
+            [(shas[i], self._view_key(v, train_config, perturb)) for i, v in jobs],
+            make,
+            self.space.image_tokens,
+            None,
+            train_config.batch_size,
+            progress,
+        )
         shape = next((f.shape for f in feats if f is not None), (1, 1))
         out = np.zeros((len(paths), len(views), *shape), np.float16)
         for (i, v), f, e in zip(jobs, feats, errs):
@@ -338,7 +411,7 @@ class ITEM(Detector):
                 out[i, views.index(v)] = f
         return out, errors
 
-    def _captions(self, manifest, shas, plain_tokens) -> list[str] | None:
+    def _captions(self, manifest, shas, plain_tokens) -> list | None:
         """Captions per sample: manifest captions (when asked for), else the image-to-text captioner
         (cached per image), else None (retrieval captions come from the plain view's tokens)."""
         cfg = self.config
@@ -356,7 +429,7 @@ class ITEM(Detector):
         out = [g or (cache.get(sha) if sha else None) for sha, g in zip(shas, given)]
         todo = [i for i, c in enumerate(out) if c is None]
         for a in range(0, len(todo), 16):  # caption what is missing, in batches
-            batch = todo[a:a + 16]
+            batch = todo[a : a + 16]
             images = [self.prepare(load_image(manifest.samples[i].path).image) for i in batch]
             for i, cap in zip(batch, self.captioner.caption_images(images)):
                 out[i] = cap
@@ -366,12 +439,20 @@ class ITEM(Detector):
 
     def _training_feature_key(self) -> str:
         c = self.config
-        parts = [self.space.key(), self.captioner.key(), c.levels, c.representation, c.region_temperature,
-                 c.max_objects, self.parity]
+        parts = [
+            self.space.key(),
+            self.captioner.key(),
+            c.levels,
+            c.representation,
+            c.region_temperature,
+            c.max_objects,
+            self.parity,
+        ]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
-    def view_features(self, manifest, views, train_config, perturb=None, progress=None, chunk: int = 256,
-                      details: bool = False):
+    def view_features(
+        self, manifest, views, train_config, perturb=None, progress=None, chunk: int = 256, details: bool = False
+    ):
         """ITEM features [n, V, F] of every sample and view (NaN rows where a file failed), per-sample
         errors, and (``details``) the caption, objects and cosines of each sample's first view.
 
@@ -394,11 +475,11 @@ class ITEM(Detector):
                 continue
             hits = [fcache.get(sha, self._view_key(v, train_config, perturb)) if fcache else None for v in views]
             if all(h is not None and h.shape == (dim,) for h in hits):
-                feats[i] = np.stack(hits)
+                feats[i] = np.stack(hits)  # type: ignore[arg-type] # all hits are arrays here
             else:
                 todo.append(i)
         for a in range(0, len(todo), chunk):
-            idx = todo[a:a + chunk]
+            idx = todo[a : a + chunk]
             sub = manifest.subset(idx)
             tokens, errs = self._tokens(sub, need, train_config, perturb, progress, [shas[i] for i in idx])
             ok = [j for j, e in enumerate(errs) if e is None]
@@ -410,33 +491,41 @@ class ITEM(Detector):
             plain = tokens[ok, need.index(views[0] if perturb else 0)]
             captions = self._captions(sub.subset(ok), [shas[idx[j]] for j in ok], plain)
             for vpos, v in enumerate(views):
-                b = self.features_from_tokens(torch.from_numpy(tokens[ok, need.index(v)]), captions,
-                                              torch.from_numpy(plain))
+                b = self.features_from_tokens(
+                    torch.from_numpy(tokens[ok, need.index(v)]), captions, torch.from_numpy(plain)
+                )
                 f = b["features"].cpu().numpy()
                 for n, j in enumerate(ok):
                     feats[idx[j], vpos] = f[n]
                     if fcache:
-                        fcache.put(shas[idx[j]], self._view_key(v, train_config, perturb), f[n])
+                        fcache.put(str(shas[idx[j]]), self._view_key(v, train_config, perturb), f[n])
                     if vpos == 0:
-                        info[idx[j]] = {"caption": b["captions"][n], "objects": b["objects"][n],
-                                        "global_cosine": float(b["global_cosine"][n]),
-                                        "local_cosine": b["local_cosine"][n].tolist()}
+                        info[idx[j]] = {
+                            "caption": b["captions"][n],
+                            "objects": b["objects"][n],
+                            "global_cosine": float(b["global_cosine"][n]),
+                            "local_cosine": b["local_cosine"][n].tolist(),
+                        }
         return feats, errors, info
 
     # --- training ------------------------------------------------------------------------
     def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
         cfg = self.config
         if self.lit is not None and not self.reserved_sha256:
-            raise ValueError("item: the lit space is not aligned yet; train through `aigi train` (it reserves and "
-                             "aligns on a slice of captioned reals first) or call pretrain()")
+            raise ValueError(
+                "item: the lit space is not aligned yet; train through `aigi train` (it reserves and "
+                "aligns on a slice of captioned reals first) or call pretrain()"
+            )
         torch.manual_seed(train_config.seed)
         views = train_config.train_views()
         feats, errors, _ = self.view_features(manifest, views, train_config, progress=progress)
         ok = np.array([e is None for e in errors])
         labels = np.asarray(manifest.labels)[ok]
         if len(set(labels.tolist())) < 2:
-            raise ValueError("item: training needs real and fake images that can be read"
-                             + (f" (first error: {next(e for e in errors if e)})" if not ok.all() else ""))
+            raise ValueError(
+                "item: training needs real and fake images that can be read"
+                + (f" (first error: {next(e for e in errors if e)})" if not ok.all() else "")
+            )
         X = feats[ok].reshape(-1, feats.shape[-1])
         y = np.repeat(labels, len(views)).astype(np.float32)
         mean, scale = X.mean(0), X.std(0)
@@ -458,9 +547,15 @@ class ITEM(Detector):
             p.requires_grad_(True)
         losses = train_balanced(self, y, batch_for, cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, rng)
         k = max(1, len(losses) // 10)
-        return {"n_images": int(ok.sum()), "n_views": len(views), "n_features": int(X.shape[1]),
-                "loss_first": float(np.mean(losses[:k])), "loss_last": float(np.mean(losses[-k:])),
-                "skipped": [e for e in errors if e][:20], "n_skipped": int((~ok).sum())}
+        return {
+            "n_images": int(ok.sum()),
+            "n_views": len(views),
+            "n_features": int(X.shape[1]),
+            "loss_first": float(np.mean(losses[:k])),
+            "loss_last": float(np.mean(losses[-k:])),
+            "skipped": [e for e in errors if e][:20],
+            "n_skipped": int((~ok).sum()),
+        }
 
     def explain_manifest(self, manifest, batch_size: int = 16) -> list[dict | None]:
         """Caption, objects and cosines of every sample (None where it failed), for reports."""

@@ -43,13 +43,15 @@ def grid_crops(arr: np.ndarray, crop: int, n: int) -> np.ndarray:
     """``n`` crops (centre first, then a regular grid) of an [H, W, 3] uint8 array -> [n, 3, crop, crop] uint8."""
     h, w = arr.shape[:2]
     if h < crop or w < crop:
-        arr = np.pad(arr, ((0, max(0, crop - h)), (0, max(0, crop - w)), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
+        arr = np.pad(
+            arr, ((0, max(0, crop - h)), (0, max(0, crop - w)), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge"
+        )
         h, w = arr.shape[:2]
     side = int(np.ceil(np.sqrt(max(1, n - 1))))
     ys = np.linspace(0, h - crop, side).round().astype(int) if side > 1 else np.array([(h - crop) // 2])
     xs = np.linspace(0, w - crop, side).round().astype(int) if side > 1 else np.array([(w - crop) // 2])
     corners = [((h - crop) // 2, (w - crop) // 2)] + [(y, x) for y in ys for x in xs]
-    out = [arr[y:y + crop, x:x + crop] for y, x in corners[:n]]
+    out = [arr[y : y + crop, x : x + crop] for y, x in corners[:n]]
     return np.ascontiguousarray(np.stack(out).transpose(0, 3, 1, 2))
 
 
@@ -81,7 +83,11 @@ class PixelExpert(Detector):
         layers, cin = [], 3
         for i in range(config.depth):
             cout = config.width * (2 ** min(i, 2))
-            layers += [nn.Conv2d(cin, cout, 3, 1 if i == 0 else 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(cin, cout, 3, 1 if i == 0 else 2, 1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            ]
             cin = cout
         self.net = nn.Sequential(*layers)
         self.head = nn.Linear(cin, 1)
@@ -115,7 +121,7 @@ class PixelExpert(Detector):
             return grid_crops(a, cfg.crop, 1)[0]
         y = int(rng.integers(0, a.shape[0] - cfg.crop + 1))
         x = int(rng.integers(0, a.shape[1] - cfg.crop + 1))
-        patch = a[y:y + cfg.crop, x:x + cfg.crop]
+        patch = a[y : y + cfg.crop, x : x + cfg.crop]
         if rng.random() < 0.5:
             patch = patch[:, ::-1]
         if rng.random() < cfg.jpeg_p:
@@ -146,14 +152,22 @@ class PixelExpert(Detector):
                 progress(1)
         y_all = np.asarray(labels)
         if not arrays:
-            raise ValueError(f"none of the {len(skipped)} training images could be read (first: {skipped[0] if skipped else '-'})")
+            raise ValueError(
+                f"none of the {len(skipped)} training images could be read (first: {skipped[0] if skipped else '-'})"
+            )
         if len(set(labels)) < 2:
             raise ValueError("pixel: training needs both real and fake images that can be read")
+
         def batch_for(cls, by_class):
             crops = [self._training_crop(arrays[int(rng.choice(by_class[c]))], rng) for c in cls]
             return {"crops": torch.from_numpy(np.stack(crops)[:, None]), "label": torch.from_numpy(cls)}
 
         losses = train_balanced(self, y_all, batch_for, cfg.steps, cfg.batch_size, cfg.lr, 1e-4, rng)
         k = max(1, cfg.steps // 10)
-        return {"n_images": len(arrays), "steps": cfg.steps, "loss_first": float(np.mean(losses[:k])),
-                "loss_last": float(np.mean(losses[-k:])), "skipped_files": skipped}
+        return {
+            "n_images": len(arrays),
+            "steps": cfg.steps,
+            "loss_first": float(np.mean(losses[:k])),
+            "loss_last": float(np.mean(losses[-k:])),
+            "skipped_files": skipped,
+        }

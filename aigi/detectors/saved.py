@@ -28,9 +28,13 @@ def save_pretrained(det, directory: str | Path) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in det.state_dict().items()}
     save_file(state, str(d / WEIGHTS_FILE), metadata={"detector": det.name})
-    os.chmod(d / WEIGHTS_FILE, 0o644)
-    meta = {"format_version": FORMAT_VERSION, "detector": det.name, "parity": det.parity,
-            "config": dataclasses.asdict(det.config), "training": det.training_info}
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "detector": det.name,
+        "parity": det.parity,
+        "config": dataclasses.asdict(det.config),
+        "training": det.training_info,
+    }
     (d / CONFIG_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
     learned = det.get_state()
     if learned:
@@ -38,11 +42,14 @@ def save_pretrained(det, directory: str | Path) -> Path:
     elif (d / STATE_FILE).exists():
         (d / STATE_FILE).unlink()
     det.calibration.save(d)
-    det._version = weights_version(d)
+    for name in (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE, "calibration.json"):
+        if (d / name).is_file():
+            os.chmod(d / name, 0o644)  # a shipped or shared detector is readable by all (safetensors writes 0600)
+    det._weights_version = weights_version(d)
     return d
 
 
-def from_pretrained(directory: str | Path, device: str = "cpu", expected: type | None = None):
+def from_pretrained(directory: str | Path, device: str = "cpu", expected: Any = None):
     """Load a directory written by :func:`save_pretrained` (safetensors only)."""
     d = Path(directory)
     cfg_path, w_path = d / CONFIG_FILE, d / WEIGHTS_FILE
@@ -59,12 +66,13 @@ def from_pretrained(directory: str | Path, device: str = "cpu", expected: type |
         det.set_state(json.loads(state_path.read_text()))
     missing, unexpected = det.load_state_dict(load_file(str(w_path)), strict=False)
     if missing or unexpected:
-        raise ValueError(f"{w_path}: weights do not match the {klass.name} model "
-                         f"(missing {missing}, unexpected {unexpected})")
+        raise ValueError(
+            f"{w_path}: weights do not match the {klass.name} model (missing {missing}, unexpected {unexpected})"
+        )
     det.training_info = meta.get("training", {})
     det.parity = bool(meta.get("parity", False))
     det.calibration = Calibration.load(d)
-    det._version = weights_version(d)
+    det._weights_version = weights_version(d)
     det.eval()
     return det.to_device(device)
 

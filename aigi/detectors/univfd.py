@@ -77,7 +77,7 @@ def _fit_logistic_cv(X, y, groups, Cs, n_folds, max_iter):
 
 
 class _PixelsToLogit(torch.nn.Module):
-    def __init__(self, backbone, head: "UnivFD"):
+    def __init__(self, backbone, head: UnivFD):
         super().__init__()
         from aigi.backbones.hf import torch_vision_tokens
 
@@ -92,6 +92,8 @@ class _PixelsToLogit(torch.nn.Module):
 class UnivFD(Detector):
     Config = UnivFDConfig
     exportable = True
+    feature_mean: torch.Tensor  # buffers
+    feature_scale: torch.Tensor
     feature_kind = "pooled"
 
     def __init__(self, config: UnivFDConfig):
@@ -138,8 +140,15 @@ class UnivFD(Detector):
         from aigi.scoring import extract
 
         views = [0] if self.config.launder else train_config.train_views()
-        feats, errors = extract(self, [s.path for s in manifest], views, train_config.view_recipe,
-                                train_config.seed, batch_size=train_config.batch_size, progress=progress)
+        feats, errors = extract(
+            self,
+            [s.path for s in manifest],
+            views,
+            train_config.view_recipe,
+            train_config.seed,
+            batch_size=train_config.batch_size,
+            progress=progress,
+        )
         ok = np.array([e is None for e in errors])
         if not ok.any():
             raise ValueError(f"univfd: none of the {len(errors)} training images could be read (first: {errors[0]})")
@@ -156,11 +165,14 @@ class UnivFD(Detector):
         groups = np.repeat(np.arange(n), v)
         scaler = StandardScaler().fit(X)
         Xs = scaler.transform(X)
-        clf, best_c, cv_auroc = fit_logistic_cv(Xs, y, groups, self.config.Cs, self.config.cv_folds,
-                                                self.config.max_iter)
+        clf, best_c, cv_auroc = fit_logistic_cv(
+            Xs, y, groups, self.config.Cs, self.config.cv_folds, self.config.max_iter
+        )
         with torch.no_grad():
             self.feature_mean.copy_(torch.from_numpy(scaler.mean_.astype(np.float32)))
-            self.feature_scale.copy_(torch.from_numpy(np.where(scaler.scale_ > 0, scaler.scale_, 1.0).astype(np.float32)))
+            self.feature_scale.copy_(
+                torch.from_numpy(np.where(scaler.scale_ > 0, scaler.scale_, 1.0).astype(np.float32))
+            )
             self.head.weight.copy_(torch.from_numpy(clf.coef_.astype(np.float32)))
             self.head.bias.copy_(torch.from_numpy(clf.intercept_.astype(np.float32)))
         return {"C": best_c, "cv_auroc": cv_auroc, "n_images": int(n), "n_views": int(v)}

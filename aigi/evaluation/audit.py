@@ -22,9 +22,75 @@ from aigi.transforms import jpeg_bytes_parity
 
 WARN_AUROC = 0.65
 # IJG (libjpeg) standard luminance table, quality 50; quality q scales it by 5000/q (q < 50) or 200-2q.
-_IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-                      14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-                      49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=float)
+_IJG_LUMA = np.array(
+    [
+        16,
+        11,
+        10,
+        16,
+        24,
+        40,
+        51,
+        61,
+        12,
+        12,
+        14,
+        19,
+        26,
+        58,
+        60,
+        55,
+        14,
+        13,
+        16,
+        24,
+        40,
+        57,
+        69,
+        56,
+        14,
+        17,
+        22,
+        29,
+        51,
+        87,
+        80,
+        62,
+        18,
+        22,
+        37,
+        56,
+        68,
+        109,
+        103,
+        77,
+        24,
+        35,
+        55,
+        64,
+        81,
+        104,
+        113,
+        92,
+        49,
+        64,
+        78,
+        87,
+        103,
+        121,
+        120,
+        101,
+        72,
+        92,
+        95,
+        98,
+        112,
+        100,
+        103,
+        99,
+    ],
+    dtype=float,
+)
 
 
 def estimate_jpeg_quality(luma_table) -> float:
@@ -38,10 +104,18 @@ def file_metadata(data: bytes) -> dict:
     """Metadata of one file, read from its header and tables (no pixel is decoded)."""
     img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     w, h = img.size
-    meta = {"format": img.format or "unknown", "width": w, "height": h, "aspect": w / h,
-            "bytes_per_pixel": len(data) / (w * h), "jpeg_quality": -1.0, "subsampling": -1,
-            "progressive": int(bool(img.info.get("progressive") or img.info.get("progression"))),
-            "has_exif": int(bool(img.info.get("exif"))), "has_icc": int(bool(img.info.get("icc_profile")))}
+    meta = {
+        "format": img.format or "unknown",
+        "width": w,
+        "height": h,
+        "aspect": w / h,
+        "bytes_per_pixel": len(data) / (w * h),
+        "jpeg_quality": -1.0,
+        "subsampling": -1,
+        "progressive": int(bool(img.info.get("progressive") or img.info.get("progression"))),
+        "has_exif": int(bool(img.info.get("exif"))),
+        "has_icc": int(bool(img.info.get("icc_profile"))),
+    }
     if img.format in ("JPEG", "MPO") and getattr(img, "quantization", None):
         from PIL import JpegImagePlugin
 
@@ -62,14 +136,15 @@ CUE_GROUPS: dict[str, Callable[[dict], list[float]]] = {
 
 def cue_auroc(X: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
     from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     if np.all(X == X[0]):  # a constant cue predicts nothing
         return 0.5
     cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-    p = cross_val_predict(HistGradientBoostingClassifier(max_iter=200, random_state=seed), X, y, cv=cv,
-                          method="predict_proba")[:, 1]
+    p = cross_val_predict(
+        HistGradientBoostingClassifier(max_iter=200, random_state=seed), X, y, cv=cv, method="predict_proba"
+    )[:, 1]
     return float(roc_auc_score(y, p))
 
 
@@ -95,15 +170,29 @@ def audit(manifest: Manifest, parity: bool = False, progress: Callable[[int], No
     result["all"] = cue_auroc(np.concatenate(list(groups.values()), axis=1), y)
 
     def median(key, label):
-        vals = [m[key] for m, l in zip(metas, labels) if l == label and m[key] != -1]
+        vals = [m[key] for m, lab_ in zip(metas, labels) if lab_ == label and m[key] != -1]
         return float(np.median(vals)) if vals else None
 
-    summary = {cls: {"median_width": median("width", lab), "median_height": median("height", lab),
-                     "median_jpeg_quality": median("jpeg_quality", lab),
-                     "median_bytes_per_pixel": median("bytes_per_pixel", lab),
-                     "formats": {f: sum(1 for m, l in zip(metas, labels) if l == lab and m["format"] == f)
-                                 for f in sorted({m["format"] for m in metas})}}
-               for cls, lab in (("real", 0), ("fake", 1))}
+    summary = {
+        cls: {
+            "median_width": median("width", lab),
+            "median_height": median("height", lab),
+            "median_jpeg_quality": median("jpeg_quality", lab),
+            "median_bytes_per_pixel": median("bytes_per_pixel", lab),
+            "formats": {
+                f: sum(1 for m, lab_ in zip(metas, labels) if lab_ == lab and m["format"] == f)
+                for f in sorted({m["format"] for m in metas})
+            },
+        }
+        for cls, lab in (("real", 0), ("fake", 1))
+    }
     warnings = [f"{name} alone predicts the label (AUROC {a:.3f})" for name, a in result.items() if a >= WARN_AUROC]
-    return {"data": manifest.source, "parity": parity, "n": len(metas), "auroc_by_cue": result,
-            "by_class": summary, "warnings": warnings, "errors": errors}
+    return {
+        "data": manifest.source,
+        "parity": parity,
+        "n": len(metas),
+        "auroc_by_cue": result,
+        "by_class": summary,
+        "warnings": warnings,
+        "errors": errors,
+    }

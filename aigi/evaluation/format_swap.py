@@ -37,24 +37,32 @@ def stored_as(fmt: StorageFormat):
     return key, lambda img: jpeg(img.resize((fmt.width, fmt.height), Image.Resampling.BICUBIC), fmt.jpeg_quality)
 
 
-def format_swap(detector, manifest: Manifest, real_as: StorageFormat = AIGI_DEV_FAKE,
-                fake_as: StorageFormat = AIGI_DEV_REAL) -> dict:
+def format_swap(
+    detector, manifest: Manifest, real_as: StorageFormat = AIGI_DEV_FAKE, fake_as: StorageFormat = AIGI_DEV_REAL
+) -> dict:
     """Calibrated scores of ``manifest`` as stored and format-swapped; the changes and a flag."""
     reals = manifest.subset(lambda s: s.label == 0)
     fakes = manifest.subset(lambda s: s.label == 1)
     before = [calibrated_scores(detector, m)[0] for m in (reals, fakes)]
-    after = [calibrated_scores(detector, reals, perturb=stored_as(real_as))[0],
-             calibrated_scores(detector, fakes, perturb=stored_as(fake_as))[0]]
+    after = [
+        calibrated_scores(detector, reals, perturb=stored_as(real_as))[0],
+        calibrated_scores(detector, fakes, perturb=stored_as(fake_as))[0],
+    ]
     y = np.concatenate([np.zeros(len(reals), int), np.ones(len(fakes), int)])
     pb, pa = np.concatenate(before), np.concatenate(after)
     ok = ~np.isnan(pb) & ~np.isnan(pa)
     y, pb, pa = y[ok], pb[ok], pa[ok]
     res = {
-        "n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),
-        "real_stored_as": vars(real_as), "fake_stored_as": vars(fake_as),
-        "auroc_before": auroc(y, pb), "auroc_after": auroc(y, pa),
-        "mean_p_fake_real_before": float(pb[y == 0].mean()), "mean_p_fake_real_after": float(pa[y == 0].mean()),
-        "mean_p_fake_fake_before": float(pb[y == 1].mean()), "mean_p_fake_fake_after": float(pa[y == 1].mean()),
+        "n_real": int((y == 0).sum()),
+        "n_fake": int((y == 1).sum()),
+        "real_stored_as": vars(real_as),
+        "fake_stored_as": vars(fake_as),
+        "auroc_before": auroc(y, pb),
+        "auroc_after": auroc(y, pa),
+        "mean_p_fake_real_before": float(pb[y == 0].mean()),
+        "mean_p_fake_real_after": float(pa[y == 0].mean()),
+        "mean_p_fake_fake_before": float(pb[y == 1].mean()),
+        "mean_p_fake_fake_after": float(pa[y == 1].mean()),
     }
     res["auroc_change"] = res["auroc_after"] - res["auroc_before"]
     res["learned_the_format"] = bool(res["auroc_change"] < -FLAG_DROP)

@@ -135,12 +135,20 @@ def per_generator(labels, scores, generators, threshold: float = 0.5) -> dict[st
         label = int(y[m][0])
         if label == 1:
             rows = m | reals
-            out[name] = {"label": "fake", "n": int(m.sum()), "recall": float(np.mean(s[m] >= threshold)),
-                         "mean_p_fake": float(s[m].mean()),
-                         "auroc_vs_all_reals": auroc(y[rows], s[rows]) if reals.any() else math.nan}
+            out[name] = {
+                "label": "fake",
+                "n": int(m.sum()),
+                "recall": float(np.mean(s[m] >= threshold)),
+                "mean_p_fake": float(s[m].mean()),
+                "auroc_vs_all_reals": auroc(y[rows], s[rows]) if reals.any() else math.nan,
+            }
         else:
-            out[name] = {"label": "real", "n": int(m.sum()), "specificity": float(np.mean(s[m] < threshold)),
-                         "mean_p_fake": float(s[m].mean())}
+            out[name] = {
+                "label": "real",
+                "n": int(m.sum()),
+                "specificity": float(np.mean(s[m] < threshold)),
+                "mean_p_fake": float(s[m].mean()),
+            }
     return out
 
 
@@ -150,9 +158,12 @@ def selective_metrics(labels, scores, threshold: float, unsure_band: float) -> d
     y, s = _arrays(labels, scores)
     confident = np.abs(s - threshold) >= unsure_band if unsure_band > 0 else np.ones(y.size, bool)
     n = int(confident.sum())
-    return {"unsure_band": float(unsure_band), "unsure_fraction": float(1 - n / y.size) if y.size else math.nan,
-            "n_confident": n,
-            "accuracy_confident": float(np.mean((s[confident] >= threshold) == (y[confident] == 1))) if n else math.nan}
+    return {
+        "unsure_band": float(unsure_band),
+        "unsure_fraction": float(1 - n / y.size) if y.size else math.nan,
+        "n_confident": n,
+        "accuracy_confident": float(np.mean((s[confident] >= threshold) == (y[confident] == 1))) if n else math.nan,
+    }
 
 
 def reliability_curve(labels, scores, n_bins: int = 10) -> dict[str, list[float]]:

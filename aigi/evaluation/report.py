@@ -60,8 +60,13 @@ def plot_reliability(curves: dict[str, dict]) -> str:
     ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
     for (name, c), col in zip(curves.items(), COLOURS):
         ax.plot(c["mean_predicted"], c["fraction_fake"], "o-", color=col, label=name)
-    ax.set(xlabel="mean calibrated p_fake in bin", ylabel="fraction fake in bin", title="Reliability (validation split)",
-           xlim=(0, 1), ylim=(0, 1))
+    ax.set(
+        xlabel="mean calibrated p_fake in bin",
+        ylabel="fraction fake in bin",
+        title="Reliability (validation split)",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     ax.legend(fontsize=8)
     return _png(fig)
 
@@ -101,7 +106,7 @@ def plot_robustness(sweeps: dict[str, list[dict]]) -> str:
         ax.set_title(pert, fontsize=9)
         ax.set_ylim(0.4, 1.0)
         ax.axhline(0.5, ls=":", color="grey")
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.suptitle("AUROC under perturbation (severity: mild → strong)")

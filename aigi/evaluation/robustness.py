@@ -35,8 +35,9 @@ def conditions(names: list[str] | None = None) -> list[tuple[str, object]]:
     return [(n, sev) for n in (names or list(PERTURBATIONS)) for sev in PERTURBATIONS[n][0]]
 
 
-def robustness_sweep(detector, manifest: Manifest, names: list[str] | None = None,
-                     progress: Callable[[str], None] | None = None) -> dict:
+def robustness_sweep(
+    detector, manifest: Manifest, names: list[str] | None = None, progress: Callable[[str], None] | None = None
+) -> dict:
     """Calibrated metrics on the clean images and under every (perturbation, severity)."""
     y = np.asarray(manifest.labels)
     gens = np.asarray([s.generator for s in manifest])
@@ -45,12 +46,20 @@ def robustness_sweep(detector, manifest: Manifest, names: list[str] | None = Non
     def measure(name, severity, perturb):
         p, _ = calibrated_scores(detector, manifest, perturb=perturb)
         ok = ~np.isnan(p)
-        row = {"perturbation": name, "severity": severity, "n": int(ok.sum()),
-               "auroc": auroc(y[ok], p[ok]), "ap": average_precision(y[ok], p[ok]),
-               "balanced_accuracy": balanced_accuracy(y[ok], p[ok], cal.threshold),
-               "mean_p_fake_real": float(p[ok & (y == 0)].mean()), "mean_p_fake_fake": float(p[ok & (y == 1)].mean()),
-               "auroc_per_generator": {g: auroc(y[ok & ((gens == g) | (y == 0))], p[ok & ((gens == g) | (y == 0))])
-                                       for g in sorted(set(gens[y == 1]))}}
+        row = {
+            "perturbation": name,
+            "severity": severity,
+            "n": int(ok.sum()),
+            "auroc": auroc(y[ok], p[ok]),
+            "ap": average_precision(y[ok], p[ok]),
+            "balanced_accuracy": balanced_accuracy(y[ok], p[ok], cal.threshold),
+            "mean_p_fake_real": float(p[ok & (y == 0)].mean()),
+            "mean_p_fake_fake": float(p[ok & (y == 1)].mean()),
+            "auroc_per_generator": {
+                g: auroc(y[ok & ((gens == g) | (y == 0))], p[ok & ((gens == g) | (y == 0))])
+                for g in sorted(set(gens[y == 1]))
+            },
+        }
         if progress:
             progress(f"{name} {severity}: AUROC {row['auroc']:.3f}")
         return row
@@ -58,5 +67,4 @@ def robustness_sweep(detector, manifest: Manifest, names: list[str] | None = Non
     rows = [measure("none", 0, None)]
     for name, sev in conditions(names):
         rows.append(measure(name, sev, perturbation(name, sev)))
-    return {"detector": detector.name, "detector_version": detector.version, "data": manifest.summary(),
-            "rows": rows}
+    return {"detector": detector.name, "detector_version": detector.version, "data": manifest.summary(), "rows": rows}

@@ -36,9 +36,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from aigi.io import DecodeLimits, ImageDecodeError, decode_bytes
 from aigi.serve.batching import MicroBatcher, QueueFull
 
-ERROR_STATUS = {"bad_request": 400, "unauthorized": 401, "not_found": 404, "method_not_allowed": 405,
-                "length_required": 411, "payload_too_large": 413, "too_many_files": 413,
-                "unsupported_media_type": 415, "no_files": 400, "invalid_image": 422, "busy": 503, "internal": 500}
+ERROR_STATUS = {
+    "bad_request": 400,
+    "unauthorized": 401,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "length_required": 411,
+    "payload_too_large": 413,
+    "too_many_files": 413,
+    "unsupported_media_type": 415,
+    "no_files": 400,
+    "invalid_image": 422,
+    "busy": 503,
+    "internal": 500,
+}
 
 
 @dataclass
@@ -67,10 +78,14 @@ class APIError(Exception):
         self.status = status or ERROR_STATUS[code]
 
 
-def error_response(code: str, message: str, status: int | None = None, headers: dict | None = None,
-                   **extra) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}, **extra},
-                        status_code=status or ERROR_STATUS[code], headers=headers)
+def error_response(
+    code: str, message: str, status: int | None = None, headers: dict | None = None, **extra
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}, **extra},
+        status_code=status or ERROR_STATUS[code],
+        headers=headers,
+    )
 
 
 def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
@@ -83,10 +98,14 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, s.max_request_bytes + 1)
     limits = DecodeLimits(max_bytes=s.max_image_bytes, max_pixels=s.max_pixels)
     registry = CollectorRegistry()
-    m_requests = Counter("aigi_requests_total", "HTTP requests by route and status", ["route", "status"], registry=registry)
+    m_requests = Counter(
+        "aigi_requests_total", "HTTP requests by route and status", ["route", "status"], registry=registry
+    )
     m_images = Counter("aigi_images_total", "Images answered, by verdict", ["verdict"], registry=registry)
     m_latency = Histogram("aigi_request_seconds", "Request latency", ["route"], registry=registry)
-    m_batch = Histogram("aigi_batch_size", "Images per model batch", buckets=(1, 2, 4, 8, 16, 32, 64), registry=registry)
+    m_batch = Histogram(
+        "aigi_batch_size", "Images per model batch", buckets=(1, 2, 4, 8, 16, 32, 64), registry=registry
+    )
     m_batch_s = Histogram("aigi_batch_seconds", "Model time per batch", registry=registry)
     m_queue = Gauge("aigi_queue_depth", "Images waiting for the model", registry=registry)
     decode_pool = ThreadPoolExecutor(max_workers=s.decode_threads, thread_name_prefix="aigi-decode")
@@ -112,18 +131,30 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
         await batcher.stop()
         decode_pool.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="aigi", version=_version(), lifespan=lifespan,
-                  description="Detect AI-generated images. Uploads are scored in memory and never stored.")
+    app = FastAPI(
+        title="aigi",
+        version=_version(),
+        lifespan=lifespan,
+        description="Detect AI-generated images. Uploads are scored in memory and never stored.",
+    )
     if s.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(s.cors_origins), allow_methods=["GET", "POST"],
-                           allow_headers=["X-API-Key", "Content-Type"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(s.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["X-API-Key", "Content-Type"],
+        )
 
     @app.middleware("http")
     async def count(request: Request, call_next):
         t = time.perf_counter()
-        route = request.url.path if request.url.path in ("/v1/detect", "/v1/detectors", "/healthz", "/metrics", "/") else "other"
+        route = (
+            request.url.path
+            if request.url.path in ("/v1/detect", "/v1/detectors", "/healthz", "/metrics", "/")
+            else "other"
+        )
         try:
             response = await call_next(request)
         except Exception:  # noqa: BLE001 - never a crash, always JSON
@@ -155,17 +186,22 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
     async def decode(data: bytes, name: str):
         loop = asyncio.get_running_loop()
         try:
-            return await asyncio.wait_for(loop.run_in_executor(decode_pool, decode_bytes, data, name, limits),
-                                          s.decode_timeout_s)
-        except asyncio.TimeoutError:
+            return await asyncio.wait_for(
+                loop.run_in_executor(decode_pool, decode_bytes, data, name, limits), s.decode_timeout_s
+            )
+        except TimeoutError:
             return ImageDecodeError(name, f"decoding took over {s.decode_timeout_s:g} s")
         except ImageDecodeError as e:
             return e
 
     @app.get("/healthz")
     async def healthz():
-        return {"status": "ok", "detector": detector.name, "detector_version": detector.version,
-                "queue_depth": batcher.depth}
+        return {
+            "status": "ok",
+            "detector": detector.name,
+            "detector_version": detector.version,
+            "queue_depth": batcher.depth,
+        }
 
     @app.get("/v1/detectors")
     async def detectors():
@@ -173,11 +209,24 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
         from aigi.detectors.registry import REGISTRY
 
         cal = detector.calibration
-        return {"serving": {"name": detector.name, "version": detector.version, "threshold": cal.threshold,
-                            "calibration": cal.method, "unsure_band": cal.unsure_band},
-                "registered": sorted(REGISTRY), "shipped": shipped_detectors(), "default": DEFAULT_DETECTOR,
-                "limits": {"max_request_bytes": s.max_request_bytes, "max_files": s.max_files,
-                           "max_image_bytes": s.max_image_bytes, "max_pixels": s.max_pixels}}
+        return {
+            "serving": {
+                "name": detector.name,
+                "version": detector.version,
+                "threshold": cal.threshold,
+                "calibration": cal.method,
+                "unsure_band": cal.unsure_band,
+            },
+            "registered": sorted(REGISTRY),
+            "shipped": shipped_detectors(),
+            "default": DEFAULT_DETECTOR,
+            "limits": {
+                "max_request_bytes": s.max_request_bytes,
+                "max_files": s.max_files,
+                "max_image_bytes": s.max_image_bytes,
+                "max_pixels": s.max_pixels,
+            },
+        }
 
     @app.get("/metrics")
     async def metrics():
@@ -189,7 +238,10 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
         check_key(request)
         ctype = request.headers.get("content-type", "")
         if not ctype.startswith("multipart/form-data"):
-            raise APIError("unsupported_media_type", f"send multipart/form-data with one or more `files`, not {ctype or 'no content type'!r}")
+            raise APIError(
+                "unsupported_media_type",
+                f"send multipart/form-data with one or more `files`, not {ctype or 'no content type'!r}",
+            )
         length = request.headers.get("content-length")
         if length is None:
             raise APIError("length_required", "a Content-Length header is required")
@@ -229,9 +281,12 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
         body = {"detector": detector.name, "detector_version": detector.version, "results": results}
         if not good:
             first = results[0]
-            return error_response("invalid_image", f"{first['path']}: {first['error']}"
-                                  + (f" (and {len(results) - 1} more files failed)" if len(results) > 1 else ""),
-                                  results=results)
+            return error_response(
+                "invalid_image",
+                f"{first['path']}: {first['error']}"
+                + (f" (and {len(results) - 1} more files failed)" if len(results) > 1 else ""),
+                results=results,
+            )
         return body
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

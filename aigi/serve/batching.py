@@ -19,8 +19,14 @@ class QueueFull(Exception):
 
 
 class MicroBatcher:
-    def __init__(self, score: Callable[[list], list], max_batch: int = 16, window_s: float = 0.01,
-                 max_queue: int = 256, on_batch: Callable[[int, float], None] | None = None):
+    def __init__(
+        self,
+        score: Callable[[list], list],
+        max_batch: int = 16,
+        window_s: float = 0.01,
+        max_queue: int = 256,
+        on_batch: Callable[[int, float], None] | None = None,
+    ):
         self.score, self.max_batch, self.window_s, self.max_queue = score, max_batch, window_s, max_queue
         self.on_batch = on_batch
         self._queue: asyncio.Queue | None = None
@@ -62,7 +68,7 @@ class MicroBatcher:
                     break
                 try:
                     batch.append(await asyncio.wait_for(self._queue.get(), left))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
             live = [(item, fut) for item, fut in batch if not fut.cancelled()]
             if not live:

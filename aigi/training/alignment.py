@@ -21,8 +21,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-PROMPTS = ("a photo of a {}.", "a {}.", "a close-up photo of the {}.", "a picture showing a {}.",
-           "an image of a {}.", "a photo of the {}, in its surroundings.")
+PROMPTS = (
+    "a photo of a {}.",
+    "a {}.",
+    "a close-up photo of the {}.",
+    "a picture showing a {}.",
+    "an image of a {}.",
+    "a photo of the {}, in its surroundings.",
+)
 
 
 def recall_at_k(similarity: np.ndarray, truth: np.ndarray, k: int) -> float:
@@ -41,8 +47,17 @@ def contrastive_loss(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> t
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
-def train_heads(space, tokens: np.ndarray, class_of: np.ndarray, raw_text: np.ndarray, steps: int, batch_size: int,
-                lr: float, weight_decay: float, seed: int) -> list[float]:
+def train_heads(
+    space,
+    tokens: np.ndarray,
+    class_of: np.ndarray,
+    raw_text: np.ndarray,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    seed: int,
+) -> list[float]:
     """Fit the heads of ``space`` on tokens [n, V, T, D] with classes ``class_of`` [n] whose prompt
     embeddings are ``raw_text`` [C, P, Dt]. A batch holds images of distinct classes. Returns losses."""
     rng = np.random.default_rng(seed)
@@ -64,7 +79,9 @@ def train_heads(space, tokens: np.ndarray, class_of: np.ndarray, raw_text: np.nd
         g, p = space.project_image(tok)
         t = F.normalize(space.project_text(txt), dim=-1)
         scale = space.logit_scale.exp().clamp(max=100)
-        loss = contrastive_loss(F.normalize(g, dim=-1), t, scale) + contrastive_loss(F.normalize(p.mean(1), dim=-1), t, scale)
+        loss = contrastive_loss(F.normalize(g, dim=-1), t, scale) + contrastive_loss(
+            F.normalize(p.mean(1), dim=-1), t, scale
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -82,9 +99,18 @@ def retrieval_recall(space, tokens: np.ndarray, truth: np.ndarray, raw_text: np.
     return recall_at_k((g @ t.T).numpy(), truth, k)
 
 
-def fit_alignment(space, tokens: np.ndarray, names: list[str], steps: int = 600, batch_size: int = 128,
-                  lr: float = 2e-3, weight_decay: float = 0.05, heldout_fraction: float = 0.2, seed: int = 0,
-                  k: int = 5) -> dict:
+def fit_alignment(
+    space,
+    tokens: np.ndarray,
+    names: list[str],
+    steps: int = 600,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    weight_decay: float = 0.05,
+    heldout_fraction: float = 0.2,
+    seed: int = 0,
+    k: int = 5,
+) -> dict:
     """Measure, then fit, the heads of ``space`` on tokens [n, V, T, D] of images captioned ``names``.
 
     1. Classes are split (seeded) into seen and held-out ones; heads trained on the seen classes' views
@@ -95,7 +121,9 @@ def fit_alignment(space, tokens: np.ndarray, names: list[str], steps: int = 600,
     """
     classes = sorted(set(names))
     class_of = np.array([classes.index(n) for n in names])
-    raw = space.raw_text_features([p.format(c) for c in classes for p in PROMPTS]).reshape(len(classes), len(PROMPTS), -1)
+    raw = space.raw_text_features([p.format(c) for c in classes for p in PROMPTS]).reshape(
+        len(classes), len(PROMPTS), -1
+    )
     rng = np.random.default_rng(seed)
     held_cls = rng.permutation(len(classes))[: max(1, int(round(heldout_fraction * len(classes))))]
     held = np.isin(class_of, held_cls)
@@ -108,21 +136,33 @@ def fit_alignment(space, tokens: np.ndarray, names: list[str], steps: int = 600,
         local = {c: j for j, c in enumerate(sorted(set(class_of[h_idx].tolist())))}
         held_text = raw[sorted(local), 0]
         info["heldout_classes"] = {
-            "n_images": int(held.sum()), "n_candidates": len(local),
-            "recall": retrieval_recall(probe, tokens[h_idx, 0], np.array([local[c] for c in class_of[h_idx]]), held_text, k),
+            "n_images": int(held.sum()),
+            "n_candidates": len(local),
+            "recall": retrieval_recall(
+                probe, tokens[h_idx, 0], np.array([local[c] for c in class_of[h_idx]]), held_text, k
+            ),
             "chance": min(1.0, k / len(local)),
             "recall_all_captions": retrieval_recall(probe, tokens[h_idx, 0], class_of[h_idx], raw[:, 0], k),
-            "chance_all_captions": min(1.0, k / len(classes))}
+            "chance_all_captions": min(1.0, k / len(classes)),
+        }
         s_idx = np.flatnonzero(~held)
         info["seen_classes_unseen_view"] = {
-            "n_images": len(s_idx), "n_candidates": len(classes),
+            "n_images": len(s_idx),
+            "n_candidates": len(classes),
             "recall": retrieval_recall(probe, tokens[s_idx, -1], class_of[s_idx], raw[:, 0], k),
-            "chance": min(1.0, k / len(classes))}
+            "chance": min(1.0, k / len(classes)),
+        }
         space.load_state_dict(start)  # the final heads start from the same initialisation
     losses = train_heads(space, tokens, class_of, raw, steps, batch_size, lr, weight_decay, seed)
     n = max(1, len(losses) // 10)
-    info.update({"steps": steps, "loss_first": float(np.mean(losses[:n])), "loss_last": float(np.mean(losses[-n:])),
-                 "train_recall": retrieval_recall(space, tokens[:, 0], class_of, raw[:, 0], k)})
+    info.update(
+        {
+            "steps": steps,
+            "loss_first": float(np.mean(losses[:n])),
+            "loss_last": float(np.mean(losses[-n:])),
+            "train_recall": retrieval_recall(space, tokens[:, 0], class_of, raw[:, 0], k),
+        }
+    )
     return info
 
 

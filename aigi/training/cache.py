@@ -39,8 +39,9 @@ def hash_files(paths: Sequence[str]) -> tuple[list[str | None], list[str | None]
     return shas, errors
 
 
-def view_key(view: int, recipe: ViewRecipe, seed: int, perturb: tuple[str, Callable] | None = None,
-             parity: bool = False) -> str:
+def view_key(
+    view: int, recipe: ViewRecipe, seed: int, perturb: tuple[str, Callable] | None = None, parity: bool = False
+) -> str:
     """The cache's view key: ``plain``, the k-th augmented view of ``recipe`` and ``seed``, or a
     perturbation's key; prefixed when every image is parity re-encoded first."""
     key = perturb[0] if perturb else ("plain" if view == 0 else f"{recipe.key()}-seed{seed}-view{view}")

@@ -25,9 +25,17 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def train_balanced(model: torch.nn.Module, labels: np.ndarray, batch_for: Callable[[np.ndarray, list[np.ndarray]], dict],
-                   steps: int, batch_size: int, lr: float, weight_decay: float, rng: np.random.Generator,
-                   pct_start: float = 0.3) -> list[float]:
+def train_balanced(
+    model: torch.nn.Module,
+    labels: np.ndarray,
+    batch_for: Callable[[np.ndarray, list[np.ndarray]], dict],
+    steps: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    rng: np.random.Generator,
+    pct_start: float = 0.3,
+) -> list[float]:
     """Train ``model`` (its parameters that require grad) for ``steps`` steps; return the loss per step.
 
     Each step draws ``batch_size`` classes uniformly (so a skewed data set does not bias the model) and
@@ -52,7 +60,7 @@ def train_balanced(model: torch.nn.Module, labels: np.ndarray, batch_for: Callab
     for _ in range(steps):
         batch = batch_for(rng.integers(0, 2, batch_size), by_class)
         if size > 1:
-            batch = {k: v[rank * share:(rank + 1) * share] for k, v in batch.items()}
+            batch = {k: v[rank * share : (rank + 1) * share] for k, v in batch.items()}
         out = model(batch)
         opt.zero_grad()
         out["loss"].backward()

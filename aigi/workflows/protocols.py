@@ -28,8 +28,9 @@ def split_reserved(cfg: TrainConfig, manifest: Manifest) -> tuple[Manifest, Mani
     return manifest.subset(idx), without(manifest, idx)
 
 
-def fit_for_protocol(cfg: TrainConfig, train: Manifest, progress: Callable[[int], None] | None = None,
-                     reserved: Manifest | None = None):
+def fit_for_protocol(
+    cfg: TrainConfig, train: Manifest, progress: Callable[[int], None] | None = None, reserved: Manifest | None = None
+):
     """A detector trained on ``train`` for a protocol fold: AUROC needs no calibration, so there is no
     validation split, except for detectors with a second stage fitted on one (AlignGemini's
     fusion): those get ``cfg.val_fraction`` of ``train`` for it. ``reserved`` samples (see
@@ -48,8 +49,13 @@ def fit_for_protocol(cfg: TrainConfig, train: Manifest, progress: Callable[[int]
     return det, det.fit(train, fold_cfg, progress)
 
 
-def run_fold(cfg: TrainConfig, manifest: Manifest, fold: Fold,
-             progress: Callable[[int], None] | None = None, reserved: Manifest | None = None) -> dict:
+def run_fold(
+    cfg: TrainConfig,
+    manifest: Manifest,
+    fold: Fold,
+    progress: Callable[[int], None] | None = None,
+    reserved: Manifest | None = None,
+) -> dict:
     """Train on the fold's train indices (:func:`fit_for_protocol`), score its test indices."""
     det, fit_info = fit_for_protocol(cfg, manifest.subset(fold.train), progress, reserved)
     test = manifest.subset(fold.test)
@@ -58,18 +64,28 @@ def run_fold(cfg: TrainConfig, manifest: Manifest, fold: Fold,
     y = np.asarray(test.labels)
     ok = ~np.isnan(p)
     gens = [s.generator for s in test.samples]
-    return {"fold": fold.name, "fit": fit_info,
-            "scores": {"labels": y[ok].tolist(), "p_fake": np.round(p[ok], 6).tolist(),
-                       "generators": [g for g, k in zip(gens, ok) if k]},
-            "metrics": binary_metrics(y[ok], p[ok]),
-            "per_generator": per_generator(y[ok], p[ok], [g for g, k in zip(gens, ok) if k]),
-            "n_errors": int((~ok).sum())}
+    return {
+        "fold": fold.name,
+        "fit": fit_info,
+        "scores": {
+            "labels": y[ok].tolist(),
+            "p_fake": np.round(p[ok], 6).tolist(),
+            "generators": [g for g, k in zip(gens, ok) if k],
+        },
+        "metrics": binary_metrics(y[ok], p[ok]),
+        "per_generator": per_generator(y[ok], p[ok], [g for g, k in zip(gens, ok) if k]),
+        "n_errors": int((~ok).sum()),
+    }
 
 
-def run_leave_generator_out(cfg: TrainConfig, manifest: Manifest, seeds=(0,),
-                            progress: Callable[[int], None] | None = None,
-                            on_fold: Callable[[int, dict], None] | None = None,
-                            reserved: Manifest | None = None) -> dict:
+def run_leave_generator_out(
+    cfg: TrainConfig,
+    manifest: Manifest,
+    seeds=(0,),
+    progress: Callable[[int], None] | None = None,
+    on_fold: Callable[[int, dict], None] | None = None,
+    reserved: Manifest | None = None,
+) -> dict:
     """AUROC per held-out generator (mean and sd over ``seeds``), plus every fold's metrics. Samples the
     detector reserves for pre-training are taken out before the folds are drawn (or are given as
     ``reserved``, already outside ``manifest``)."""
@@ -88,12 +104,23 @@ def run_leave_generator_out(cfg: TrainConfig, manifest: Manifest, seeds=(0,),
         vals = [f["metrics"]["auroc"] for f in folds_out if f["fold"] == g]
         summary[g] = {"auroc_mean": float(np.mean(vals)), "auroc_sd": float(np.std(vals)), "n_seeds": len(vals)}
     means = [v["auroc_mean"] for v in summary.values()]
-    return {"protocol": "leave-generator-out", "seeds": list(seeds), "n_reserved": len(reserved), "auroc": summary,
-            "mean_auroc": float(np.mean(means)), "folds": folds_out}
+    return {
+        "protocol": "leave-generator-out",
+        "seeds": list(seeds),
+        "n_reserved": len(reserved),
+        "auroc": summary,
+        "mean_auroc": float(np.mean(means)),
+        "folds": folds_out,
+    }
 
 
-def run_train_on(cfg: TrainConfig, manifest: Manifest, generators: list[str], seed: int = 0,
-                 progress: Callable[[int], None] | None = None) -> dict:
+def run_train_on(
+    cfg: TrainConfig,
+    manifest: Manifest,
+    generators: list[str],
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
     """Train on the named generators, test on every other one (AUROC per test generator)."""
     reserved, manifest = split_reserved(cfg, manifest)
     r = run_fold(cfg, manifest, train_on_generators(manifest, generators, seed), progress, reserved)
@@ -101,13 +128,17 @@ def run_train_on(cfg: TrainConfig, manifest: Manifest, generators: list[str], se
     return r
 
 
-def run_cross_dataset(cfg: TrainConfig, train: Manifest, test: Manifest,
-                      progress: Callable[[int], None] | None = None) -> dict:
+def run_cross_dataset(
+    cfg: TrainConfig, train: Manifest, test: Manifest, progress: Callable[[int], None] | None = None
+) -> dict:
     """Train on every image of ``train``; test on every image of ``test`` (another data set)."""
     reserved, train = split_reserved(cfg, train)
     combined = Manifest(list(train.samples) + list(test.samples), f"{train.source} + {test.source}")
-    fold = Fold(f"train {train.source} -> test {test.source}", np.arange(len(train)),
-                np.arange(len(train), len(train) + len(test)))
+    fold = Fold(
+        f"train {train.source} -> test {test.source}",
+        np.arange(len(train)),
+        np.arange(len(train), len(train) + len(test)),
+    )
     r = run_fold(cfg, combined, fold, progress, reserved)
     r["protocol"] = "cross-dataset"
     return r

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from contextlib import contextmanager
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +51,13 @@ def distributed(device: str = "auto"):
         dist.destroy_process_group()
 
 
-def train_detector(cfg: TrainConfig, manifest: Manifest, out_dir: str | Path | None = None,
-                   progress: Callable[[int], None] | None = None, reserved: Manifest | None = None) -> Detector:
+def train_detector(
+    cfg: TrainConfig,
+    manifest: Manifest,
+    out_dir: str | Path | None = None,
+    progress: Callable[[int], None] | None = None,
+    reserved: Manifest | None = None,
+) -> Detector:
     """Train on ``manifest`` minus a stratified validation split; calibrate on that split; save.
     Samples the detector reserves for pre-training (``Detector.reserved``) go to ``pretrain`` and are
     removed before the split (or, when ``reserved`` is given, those samples, already outside ``manifest``)."""
@@ -73,8 +78,7 @@ def train_detector(cfg: TrainConfig, manifest: Manifest, out_dir: str | Path | N
     fit_info = det.fit(train_set, cfg, progress)
     if world()[0] != 0:  # data-parallel training: rank 0 calibrates and saves
         return det
-    info = {"config": dataclasses.asdict(cfg), "data": manifest.source, "train": train_set.summary(),
-            "fit": fit_info}
+    info = {"config": dataclasses.asdict(cfg), "data": manifest.source, "train": train_set.summary(), "fit": fit_info}
     if pretrain_info is not None:
         info["pretrain"] = pretrain_info
     if len(val_set):
@@ -84,14 +88,22 @@ def train_detector(cfg: TrainConfig, manifest: Manifest, out_dir: str | Path | N
         raw, _ = score_manifest(det, val_set)  # raw logits: the calibration is fitted on these
         y = np.asarray(val_set.labels)
         ok = ~np.isnan(raw)
-        det.calibration = Calibration.fit(raw[ok], y[ok], cfg.calibration, cfg.unsure_band,
-                                          source=f"validation split of {manifest.source} ({int(ok.sum())} images)")
+        det.calibration = Calibration.fit(
+            raw[ok],
+            y[ok],
+            cfg.calibration,
+            cfg.unsure_band,
+            source=f"validation split of {manifest.source} ({int(ok.sum())} images)",
+        )
         if det.raw_decision_logit is not None:
             det.calibration.threshold = float(det.calibration.apply_logit(np.array([det.raw_decision_logit]))[0])
         p = det.calibration.apply_logit(raw[ok])
-        info["validation"] = {"data": val_set.summary(), "metrics": binary_metrics(y[ok], p),
-                              "metrics_uncalibrated": binary_metrics(y[ok], sigmoid(raw[ok])),
-                              "selective": selective_metrics(y[ok], p, 0.5, cfg.unsure_band)}
+        info["validation"] = {
+            "data": val_set.summary(),
+            "metrics": binary_metrics(y[ok], p),
+            "metrics_uncalibrated": binary_metrics(y[ok], sigmoid(raw[ok])),
+            "selective": selective_metrics(y[ok], p, 0.5, cfg.unsure_band),
+        }
     info["seconds"] = round(time.time() - t0, 1)
     det.training_info = info
     if out_dir is not None:
