@@ -66,8 +66,9 @@ def check_detector(det: Detector, images: list[str], atol: float = 1e-6) -> dict
     # save -> load gives the same detector, from safetensors, files readable by all
     with tempfile.TemporaryDirectory() as tmp:
         d = det.save_pretrained(Path(tmp) / cls.name)
-        for f in d.iterdir():
-            assert (os.stat(f).st_mode & 0o777) == 0o644, f"{cls.name}: {f.name} is not 0644"
+        for saved_file in d.iterdir():
+            mode = os.stat(saved_file).st_mode & 0o777
+            assert mode == 0o644, f"{cls.name}: {saved_file.name} is {oct(mode)}, not 0o644"
         back = Detector.from_pretrained(d)
         assert type(back) is cls and back.version.startswith(f"{cls.name}@")
         p_back = np.array([r["p_fake"] for r in back.predict(images)])

@@ -76,7 +76,7 @@ def score_manipulated(det, hosts, kinds: list[str], donors=None, seed: int = 0, 
         keys.append(
             (sha, f"heldout-{kind}-{recipe.key()}-seed{seed}" + (f"-donor{donor_shas[d][:16]}" if d >= 0 else ""))
         )
-    tools = det._tools()
+    tools = det.manipulation_tools()
     pre = det.preprocessing
 
     def make(n):
@@ -88,9 +88,9 @@ def score_manipulated(det, hosts, kinds: list[str], donors=None, seed: int = 0, 
         truth = np.asarray(pre.geometry(Image.fromarray(m.mask.astype(np.uint8)), "nearest"))
         return pre(m.image), truth
 
-    tok_cache, tgt_cache = det._token_cache()
+    tok_cache, tgt_cache = det.token_caches()
     feats, truths, job_errors = compute_cached(
-        tok_cache, keys, make, det._encode_tokens, tgt_cache, batch_size, progress
+        tok_cache, keys, make, det.encode_tokens, tgt_cache, batch_size, progress
     )
     for n, e in enumerate(job_errors):
         if e:

@@ -40,10 +40,11 @@ import torch
 import torch.nn.functional as F
 
 from aigi.backbones.vl import LIT, LiTSpace, load_space
-from aigi.captions.captioners import CaptionCache, RetrievalCaptioner, TransformersCaptioner, object_prompt
+from aigi.captions.captioners import RetrievalCaptioner, TransformersCaptioner, object_prompt
 from aigi.captions.objects import parse_objects
-from aigi.captions.vocabulary import class_name_from_path, load_vocabulary
+from aigi.captions.vocabulary import load_vocabulary
 from aigi.detectors.base import Detector
+from aigi.detectors.item.training import align_space, alignment_slice, view_features
 from aigi.detectors.registry import register
 from aigi.misalignment import feature_dim, item_features
 from aigi.training.loop import train_balanced
@@ -75,19 +76,6 @@ class ITEMConfig:
     align_batch: int = 128
     align_lr: float = 2e-3
     align_heldout: float = 0.2
-
-
-def alignment_slice(manifest, n: int, seed: int = 0) -> np.ndarray:
-    """Indices of a seeded choice of ``n`` captioned reals (a manifest caption, or a class name in an
-    ImageNet-style file name such as ``n01440764_tench.JPEG``), reserved for aligning the lit space and
-    kept out of every detector split."""
-    candidates = [
-        i for i, s in enumerate(manifest.samples) if s.label == 0 and (s.caption or class_name_from_path(s.path))
-    ]
-    candidates.sort(key=lambda i: manifest.samples[i].path)
-    rng = np.random.default_rng(seed)
-    chosen = rng.permutation(len(candidates))[: min(n, len(candidates))]
-    return np.sort(np.asarray([candidates[j] for j in chosen], dtype=int))
 
 
 @register("item")
@@ -135,6 +123,10 @@ class ITEM(Detector):
 
     def get_state(self) -> dict:
         return {"aligned_terms": list(self.aligned_terms), "reserved_sha256": list(self.reserved_sha256)}
+
+    def forget_captioner(self) -> None:
+        """The retrieval captioner is built from the aligned vocabulary: rebuild it when that changes."""
+        self._frozen["captioner"] = None
 
     def set_state(self, state: dict) -> None:
         self.aligned_terms = tuple(state.get("aligned_terms", ()))
@@ -294,219 +286,7 @@ class ITEM(Detector):
 
     def pretrain(self, reserved, train_config) -> dict | None:
         """Align the lit space on the reserved captioned reals (cached on disk by data and settings)."""
-        if self.lit is None:
-            return None
-        from safetensors.torch import load_file, save_file
-
-        from aigi.paths import cache_dir
-        from aigi.training.alignment import fit_alignment
-        from aigi.training.cache import hash_files
-
-        cfg = self.config
-        names = [s.caption or class_name_from_path(s.path) for s in reserved]
-        shas, errors = hash_files([s.path for s in reserved])
-        ok = [i for i, (n, sha) in enumerate(zip(names, shas)) if n and sha]
-        if len(ok) < 4:
-            raise ValueError(
-                f"item: aligning the lit space needs captioned reals (got {len(ok)}; "
-                "ImageNet-style file names such as n01440764_tench.JPEG, or manifest captions)"
-            )
-        views = list(range(cfg.align_views))
-        settings = {
-            k: getattr(cfg, k)
-            for k in (
-                "embed_dim",
-                "align_views",
-                "align_steps",
-                "align_batch",
-                "align_lr",
-                "align_heldout",
-                "align_seed",
-            )
-        }
-        key = hashlib.sha256(
-            json.dumps(
-                [
-                    settings,
-                    [shas[i] for i in ok],
-                    [names[i] for i in ok],
-                    train_config.view_recipe.key(),
-                    train_config.seed,
-                    self.lit.token_cache_key(),
-                ],
-                sort_keys=True,
-            ).encode()
-        ).hexdigest()[:20]
-        store = cache_dir() / "alignment" / key
-        if (store / "heads.safetensors").is_file():
-            self.lit.load_state_dict(load_file(str(store / "heads.safetensors")))
-            info = json.loads((store / "info.json").read_text())
-        else:
-            sub = reserved.subset(ok)
-            tokens, errs = self._tokens(sub, views, train_config)
-            good = [j for j, e in enumerate(errs) if e is None]
-            info = fit_alignment(
-                self.lit,
-                tokens[good],
-                [str(names[ok[j]]) for j in good],
-                cfg.align_steps,
-                cfg.align_batch,
-                cfg.align_lr,
-                heldout_fraction=cfg.align_heldout,
-                seed=cfg.align_seed,
-            )
-            store.mkdir(parents=True, exist_ok=True)
-            save_file({k: v.contiguous() for k, v in self.lit.state_dict().items()}, str(store / "heads.safetensors"))
-            (store / "info.json").write_text(json.dumps(info, indent=1))
-        self.aligned_terms = tuple(sorted({str(names[i]) for i in ok}))
-        self.reserved_sha256 = tuple(sorted(str(shas[i]) for i in ok))
-        self._frozen["captioner"] = None
-        return {**info, "unreadable": [e for e in errors if e]}
-
-    # --- cached tokens and features -------------------------------------------------------
-    def _view_key(self, view: int, train_config, perturb=None) -> str:
-        from aigi.training.cache import view_key
-
-        return view_key(view, train_config.view_recipe, train_config.seed, perturb, self.parity)
-
-    def _tokens(self, manifest, views, train_config, perturb=None, progress=None, shas=None):
-        """Encoder tokens [n, V, T, D] (float16) of every sample and view through the token cache (the same
-        entries GAMMA uses for a DINOv2 space), and per-sample errors."""
-        from aigi.io import load_image
-        from aigi.training.cache import FeatureCache, compute_cached, hash_files
-        from aigi.transforms import augmented_view, view_rng
-
-        paths = [s.path for s in manifest]
-        if shas is None:
-            shas, errors = hash_files(paths)
-        else:
-            errors = [None if s else f"{p}: cannot read file" for s, p in zip(shas, paths)]
-        cache = FeatureCache(self.space.token_cache_key(), kind="tokens")
-        jobs = [(i, v) for i in range(len(paths)) if shas[i] for v in views]
-
-        def make(n):
-            i, v = jobs[n]
-            img = self.prepare(load_image(paths[i]).image)
-            if perturb:
-                img = perturb[1](img)
-            elif v:
-                img = augmented_view(img, view_rng(shas[i], v, train_config.seed), train_config.view_recipe)
-            return self.space.preprocess(img), None
-
-        feats, _, errs = compute_cached(
-            cache,
-            [(shas[i], self._view_key(v, train_config, perturb)) for i, v in jobs],
-            make,
-            self.space.image_tokens,
-            None,
-            train_config.batch_size,
-            progress,
-        )
-        shape = next((f.shape for f in feats if f is not None), (1, 1))
-        out = np.zeros((len(paths), len(views), *shape), np.float16)
-        for (i, v), f, e in zip(jobs, feats, errs):
-            if f is None:
-                errors[i] = errors[i] or e or f"{paths[i]}: failed"
-            else:
-                out[i, views.index(v)] = f
-        return out, errors
-
-    def _captions(self, manifest, shas, plain_tokens) -> list | None:
-        """Captions per sample: manifest captions (when asked for), else the image-to-text captioner
-        (cached per image), else None (retrieval captions come from the plain view's tokens)."""
-        cfg = self.config
-        given = [s.caption if cfg.use_manifest_captions and s.caption else None for s in manifest]
-        if isinstance(self.captioner, RetrievalCaptioner):
-            if all(given):
-                return given
-            if any(given):
-                pairs = self.captioner.caption_embeddings(self.space.joint(torch.from_numpy(plain_tokens))[0])
-                return [g or c for g, (c, _) in zip(given, pairs)]
-            return None
-        from aigi.io import load_image
-
-        cache = CaptionCache(self.captioner.key())
-        out = [g or (cache.get(sha) if sha else None) for sha, g in zip(shas, given)]
-        todo = [i for i, c in enumerate(out) if c is None]
-        for a in range(0, len(todo), 16):  # caption what is missing, in batches
-            batch = todo[a : a + 16]
-            images = [self.prepare(load_image(manifest.samples[i].path).image) for i in batch]
-            for i, cap in zip(batch, self.captioner.caption_images(images)):
-                out[i] = cap
-                if shas[i]:
-                    cache.put(shas[i], cap)
-        return out
-
-    def _training_feature_key(self) -> str:
-        c = self.config
-        parts = [
-            self.space.key(),
-            self.captioner.key(),
-            c.levels,
-            c.representation,
-            c.region_temperature,
-            c.max_objects,
-            self.parity,
-        ]
-        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
-
-    def view_features(
-        self, manifest, views, train_config, perturb=None, progress=None, chunk: int = 256, details: bool = False
-    ):
-        """ITEM features [n, V, F] of every sample and view (NaN rows where a file failed), per-sample
-        errors, and (``details``) the caption, objects and cosines of each sample's first view.
-
-        Features are cached per (space, captioner, D settings, image, view), unless manifest captions
-        are in use (then they depend on the manifest, not only on the image)."""
-        from aigi.training.cache import FeatureCache, hash_files
-
-        views = list(views)
-        need = views if 0 in views or perturb else [0] + views
-        shas, errors = hash_files([s.path for s in manifest])
-        dim = len(self.feature_mean)
-        feats = np.full((len(manifest), len(views), dim), np.nan, np.float32)
-        info: list[dict | None] = [None] * len(manifest)
-        fcache = None
-        if not (details or self.config.use_manifest_captions):
-            fcache = FeatureCache(self._training_feature_key(), kind="item-features")
-        todo = []
-        for i, sha in enumerate(shas):
-            if sha is None:
-                continue
-            hits = [fcache.get(sha, self._view_key(v, train_config, perturb)) if fcache else None for v in views]
-            if all(h is not None and h.shape == (dim,) for h in hits):
-                feats[i] = np.stack(hits)  # type: ignore[arg-type] # all hits are arrays here
-            else:
-                todo.append(i)
-        for a in range(0, len(todo), chunk):
-            idx = todo[a : a + chunk]
-            sub = manifest.subset(idx)
-            tokens, errs = self._tokens(sub, need, train_config, perturb, progress, [shas[i] for i in idx])
-            ok = [j for j, e in enumerate(errs) if e is None]
-            for j, e in enumerate(errs):
-                if e:
-                    errors[idx[j]] = e
-            if not ok:
-                continue
-            plain = tokens[ok, need.index(views[0] if perturb else 0)]
-            captions = self._captions(sub.subset(ok), [shas[idx[j]] for j in ok], plain)
-            for vpos, v in enumerate(views):
-                b = self.features_from_tokens(
-                    torch.from_numpy(tokens[ok, need.index(v)]), captions, torch.from_numpy(plain)
-                )
-                f = b["features"].cpu().numpy()
-                for n, j in enumerate(ok):
-                    feats[idx[j], vpos] = f[n]
-                    if fcache:
-                        fcache.put(str(shas[idx[j]]), self._view_key(v, train_config, perturb), f[n])
-                    if vpos == 0:
-                        info[idx[j]] = {
-                            "caption": b["captions"][n],
-                            "objects": b["objects"][n],
-                            "global_cosine": float(b["global_cosine"][n]),
-                            "local_cosine": b["local_cosine"][n].tolist(),
-                        }
-        return feats, errors, info
+        return align_space(self, reserved, train_config) if self.lit is not None else None
 
     # --- training ------------------------------------------------------------------------
     def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
@@ -518,7 +298,7 @@ class ITEM(Detector):
             )
         torch.manual_seed(train_config.seed)
         views = train_config.train_views()
-        feats, errors, _ = self.view_features(manifest, views, train_config, progress=progress)
+        feats, errors, _ = view_features(self, manifest, views, train_config, progress=progress)
         ok = np.array([e is None for e in errors])
         labels = np.asarray(manifest.labels)[ok]
         if len(set(labels.tolist())) < 2:
@@ -561,7 +341,7 @@ class ITEM(Detector):
         """Caption, objects and cosines of every sample (None where it failed), for reports."""
         from aigi.config import TrainConfig
 
-        return self.view_features(manifest, [0], TrainConfig(batch_size=batch_size), details=True)[2]
+        return view_features(self, manifest, [0], TrainConfig(batch_size=batch_size), details=True)[2]
 
 
 __all__ = ["ITEM", "ITEMConfig", "alignment_slice"]

@@ -44,11 +44,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 
 from aigi.augment.manipulate import REAL, SOURCES, ManipulationRecipe
 from aigi.detectors.base import Detector
+from aigi.detectors.gamma.variants import LABEL_POLICIES, in_memory_set, tools, training_set
 from aigi.detectors.registry import register
 from aigi.training.loop import train_balanced
 
@@ -87,35 +87,6 @@ class GammaConfig:
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Cross-entropy against a target distribution over dim 1 ([B, C, ...]), averaged over the rest."""
     return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-
-
-def patch_targets(source: np.ndarray, grid: int, n_sources: int = len(SOURCES)) -> np.ndarray:
-    """Per-patch source fractions [C, grid, grid] of a square [S, S] source map (S a multiple of grid,
-    or area-resampled otherwise)."""
-    s = source.shape[0]
-    onehot = (source[None] == np.arange(n_sources)[:, None, None]).astype(np.float32)
-    if s % grid == 0:
-        b = s // grid
-        return onehot.reshape(n_sources, grid, b, grid, b).mean(axis=(2, 4))
-    return np.stack([np.asarray(Image.fromarray(c).resize((grid, grid), Image.Resampling.BOX)) for c in onehot])
-
-
-GENERATIVE_KINDS = ("splice", "inpaint-autoencoder", "inpaint-generative")
-LABEL_POLICIES = ("any", "generative")
-
-
-def variant_labels(targets: np.ndarray, image_labels, kinds=None, policy: str = "any") -> np.ndarray:
-    """Image-level label of each variant: fake when the image is generated, or when any pixel the model
-    sees (after the view's crop) is not authentic; with ``policy="generative"`` only when those pixels
-    were made by a generative manipulation (``kinds[i]`` in ``GENERATIVE_KINDS``)."""
-    if len(targets) == 0:
-        return np.zeros(0, np.int64)
-    if policy not in LABEL_POLICIES:
-        raise ValueError(f"gamma: unknown manipulated_real_label {policy!r}; known: {', '.join(LABEL_POLICIES)}")
-    touched = targets[:, REAL].reshape(len(targets), -1).min(axis=1) < 1
-    if policy == "generative":
-        touched &= np.isin(np.asarray(kinds, dtype=object), GENERATIVE_KINDS)
-    return np.maximum(touched.astype(np.int64), np.asarray(image_labels, dtype=np.int64))
 
 
 def _torch_encoder(name: str):
@@ -287,87 +258,7 @@ class Gamma(Detector):
             "source_fractions": {name: round(float(v), 4) for name, v in zip(SOURCES, src)},
         }
 
-    # --- training data ---------------------------------------------------------------------
-    def _views(self, train_config) -> list[tuple[int, bool]]:
-        """(variant number, manipulated?) per training variant; 0 is the image as it is."""
-        cfg = self.config
-        out = [(0, False)] + [(k, False) for k in range(1, cfg.clean_views + 1)]
-        if cfg.manipulations:
-            out += [(k, True) for k in range(cfg.clean_views + 1, cfg.clean_views + cfg.manipulated_views + 1)]
-        return out
-
-    def _tools(self):
-        from aigi.augment.manipulate import DiffusersInpainter, Tools
-
-        tools = Tools.default()
-        if self.config.generative_inpainter:
-            tools.generative = DiffusersInpainter(self.config.generative_inpainter, device=self.device_name)
-        return tools
-
-    def variant_jobs(self, manifest, train_config):
-        """The plan of every training variant: (image index, variant, manipulation kind, donor index or
-        -1, sha256, cache key), known without decoding (donors come from this manifest only), and the
-        errors of files that cannot be read (they get no job)."""
-        from aigi.augment.manipulate import plan_kind, rendezvous_donor, sha_keys, variant_rngs
-        from aigi.training.cache import hash_files
-
-        cfg, seed = self.config, train_config.seed
-        shas, unreadable = hash_files([s.path for s in manifest])
-        labels = np.asarray(manifest.labels)
-        pools = {c: np.flatnonzero((labels == c) & np.array([x is not None for x in shas])) for c in (0, 1)}
-        pool_keys = {c: sha_keys([shas[j] for j in pools[c]]) for c in (0, 1)}
-        vr, recipe = train_config.view_recipe, cfg.recipe
-        jobs = []
-        for i, sha in enumerate(shas):
-            if sha is None:
-                continue
-            for k, manip in self._views(train_config):
-                kind, donor = "none", -1
-                if k == 0:
-                    key = "plain"
-                elif not manip:
-                    key = f"{vr.key()}-seed{seed}-view{k}"
-                else:
-                    plan_rng, _ = variant_rngs(sha, k, seed)
-                    kind = plan_kind(int(labels[i]), plan_rng, recipe, bool(cfg.generative_inpainter))
-                    key = f"{recipe.key()}+{vr.key()}-seed{seed}-variant{k}"
-                    if kind == "splice":
-                        other = 1 - int(labels[i])
-                        if len(pools[other]):
-                            donor = int(pools[other][rendezvous_donor(sha, k, seed, pool_keys[other])])
-                            key += f"-donor{shas[donor][:16]}"
-                        else:
-                            kind = "copy-move"
-                            key += "-nodonor"
-                if self.parity:
-                    key = f"parity-{key}"
-                jobs.append((i, k, kind, donor, sha, key))
-        return jobs, [e for e in unreadable if e]
-
-    def _make_variant(self, manifest, job, train_config, tools):
-        """Decode and build one variant: (preprocessed pixels, per-patch source targets)."""
-        from aigi.augment.manipulate import manipulate, unmanipulated, variant_rngs
-        from aigi.io import load_image
-        from aigi.transforms import augmented_view, view_rng
-
-        i, k, kind, donor, sha, _ = job
-        label = manifest.samples[i].label
-        img = self.prepare(load_image(manifest.samples[i].path).image)
-        if kind == "none":
-            m, rng = unmanipulated(img, label), view_rng(sha, k, train_config.seed)
-        else:
-            _, rng = variant_rngs(sha, k, train_config.seed)
-            donor_img = self.prepare(load_image(manifest.samples[donor].path).image) if donor >= 0 else None
-            m = manipulate(img, label, kind, rng, self.config.recipe, tools, donor_img)
-        if k > 0:  # every variant but the image as it is gets the shortcut-denial view, masks following
-            m.image, (src,) = augmented_view(m.image, rng, train_config.view_recipe, masks=(Image.fromarray(m.source),))
-            m.source = np.asarray(src)
-        pre = self.preprocessing
-        source = np.asarray(pre.geometry(Image.fromarray(m.source), "nearest"))
-        grid = pre.crop // self._patch_size()
-        return pre(m.image), patch_targets(source, grid, self.config.n_sources).astype(np.float16)
-
-    def _patch_size(self) -> int:
+    def patch_size(self) -> int:
         if self.encoder is not None:
             return int(self.encoder.config.patch_size)
         if self.config.backbone == "dinov2-s14":
@@ -375,56 +266,25 @@ class Gamma(Detector):
         cfg = self.backbone.model.config
         return int(getattr(cfg, "vision_config", cfg).patch_size)
 
-    def _token_cache(self):
+    def manipulation_tools(self):
+        """The manipulation tools (and the configured generative inpainter), for variants and localisation."""
+        return tools(self)
+
+    def token_caches(self):
         from aigi.training.cache import FeatureCache
 
         key = self.feature_key()
         return FeatureCache(key, kind=self.feature_kind), FeatureCache(key, kind="gamma-targets")
-
-    def training_set(self, manifest, train_config, progress=None):
-        """Tokens [M, 1+N, D] (float16), targets [M, C, g, g], labels [M], the jobs kept and the errors,
-        through the cache (frozen backbone only)."""
-        from aigi.training.cache import compute_cached
-
-        jobs, errors = self.variant_jobs(manifest, train_config)
-        tools = self._tools() if self.config.manipulations else None
-        tok_cache, tgt_cache = self._token_cache()
-
-        def make(n):
-            return self._make_variant(manifest, jobs[n], train_config, tools)
-
-        feats, targets, job_errors = compute_cached(
-            tok_cache,
-            [(j[4], j[5]) for j in jobs],
-            make,
-            self._encode_tokens,
-            tgt_cache,
-            train_config.batch_size,
-            progress,
-        )
-        keep = [n for n, f in enumerate(feats) if f is not None]
-        tokens = np.stack([feats[n] for n in keep]) if keep else np.zeros((0,))
-        tg = np.stack([targets[n] for n in keep]).astype(np.float32) if keep else np.zeros((0,))
-        kept = [jobs[n] for n in keep]
-        return tokens, tg, self._labels(manifest, kept, tg), kept, errors + [e for e in job_errors if e]
-
-    def _labels(self, manifest, jobs, targets) -> np.ndarray:
-        return variant_labels(
-            targets,
-            [manifest.samples[j[0]].label for j in jobs],
-            [j[2] for j in jobs],
-            self.config.manipulated_real_label,
-        )
 
     # --- fitting -----------------------------------------------------------------------
     def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
         cfg = self.config
         torch.manual_seed(train_config.seed)
         if self.encoder is None:
-            tokens, targets, labels, jobs, errors = self.training_set(manifest, train_config, progress)
+            tokens, targets, labels, jobs, errors = training_set(self, manifest, train_config, progress)
             data = {"tokens": tokens}
         else:
-            data, targets, labels, jobs, errors = self._in_memory_set(manifest, train_config, progress)
+            data, targets, labels, jobs, errors = in_memory_set(self, manifest, train_config, progress)
         if len(labels) == 0 or len(set(labels.tolist())) < 2:
             raise ValueError(
                 "gamma: training needs real and fake images that can be read"
@@ -444,25 +304,6 @@ class Gamma(Detector):
             "n_skipped": len(errors),
         }
 
-    def _in_memory_set(self, manifest, train_config, progress):
-        """Variants as preprocessed pixels in memory (fine-tuning through the backbone)."""
-        jobs, errors = self.variant_jobs(manifest, train_config)
-        tools = self._tools() if self.config.manipulations else None
-        px, tg, keep = [], [], []
-        for j in jobs:
-            try:
-                x, t = self._make_variant(manifest, j, train_config, tools)
-            except Exception as e:  # noqa: BLE001 - reported in the training info
-                errors.append(f"{manifest.samples[j[0]].path}: {e}")
-                continue
-            px.append(x)
-            tg.append(t.astype(np.float32))
-            keep.append(j)
-            if progress:
-                progress(1)
-        tg = np.stack(tg)
-        return {"pixels": np.stack(px)}, tg, self._labels(manifest, keep, tg), keep, errors
-
     def _optimise(self, data: dict[str, np.ndarray], targets: np.ndarray, labels: np.ndarray, seed: int) -> list[float]:
         cfg = self.config
         rng = np.random.default_rng(seed)
@@ -480,5 +321,5 @@ class Gamma(Detector):
         )
 
     # --- the frozen stage, for the variant and localisation caches ------------------------------
-    def _encode_tokens(self, pixels: np.ndarray) -> np.ndarray:
+    def encode_tokens(self, pixels: np.ndarray) -> np.ndarray:
         return self.features({"pixels": pixels})["tokens"]

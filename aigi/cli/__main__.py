@@ -1,0 +1,3 @@
+from aigi.cli import app
+
+app()

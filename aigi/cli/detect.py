@@ -1,0 +1,171 @@
+"""``aigi detect``, ``aigi demo`` and ``aigi augment --preview``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from aigi.cli.common import (
+    FORMATS,
+    app,
+    err_console,
+    error_line,
+    expand_inputs,
+    fail,
+    load,
+    log,
+    out_console,
+    read_data,
+    render_records,
+    run_detect,
+)
+
+
+@app.command()
+def detect(
+    inputs: list[str] = typer.Argument(..., help="Image files, folders (searched recursively) or glob patterns."),
+    detector: Optional[str] = typer.Option(
+        None, "--detector", "-d", help="Registered name or saved directory (default: the embedded default)."
+    ),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
+    threshold: Optional[float] = typer.Option(None, help="Flag as fake when p_fake >= this."),
+    fpr: Optional[float] = typer.Option(
+        None, help="Pick the threshold that flags this fraction of the detector's validation real photos (e.g. 0.01)."
+    ),
+    unsure_band: Optional[float] = typer.Option(
+        None,
+        help="Answer 'unsure' when p_fake is this close to the threshold (default: the detector's; 0 turns it off).",
+    ),
+    ensemble: bool = typer.Option(
+        False,
+        "--ensemble",
+        help="Also score mild degradations (JPEG q85, 0.75x, blur) and answer 'unsure' if the verdict flips.",
+    ),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the result here instead of stdout."),
+    batch_size: int = typer.Option(16, help="Images per forward pass."),
+    device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
+    explain: Optional[Path] = typer.Option(
+        None,
+        "--explain",
+        help="Write a heatmap overlay per image into this folder (detectors with a mask head, e.g. gamma).",
+    ),
+    runtime: str = typer.Option(
+        "torch", "--runtime", help="torch (default) or onnx: the graph `aigi export` wrote into the detector directory."
+    ),
+):
+    """Give every image a verdict (real/fake/unsure/error) and a calibrated probability of being AI-generated."""
+    if fmt not in FORMATS:
+        fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    paths, problems = expand_inputs(inputs)
+    for p in problems:
+        error_line(p)
+    if not paths:
+        raise typer.Exit(1)
+    det = load(detector, device)
+    if runtime not in ("torch", "onnx"):
+        fail(f"--runtime must be torch or onnx, not {runtime!r}")
+    if runtime == "onnx":
+        from aigi.export import ONNX_FILE
+
+        graph = Path(detector or "").expanduser() / ONNX_FILE
+        if not graph.is_file():
+            fail(
+                f"--runtime onnx needs {ONNX_FILE} in the detector directory: run "
+                f"`aigi export --detector {detector or 'univfd'} --out DIR` and pass --detector DIR"
+            )
+        det.use_onnx(graph)
+    if explain is not None and not det.has_mask:
+        fail(f"--explain needs a detector with a mask head (gamma); {det.name} gives no mask")
+    records = run_detect(paths, det, threshold, fpr, batch_size, unsure_band, ensemble)
+    if explain is not None:
+        from aigi.explain import write_heatmaps
+
+        n = write_heatmaps(records, det, explain)
+        log(f"{n} heatmaps written to {explain}")
+    text = render_records(records, fmt)
+    if output:
+        output.write_text(text)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    errors = [r for r in records if r["verdict"] == "error"]
+    for r in errors:
+        error_line(f"{r['path']}: {r['error']}")
+    for r in records:
+        if r["verdict"] == "unsure":
+            error_line(f"{r['path']}: {r['reason']}", "unsure")
+    n_fake = sum(r["verdict"] == "fake" for r in records)
+    n_real = sum(r["verdict"] == "real" for r in records)
+    n_unsure = sum(r["verdict"] == "unsure" for r in records)
+    err_console.print(
+        f"{len(records)} images: {n_fake} fake, {n_real} real, {n_unsure} unsure, {len(errors)} errors "
+        f"(detector {det.name} {det.version}, threshold {records[0]['threshold']:.3f})",
+        highlight=False,
+    )
+    if errors or problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def augment(
+    preview: Path = typer.Option(
+        ..., "--preview", help="Write a PNG grid of manipulated samples with their masks here."
+    ),
+    data: Optional[str] = typer.Option(None, "--data", help="Images to manipulate (default: the bundled sample)."),
+    n: int = typer.Option(8, "--n", help="How many samples."),
+    seed: int = typer.Option(0, help="Seed of the draws (the same seed gives the same grid)."),
+):
+    """Preview GAMMA's manipulation augmentation: inpainting, copy-move and splicing, each with its mask."""
+    from aigi.augment.manipulate import preview_grid
+
+    if data:
+        manifest = read_data(data)
+    else:
+        from aigi.paths import cache_dir
+        from aigi.samples import build_sample
+
+        manifest = build_sample(cache_dir() / "demo-sample")
+    try:
+        grid, errors = preview_grid(manifest, n=n, seed=seed)
+    except (ValueError, ImportError) as e:
+        fail(str(e))
+    for e in errors:
+        error_line(e)
+    preview.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(preview)
+    log(f"{n - len(errors)} manipulated samples written to {preview}")
+
+
+@app.command()
+def demo(
+    out: Optional[Path] = typer.Option(None, help="Where to write the sample (default: a folder in the cache dir)."),
+    n_fake: int = typer.Option(8, help="How many DCGAN faces to generate."),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d"),
+    device: Optional[str] = typer.Option(None),
+):
+    """Build a sample of real photos (scikit-image, scikit-learn) and AI faces (DCGAN), detect, and score."""
+    from aigi.paths import cache_dir
+    from aigi.samples import build_sample
+
+    out = out or cache_dir() / "demo-sample"
+    try:
+        manifest = build_sample(out, n_fake=n_fake)
+    except (ImportError, FileNotFoundError) as e:
+        fail(f"cannot build the demo sample: {e}")
+    truth = {s.path: ("fake" if s.label else "real") for s in manifest}
+    det = load(detector, device)
+    records = run_detect([s.path for s in manifest], det, None, None, 16)
+    sys.stdout.write(render_records(records, "table", truth))
+    correct = sum(r["verdict"] == truth[r["path"]] for r in records)
+    real_ok = sum(r["verdict"] == "real" for r in records if truth[r["path"]] == "real")
+    fake_ok = sum(r["verdict"] == "fake" for r in records if truth[r["path"]] == "fake")
+    n_real = sum(t == "real" for t in truth.values())
+    n_unsure = sum(r["verdict"] == "unsure" for r in records)
+    out_console.print(
+        f"{correct}/{len(records)} correct, {n_unsure} unsure (real photos {real_ok}/{n_real}, "
+        f"AI faces {fake_ok}/{len(records) - n_real}) with detector {det.name} {det.version}, "
+        f"threshold {records[0]['threshold']:.3f}. Sample written to {out}",
+        highlight=False,
+    )

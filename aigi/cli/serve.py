@@ -1,0 +1,134 @@
+"""``aigi serve``, ``aigi export`` and ``aigi score``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from aigi.cli.common import (
+    app,
+    err_console,
+    fail,
+    load,
+    out_console,
+)
+
+
+@app.command()
+def serve(
+    detector: Optional[str] = typer.Option(
+        None, "--detector", "-d", help="Registered name or saved directory (default: the embedded default)."
+    ),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (127.0.0.1: this machine only)."),
+    port: int = typer.Option(8000),
+    device: Optional[str] = typer.Option(None),
+    api_key_hash: list[str] = typer.Option(
+        [], "--api-key-hash", help="SHA-256 hex of an accepted X-API-Key (repeatable); none: open."
+    ),
+    cors_origin: list[str] = typer.Option(
+        [], "--cors-origin", help="Allow this browser origin (repeatable); none: CORS off."
+    ),
+    max_request_mb: float = typer.Option(64.0, help="Largest request body, MB."),
+    max_files: int = typer.Option(64, help="Most images per request."),
+    max_pixels: int = typer.Option(40_000_000, help="Most pixels per image (decompression-bomb guard)."),
+    decode_timeout: float = typer.Option(10.0, help="Seconds allowed to decode one image."),
+    max_batch: int = typer.Option(16, help="Most images per model batch."),
+    batch_window_ms: float = typer.Option(10.0, help="How long the first waiting image waits for others."),
+    max_queue: int = typer.Option(256, help="Most images waiting for the model; beyond it: 503 + Retry-After."),
+):
+    """Serve the HTTP API (/v1/detect, /v1/detectors, /healthz, /metrics, /docs) and the web page (/)."""
+    try:
+        import uvicorn
+
+        from aigi.serve.app import ServeSettings, create_app
+    except ImportError as e:
+        fail(f"aigi serve needs the serve extra: pip install 'aigi[serve]' ({e})")
+    bad = [h for h in api_key_hash if len(h) != 64 or any(c not in "0123456789abcdef" for c in h.lower())]
+    if bad:
+        fail(f"--api-key-hash takes the SHA-256 hex of a key (64 hex digits), not {bad[0]!r}")
+    det = load(detector, device)
+    settings = ServeSettings(
+        max_request_bytes=int(max_request_mb * 1024 * 1024),
+        max_files=max_files,
+        max_pixels=max_pixels,
+        decode_timeout_s=decode_timeout,
+        max_batch=max_batch,
+        batch_window_ms=batch_window_ms,
+        max_queue=max_queue,
+        api_key_hashes=tuple(h.lower() for h in api_key_hash),
+        cors_origins=tuple(cors_origin),
+    )
+    err_console.print(f"serving {det.name} {det.version} on http://{host}:{port}/", highlight=False)
+    uvicorn.run(create_app(det, settings), host=host, port=port, log_level="warning")
+
+
+@app.command("export")
+def export_cmd(
+    detector: Optional[str] = typer.Option(
+        None, "--detector", "-d", help="Registered name or saved directory (default: the embedded default)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for the detector's files plus model.onnx."),
+    onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Write the ONNX graph (the only format for now)."),
+):
+    """Export a trained detector (backbone + head) to one ONNX graph; check onnxruntime against torch."""
+    from aigi import WEIGHTS_DIR
+    from aigi.export import ExportError, export_onnx
+
+    if not onnx:
+        fail("nothing to export: --onnx is the only format")
+    det = load(detector, "cpu")
+    src = (
+        Path(detector).expanduser()
+        if detector and Path(detector).expanduser().is_dir()
+        else WEIGHTS_DIR / (detector or det.name)
+    )
+    try:
+        r = export_onnx(det, out, source_dir=src)
+    except ExportError as e:
+        fail(str(e))
+    status = "ok" if r["max_abs_diff"] <= 1e-4 else "MISMATCH"
+    out_console.print(
+        f"wrote {r['path']} (outputs {', '.join(r['outputs'])}); onnxruntime vs torch max |diff| "
+        f"{r['max_abs_diff']:.2e} ({status}). Use: aigi detect --detector {out} --runtime onnx IMAGES",
+        highlight=False,
+    )
+    if status != "ok":
+        raise typer.Exit(1)
+
+
+@app.command("score")
+def score_cmd(
+    data: str = typer.Option(..., "--data", help="A folder, a manifest CSV, or a Parquet file with a `path` column."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for the Parquet shards (a rerun resumes here)."),
+    detector: Optional[str] = typer.Option(
+        None, "--detector", "-d", help="Registered name or saved directory (default: the embedded default)."
+    ),
+    workers: int = typer.Option(1, help="Ray actors, each holding one loaded detector."),
+    shard_size: int = typer.Option(256, help="Images per shard (one Parquet file each)."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Join this Ray cluster (default: a local one)."
+    ),
+    batch_size: int = typer.Option(16, help="Images per forward pass within a shard."),
+    device: Optional[str] = typer.Option(None),
+):
+    """Score a corpus with Ray Data into sharded Parquet (the detect record per row); resumable."""
+    try:
+        from aigi.scale import score
+    except ImportError as e:
+        fail(f"aigi score needs Ray Data: pip install 'aigi[scale]' ({e})")
+
+    def progress(done, total):
+        err_console.print(f"shards done: {done}/{total}", highlight=False)
+
+    try:
+        summary = score(data, out, detector, shard_size, workers, ray_address, device, batch_size, progress)
+    except (ValueError, FileNotFoundError) as e:
+        fail(str(e))
+    out_console.print(
+        f"{summary['n_inputs']} inputs in {summary['n_shards']} shards under {out}: "
+        f"{summary['scored_shards']} scored now ({summary['scored_images']} images, {summary['errors']} "
+        f"errors, {summary['seconds']} s), {summary['skipped_shards']} already done",
+        highlight=False,
+    )
