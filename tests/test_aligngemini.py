@@ -45,6 +45,7 @@ def test_semantic_branch_trains_on_laundered_images_only(sample_dir):
     np.testing.assert_allclose(p_cached, p_pred, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_trains_fuses_and_reports_both_branches_through_the_cli(sample_dir, tmp_path):
     cfg = tmp_path / "ag.yaml"
     cfg.write_text(
@@ -82,6 +83,7 @@ def test_trains_fuses_and_reports_both_branches_through_the_cli(sample_dir, tmp_
     np.testing.assert_allclose(p, [by_path[s.path] for s in m], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_train_on_protocol_fits_the_fusion_inside_the_fold(sample_dir, tmp_path):
     data = two_generator_manifest(sample_dir, tmp_path / "two.csv")
     cfg = tmp_path / "ag.yaml"

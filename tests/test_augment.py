@@ -154,6 +154,7 @@ def test_logistic_fusion_weights_the_informative_branch():
     assert w["w_a"] > 0.5 and abs(w["w_b"]) < 0.1
 
 
+@pytest.mark.slow
 def test_data_commands(sample_dir, tmp_path):
     ae = tmp_path / "ae.safetensors"
     r = run_cli(

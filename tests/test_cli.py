@@ -63,6 +63,7 @@ def test_detect_on_a_folder_with_bad_files(sample_dir, tmp_path, trained_dir):
         assert any(name in line and words in line for line in err_lines), (name, err_lines)
 
 
+@pytest.mark.slow
 def test_detect_formats_and_thresholds(sample_dir, trained_dir):
     img = sample_dir / "real" / "rocket.png"
     r = run_cli("detect", img, "--detector", trained_dir, "--format", "csv", "--threshold", "0.0", "--unsure-band", "0")
@@ -106,6 +107,7 @@ def test_eval_prints_metrics_per_generator(sample_dir, trained_dir, tmp_path):
     assert set(res["per_generator"]) == {"dcgan-face", "package-photo"}
 
 
+@pytest.mark.slow
 def test_eval_leave_generator_out(sample_dir, tmp_path):
     m = two_generator_manifest(sample_dir, tmp_path / "two-gens.csv")
     cfg = tmp_path / "tiny.yaml"
@@ -120,6 +122,7 @@ def test_eval_leave_generator_out(sample_dir, tmp_path):
         assert fold["metrics"]["n_fake"] == 4  # only the held-out half is tested
 
 
+@pytest.mark.slow
 def test_bad_config_and_data_are_clear_errors(tmp_path, sample_dir):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("detector: univfd\nepochs: 3\n")
@@ -129,6 +132,7 @@ def test_bad_config_and_data_are_clear_errors(tmp_path, sample_dir):
     assert r.returncode == 2 and "no such file or folder" in r.stderr
 
 
+@pytest.mark.slow
 def test_demo_prints_a_verdict_per_image_with_truth(tmp_path):
     r = run_cli("demo", "--out", tmp_path / "demo")
     assert r.returncode == 0, r.stderr
@@ -160,6 +164,7 @@ def test_format_swap_reencodes_and_reports(sample_dir, trained_dir):
     assert res["mean_p_fake_real_after"] != res["mean_p_fake_real_before"]  # the pixels really changed
 
 
+@pytest.mark.slow
 def test_parity_training_is_saved_and_applied(sample_dir, tmp_path):
     cfg = tmp_path / "parity.yaml"
     cfg.write_text(TINY_CONFIG + "parity: true\n")
@@ -180,6 +185,7 @@ def test_parity_training_is_saved_and_applied(sample_dir, tmp_path):
     np.testing.assert_array_equal(view_inputs(det, img, "")["pixels"], det.backbone.preprocess(parity_image(img)))
 
 
+@pytest.mark.slow
 def test_cross_dataset_protocol(sample_dir, tmp_path):
     rows = list(csv.DictReader(open(sample_dir / "manifest.csv")))
     train = write_manifest(tmp_path / "a.csv", rows[0::2])

@@ -18,6 +18,7 @@ options: {{backbone: {clip}, vocabulary: coco, steps: 25, batch_size: 8, hidden:
 """
 
 
+@pytest.mark.slow
 def test_two_processes_end_with_the_weights_of_one(sample_dir, tmp_path):
     import subprocess
 

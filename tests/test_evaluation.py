@@ -46,6 +46,7 @@ def test_jpeg_quality_is_estimated_from_the_tables(q):
     assert estimate_jpeg_quality(np.ones(64)) > 99  # all-ones tables: quality ~100
 
 
+@pytest.mark.slow
 def test_audit_finds_a_planted_format_shortcut_and_parity_removes_it(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(40):
@@ -84,6 +85,7 @@ def test_seeded_subset_caps_every_group(sample_dir):
     assert len(sub) == 6 and [s.path for s in sub] == [s.path for s in seeded_subset(m, 3, 0)]
 
 
+@pytest.mark.slow
 def test_robustness_and_compare_commands(sample_dir, tmp_path):
     r = run_cli(
         "robustness",

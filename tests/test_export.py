@@ -9,6 +9,7 @@ import torch
 from conftest import run_cli
 
 
+@pytest.mark.slow
 def test_export_univfd_parity_and_detect_with_the_onnx_runtime(sample_dir, tmp_path):
     out = tmp_path / "univfd-onnx"
     r = run_cli("export", "--detector", "univfd", "--out", out)
@@ -40,6 +41,7 @@ def test_export_univfd_parity_and_detect_with_the_onnx_runtime(sample_dir, tmp_p
     assert [r["verdict"] for r in a] == [r["verdict"] for r in b]
 
 
+@pytest.mark.slow
 def test_gamma_exports_its_masks_and_item_says_why_it_cannot(sample_dir, tmp_path):
     from aigi.detectors.gamma import Gamma, GammaConfig
     from aigi.export import ExportError, export_onnx

@@ -191,6 +191,7 @@ def test_ablation_switches_change_the_loss_as_documented():
     assert not torch.allclose(flat({"tokens": tokens})["logit"], out["logit"])
 
 
+@pytest.mark.slow
 def test_trains_loss_falls_round_trips_and_predicts_a_mask(sample_dir, tmp_path):
     m = load_data(sample_dir / "manifest.csv")
     det = Gamma(GammaConfig(**TINY, clean_views=1, manipulated_views=1))
@@ -216,6 +217,7 @@ def test_trains_loss_falls_round_trips_and_predicts_a_mask(sample_dir, tmp_path)
     np.testing.assert_allclose(p_cached, [r["p_fake"] for r in b], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_lora_and_last_blocks_train_through_a_tiny_transformers_vit(sample_dir, tmp_path):
     from aigi.backbones.tiny import build_tiny_clip
 
@@ -317,6 +319,7 @@ def test_generative_inpainting_through_a_tiny_diffusers_pipeline(tmp_path):
     assert manipulate(img, 0, kind, np.random.default_rng(0), recipe, tools).kind == "inpaint-generative"
 
 
+@pytest.mark.slow
 def test_cli_trains_explains_with_a_heatmap_and_previews(sample_dir, tmp_path):
     cfg = tmp_path / "gamma.yaml"
     cfg.write_text(

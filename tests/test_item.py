@@ -165,6 +165,7 @@ def tiny_models(tmp_path_factory):
     return build_tiny_clip(d / "clip", image_size=32), build_tiny_blip(d / "blip", image_size=32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("captioner", ["retrieval", "blip"])
 def test_train_save_load_detect_through_a_tiny_clip(sample_dir, tmp_path, tiny_models, captioner):
     clip, blip = tiny_models
@@ -199,6 +200,7 @@ def test_train_save_load_detect_through_a_tiny_clip(sample_dir, tmp_path, tiny_m
         assert rec["caption"].startswith("a photo of") and all(o in load_vocabulary("coco") for o in rec["objects"])
 
 
+@pytest.mark.slow
 def test_offline_lit_space_reserves_aligns_and_trains(sample_dir, tmp_path):
     """DINOv2-S + MiniLM-L6 aligned on a reserved slice of named reals, which no split then holds."""
     from aigi.config import train_config_from_dict
@@ -262,6 +264,7 @@ def test_offline_lit_space_reserves_aligns_and_trains(sample_dir, tmp_path):
     assert json.loads((tmp_path / "e.json").read_text())["overall"]["n"] == len(manifest) - 6
 
 
+@pytest.mark.slow
 def test_detect_with_the_shipped_item_prints_caption_objects_and_scores(sample_dir):
     """The Must-show command: `aigi detect --detector item IMG --format json` on the shipped weights."""
     from aigi import load_detector

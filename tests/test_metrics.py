@@ -137,3 +137,18 @@ def test_selective_metrics_by_hand():
     # band 0.15 around 0.5: 0.4 and 0.6 are unsure -> 2/8; confident: 0.1,0.2,0.3 real ok; 0.7,0.8,0.9 fake ok
     m = selective_metrics(Y, S, 0.5, 0.15)
     assert m["unsure_fraction"] == 0.25 and m["n_confident"] == 6 and m["accuracy_confident"] == 1.0
+
+
+def test_calibration_maps_logits_by_hand_without_clipping():
+    from aigi.calibration import apply_calibration
+
+    # platt: sigmoid(a z + b); at z = 0.5, a = 2, b = -1 -> sigmoid(0) = 0.5
+    assert apply_calibration("platt", {"a": 2.0, "b": -1.0}, [0.5])[0] == pytest.approx(0.5)
+    # temperature: sigmoid(z / T); z = 2, T = 2 -> sigmoid(1) = 0.7310585786300049
+    assert apply_calibration("temperature", {"T": 2.0}, [2.0])[0] == pytest.approx(0.7310585786300049, abs=1e-12)
+    # isotonic works on sigmoid(z): z = 0 -> 0.5, halfway between knots (0.2, 0) and (0.8, 1) -> 0.5
+    assert apply_calibration("isotonic", {"x": [0.2, 0.8], "y": [0.0, 1.0]}, [0.0])[0] == pytest.approx(0.5)
+    # a logit far past where a probability would have been clipped to 1e-6 keeps its meaning:
+    # platt a = 0.1 at z = 40 is sigmoid(4) = 0.9820137900379085 (clipping at 1 - 1e-6 would give sigmoid(1.38))
+    assert apply_calibration("platt", {"a": 0.1, "b": 0.0}, [40.0])[0] == pytest.approx(0.9820137900379085, abs=1e-12)
+    assert apply_calibration("none", {}, [0.0])[0] == 0.5

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 from conftest import run_cli
 from PIL import Image
@@ -68,6 +69,7 @@ def test_pixel_expert_learns_an_upsampling_trace(tmp_path):
     np.testing.assert_allclose(p, p2, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_pixel_trains_and_detects_through_the_cli(sample_dir, tmp_path):
     cfg = tmp_path / "pixel.yaml"
     cfg.write_text(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from conftest import run_cli
 
 
@@ -23,6 +24,7 @@ def corpus(sample_dir, tmp_path) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_scores_a_folder_one_row_per_input_with_errors(sample_dir, tmp_path):
     from aigi.scale import list_inputs, read_results
 
@@ -53,6 +55,7 @@ def test_scores_a_folder_one_row_per_input_with_errors(sample_dir, tmp_path):
     assert read_results(tmp_path / "from-parquet").num_rows == 5
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_without_redoing_finished_shards(sample_dir, tmp_path):
     from aigi.scale import read_results
 

@@ -191,19 +191,14 @@ class ITEM(Detector):
             "local_cosine": [c.cpu().numpy() for c in b["local_cosine"]],
         }
 
-    def feature_key(self) -> str:
-        """The space, captioner and D settings (D from float32 tokens, as ``features`` computes it)."""
+    def d_settings(self) -> list:
+        """What D depends on besides the image: the space, the captioner and the D settings."""
         c = self.config
-        parts = [
-            "engine",
-            self.space.key(),
-            self.captioner.key(),
-            c.levels,
-            c.representation,
-            c.region_temperature,
-            c.max_objects,
-        ]
-        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+        return [self.space.key(), self.captioner.key(), c.levels, c.representation, c.region_temperature, c.max_objects]
+
+    def feature_key(self) -> str:
+        """The D settings (D from float32 tokens, as ``features`` computes it)."""
+        return hashlib.sha256(json.dumps(["engine", *self.d_settings()]).encode()).hexdigest()[:16]
 
     @torch.no_grad()
     def features_from_tokens(

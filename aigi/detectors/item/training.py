@@ -176,17 +176,8 @@ def captions_for(det, manifest, shas, plain_tokens) -> list | None:
 
 
 def training_feature_key(det) -> str:
-    c = det.config
-    parts = [
-        det.space.key(),
-        det.captioner.key(),
-        c.levels,
-        c.representation,
-        c.region_temperature,
-        c.max_objects,
-        det.parity,
-    ]
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+    """The key of training views' D features (from cached float16 tokens; parity is part of the key)."""
+    return hashlib.sha256(json.dumps([*det.d_settings(), det.parity]).encode()).hexdigest()[:16]
 
 
 def view_features(
