@@ -18,10 +18,25 @@ def verdict_for(p_fake: float, threshold: float) -> str:
     return "fake" if p_fake >= threshold else "real"
 
 
+def unsure_interval(threshold: float, unsure_band: float) -> tuple[float, float]:
+    """The open interval of calibrated scores that get ``unsure``: ``unsure_band`` on each side of the
+    threshold, but never more than half the room on that side (between the threshold and 0, or 1).
+
+    So a score far past the threshold is always decided: with threshold 0.969 and band 0.1 the interval
+    is (0.869, 0.9845), and 0.99 is ``fake``. At threshold 0.5 the band is used whole: (0.4, 0.6)."""
+    if unsure_band <= 0:
+        return threshold, threshold
+    return threshold - min(unsure_band, threshold / 2), threshold + min(unsure_band, (1.0 - threshold) / 2)
+
+
 def decide(p_fake: float, threshold: float, unsure_band: float = 0.0) -> tuple[str, str | None]:
-    """The verdict and, for ``unsure``, why: a score within ``unsure_band`` of the threshold is no decision."""
-    if unsure_band > 0 and abs(p_fake - threshold) < unsure_band:
-        return "unsure", f"p_fake {p_fake:.3f} is within {unsure_band:g} of the threshold {threshold:.3f}"
+    """The verdict and, for ``unsure``, why: a score inside :func:`unsure_interval` is no decision."""
+    lo, hi = unsure_interval(threshold, unsure_band)
+    if lo < p_fake < hi:
+        return (
+            "unsure",
+            f"p_fake {p_fake:.3f} is between {lo:.3f} and {hi:.3f}, too close to the threshold {threshold:.3f}",
+        )
     return verdict_for(p_fake, threshold), None
 
 

@@ -12,6 +12,8 @@ import math
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from aigi.records import unsure_interval
+
 
 def _arrays(labels, scores):
     y = np.asarray(labels, dtype=int)
@@ -153,10 +155,11 @@ def per_generator(labels, scores, generators, threshold: float = 0.5) -> dict[st
 
 
 def selective_metrics(labels, scores, threshold: float, unsure_band: float) -> dict[str, float]:
-    """With an "unsure" band of half-width ``unsure_band`` around ``threshold``: the fraction of
-    images left unsure, and the accuracy on the confident rest."""
+    """With the unsure interval of ``unsure_band`` around ``threshold`` (``records.unsure_interval``): the
+    fraction of images left unsure, and the accuracy on the confident rest."""
     y, s = _arrays(labels, scores)
-    confident = np.abs(s - threshold) >= unsure_band if unsure_band > 0 else np.ones(y.size, bool)
+    lo, hi = unsure_interval(threshold, unsure_band)
+    confident = ~((s > lo) & (s < hi))
     n = int(confident.sum())
     return {
         "unsure_band": float(unsure_band),
