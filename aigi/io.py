@@ -70,6 +70,7 @@ class DecodedImage:
     mode: str  # pixel mode as stored, before conversion to RGB
     size: tuple[int, int]  # (width, height) after EXIF orientation
     n_bytes: int
+    frames: int = 1  # frames in the file (animations); only the first is decoded
 
 
 def read_bytes(path: str | os.PathLike, limits: DecodeLimits = DEFAULT_LIMITS) -> bytes:
@@ -118,6 +119,7 @@ def decode_bytes(data: bytes, name: str = "<bytes>", limits: DecodeLimits = DEFA
                     f"{fmt} image is {w}x{h} = {w * h:,} pixels, over the limit of "
                     f"{limits.max_pixels:,} pixels (possible decompression bomb)",
                 )
+            frames = int(getattr(img, "n_frames", 1) or 1)
             img.seek(0)  # first frame only, whatever the container holds
             img.load()
             mode = img.mode
@@ -147,7 +149,35 @@ def decode_bytes(data: bytes, name: str = "<bytes>", limits: DecodeLimits = DEFA
         mode=mode,
         size=rgb.size,
         n_bytes=len(data),
+        frames=frames,
     )
+
+
+def from_pixels(image, name: str = "<image>", limits: DecodeLimits = DEFAULT_LIMITS) -> DecodedImage:
+    """An image already in memory (a ``PIL.Image`` or an [H, W, 3] / [H, W] uint8 array) as a
+    ``DecodedImage``: the same pixel limit and RGB conversion as a file; ``sha256`` is that of its RGB
+    pixels with the size (there are no file bytes), ``format`` is ``"PIL"`` or ``"array"``."""
+    import numpy as np
+
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+            raise ImageDecodeError(
+                name, f"an array image must be uint8 [H, W, 3] (or [H, W], [H, W, 4]); got {image.dtype} {image.shape}"
+            )
+        fmt, img = "array", Image.fromarray(np.ascontiguousarray(image))
+    else:
+        fmt, img = "PIL", image
+    w, h = img.size
+    if w <= 0 or h <= 0:
+        raise ImageDecodeError(name, f"image has an empty size {w}x{h}")
+    if w * h > limits.max_pixels:
+        raise ImageDecodeError(
+            name, f"image is {w}x{h} = {w * h:,} pixels, over the limit of {limits.max_pixels:,} pixels"
+        )
+    mode = img.mode
+    rgb = to_rgb(img)
+    digest = hashlib.sha256(f"{w}x{h}:".encode() + rgb.tobytes()).hexdigest()
+    return DecodedImage(image=rgb, sha256=digest, format=fmt, mode=mode, size=rgb.size, n_bytes=0)
 
 
 def load_image(path: str | os.PathLike, limits: DecodeLimits = DEFAULT_LIMITS) -> DecodedImage:

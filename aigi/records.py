@@ -1,15 +1,23 @@
 """The one result record, shared by ``detect`` (CSV/JSON/table), the Python API and the service.
 
-Fields: ``path, sha256, verdict (real|fake|unsure|error), p_fake, threshold, detector,
-detector_version, error`` plus optional method-specific fields (``branch_scores``,
-``caption``, ``mask`` ...).
+Fields: ``path, sha256, width, height, format, frames, verdict (real|fake|unsure|error), p_fake,
+threshold, detector, detector_version, error`` plus ``reason`` (why ``unsure``), ``note`` (e.g. only the
+first frame of an animation was judged) and method-specific fields (``branch_scores``, ``caption``,
+``mask`` ...). ``width``/``height`` are after EXIF orientation; ``frames`` counts the file's frames.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-RECORD_FIELDS = ("path", "sha256", "verdict", "p_fake", "threshold", "detector", "detector_version", "error")
+RECORD_FIELDS = (
+    "path", "sha256", "width", "height", "format", "frames",
+    "verdict", "p_fake", "threshold", "detector", "detector_version", "error",
+)  # fmt: skip
+INT_FIELDS = ("width", "height", "frames")
+FLOAT_FIELDS = ("p_fake", "threshold")
+# Below this many pixels on the short side an image is too small to judge: the verdict is "unsure".
+MIN_SIDE = 64
 VERDICTS = ("real", "fake", "unsure", "error")
 
 
@@ -44,6 +52,10 @@ def make_record(
     path: str,
     *,
     sha256: str | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    format: str | None = None,
+    frames: int | None = None,
     p_fake: float | None = None,
     threshold: float | None = None,
     detector: str = "",
@@ -54,8 +66,13 @@ def make_record(
     **extra: Any,
 ) -> dict[str, Any]:
     """Build a record; an ``error`` gives verdict ``error`` and no score. ``unsure_reason`` (e.g. from
-    the degradation ensemble) forces ``unsure``; the reason goes in the optional ``reason`` field."""
+    the degradation ensemble) forces ``unsure``; the reason goes in the optional ``reason`` field. An image
+    under ``MIN_SIDE`` pixels on its short side is ``unsure`` ("too small to judge"), its score kept."""
     reason = None
+    if error is None and width is not None and height is not None and min(width, height) < MIN_SIDE:
+        unsure_reason = f"too small to judge ({width}x{height}; the minimum is {MIN_SIDE} px on the short side)"
+    if error is None and frames is not None and frames > 1:
+        extra.setdefault("note", f"animated: only the first of {frames} frames was judged")
     if error is not None:
         verdict, p = "error", None
     else:
@@ -68,6 +85,10 @@ def make_record(
     rec = {
         "path": str(path),
         "sha256": sha256,
+        "width": width,
+        "height": height,
+        "format": format,
+        "frames": frames,
         "verdict": verdict,
         "p_fake": p,
         "threshold": None if threshold is None else float(threshold),

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from aigi.records import RECORD_FIELDS
+from aigi.records import FLOAT_FIELDS, INT_FIELDS, RECORD_FIELDS
 
 RUN_FILE = "_run.json"
 COLUMNS = list(RECORD_FIELDS) + ["reason", "extra"]
@@ -65,7 +65,10 @@ def write_shard(records: list[dict], path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([(c, pa.float64() if c in ("p_fake", "threshold") else pa.string()) for c in COLUMNS])
+    def kind(c):
+        return pa.float64() if c in FLOAT_FIELDS else pa.int64() if c in INT_FIELDS else pa.string()
+
+    schema = pa.schema([(c, kind(c)) for c in COLUMNS])
     table = pa.Table.from_pylist([to_row(r) for r in records], schema=schema)
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     pq.write_table(table, tmp)

@@ -142,7 +142,7 @@ def predict(
         img = decode(key)
         views = [view_inputs(det, img.image, img.sha256)]
         views += [view_inputs(det, img.image, img.sha256, perturb=(name, f)) for name, f in variants]
-        return img.sha256, views
+        return img, views
 
     records: list[dict[str, Any] | None] = [None] * len(keys)
     for batch in iter_batches(list(keys), load, batch_size):
@@ -161,7 +161,7 @@ def predict(
             else:
                 p = cal.apply_logit(out["logit"].double().numpy())
                 row = 0
-                for i, (sha, views) in ok:
+                for i, (img, views) in ok:
                     clean = float(p[row])
                     extra = det.extra_fields(out, row)
                     reason = None
@@ -176,7 +176,17 @@ def predict(
                         if flips:
                             reason = f"verdict changes under mild degradation ({'; '.join(flips)})"
                     records[i] = make_record(
-                        names[i], sha256=sha, p_fake=clean, unsure_band=band, unsure_reason=reason, **common, **extra
+                        names[i],
+                        sha256=img.sha256,
+                        width=img.size[0],
+                        height=img.size[1],
+                        format=img.format,
+                        frames=img.frames,
+                        p_fake=clean,
+                        unsure_band=band,
+                        unsure_reason=reason,
+                        **common,
+                        **extra,
                     )
                     row += len(views)
         if progress:
@@ -184,10 +194,41 @@ def predict(
     return records  # type: ignore[return-value]
 
 
-def predict_paths(det, paths: Sequence[str], limits: DecodeLimits = DEFAULT_LIMITS, **kw) -> list[dict[str, Any]]:
-    """``predict`` for files on disk."""
-    paths = [str(p) for p in paths]
-    return predict(det, paths, lambda p: load_image(p, limits), paths, **kw)
+ACCEPTED = "a path (str or os.PathLike), bytes, a PIL.Image, a uint8 numpy array [H, W, 3], or a list of these"
+
+
+def predict_images(det, images, limits: DecodeLimits = DEFAULT_LIMITS, **kw) -> list[dict[str, Any]]:
+    """``predict`` for what a user holds: one path, image, array or bytes, or a list of them. Paths are
+    named by themselves; the others ``<bytes 0>``, ``<image 1>``, ``<array 2>`` by their position."""
+    import os
+
+    from PIL import Image
+
+    from aigi.io import decode_bytes, from_pixels
+
+    single = isinstance(images, (str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray))
+    items = [images] if single else images
+    if not isinstance(items, (list, tuple)):
+        raise TypeError(f"predict takes {ACCEPTED}; got {type(images).__name__}")
+    names: list[str] = []
+    for i, x in enumerate(items):
+        if isinstance(x, (str, os.PathLike)):
+            names.append(str(x))
+        elif isinstance(x, (bytes, bytearray, Image.Image, np.ndarray)):
+            kind = "bytes" if isinstance(x, (bytes, bytearray)) else "image" if isinstance(x, Image.Image) else "array"
+            names.append(f"<{kind} {i}>")
+        else:
+            raise TypeError(f"predict takes {ACCEPTED}; item {i} is a {type(x).__name__}")
+
+    def decode(i: int):
+        x = items[i]
+        if isinstance(x, (str, os.PathLike)):
+            return load_image(x, limits)
+        if isinstance(x, (bytes, bytearray)):
+            return decode_bytes(bytes(x), names[i], limits)
+        return from_pixels(x, names[i], limits)
+
+    return predict(det, list(range(len(items))), decode, names, **kw)
 
 
 # --- training and evaluation: the same stages through the feature cache --------------------------
@@ -334,7 +375,7 @@ def onnx_session(path, device: str = "cpu"):
 
 __all__ = [
     "predict",
-    "predict_paths",
+    "predict_images",
     "extract",
     "score_manifest",
     "calibrated_scores",

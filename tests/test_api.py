@@ -2,6 +2,10 @@
 
 import math
 
+import numpy as np
+import pytest
+from PIL import Image
+
 from aigi import load_detector, shipped_detectors
 from aigi.records import RECORD_FIELDS
 
@@ -18,7 +22,7 @@ def test_load_detector_predict_returns_records(sample_dir, tmp_path):
     recs = det.predict(paths + [str(bad)])
     assert [r["path"] for r in recs] == paths + [str(bad)]
     for r in recs[:-1]:
-        assert tuple(r)[:8] == RECORD_FIELDS
+        assert tuple(r)[: len(RECORD_FIELDS)] == RECORD_FIELDS
         assert r["verdict"] == ("fake" if r["p_fake"] >= r["threshold"] else "real")
         assert 0.0 <= r["p_fake"] <= 1.0 and not math.isnan(r["p_fake"])
         assert r["detector"] == "univfd" and r["detector_version"].startswith("univfd@") and r["error"] is None
@@ -62,3 +66,38 @@ def test_calibration_is_applied_to_scores(sample_dir):
 
     expect = 1 / (1 + math.exp(-math.log(raw / (1 - raw)) / 2.0))
     assert abs(softened - expect) < 1e-5
+
+
+def test_predict_takes_what_a_user_holds_and_refuses_the_rest(sample_dir):
+    det = load_detector()
+    path = sorted((sample_dir / "real").glob("*.png"))[0]
+    one = det.predict(str(path))  # a single path is one image, not its characters
+    assert len(one) == 1 and one[0]["path"] == str(path) and one[0]["verdict"] != "error"
+    img = Image.open(path).convert("RGB")
+    recs = det.predict([path, path.read_bytes(), img, np.asarray(img)])
+    assert [r["path"] for r in recs] == [str(path), "<bytes 1>", "<image 2>", "<array 3>"]
+    assert all(r["verdict"] != "error" for r in recs)
+    p = [r["p_fake"] for r in recs]
+    assert p[1] == pytest.approx(p[0], abs=1e-9) and p[3] == pytest.approx(p[2], abs=1e-9)
+    assert p[2] == pytest.approx(p[0], abs=1e-3)  # the same pixels (PNG), decoded by us or by the caller
+    assert recs[1]["sha256"] == recs[0]["sha256"] and recs[2]["format"] == "PIL" and recs[3]["format"] == "array"
+    with pytest.raises(TypeError, match="a path .* bytes, a PIL.Image, a uint8 numpy array"):
+        det.predict(42)
+    with pytest.raises(TypeError, match="item 1 is a dict"):
+        det.predict([str(path), {"path": str(path)}])
+    bad = det.predict([np.zeros((8, 8, 3), np.float32)])[0]
+    assert bad["verdict"] == "error" and "uint8" in bad["error"]
+
+
+def test_records_carry_size_format_frames_and_tiny_images_are_unsure(tmp_path):
+    det = load_detector()
+    Image.new("RGB", (1, 1), (200, 10, 10)).save(tmp_path / "one.png")
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(tmp_path / "small.png")
+    frames = [Image.new("RGB", (80, 72), (40 * i, 90, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    one, small, anim = det.predict([tmp_path / "one.png", tmp_path / "small.png", tmp_path / "anim.gif"])
+    assert one["verdict"] == "unsure" and one["reason"].startswith("too small to judge (1x1")
+    assert small["verdict"] == "unsure" and "16x16" in small["reason"] and small["p_fake"] is not None
+    assert (anim["width"], anim["height"], anim["format"], anim["frames"]) == (80, 72, "GIF", 3)
+    assert anim["note"] == "animated: only the first of 3 frames was judged"
+    assert (one["width"], one["height"], one["format"], one["frames"]) == (1, 1, "PNG", 1) and "note" not in one

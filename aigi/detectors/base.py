@@ -154,10 +154,12 @@ class Detector(torch.nn.Module):
         limits: DecodeLimits = DEFAULT_LIMITS,
         progress: Callable[[int], None] | None = None,
     ) -> list[dict[str, Any]]:
-        """One record per path, in order (see :func:`aigi.scoring.predict`)."""
-        from aigi.scoring import predict_paths
+        """One record per image, in order (see :func:`aigi.scoring.predict`). ``images``: a path, bytes, a
+        ``PIL.Image``, a uint8 numpy array [H, W, 3], or a list of these; anything else is a ``TypeError``.
+        Bad files get ``verdict="error"`` with the reason; they never stop the others."""
+        from aigi.scoring import predict_images
 
-        return predict_paths(
+        return predict_images(
             self,
             images,
             limits,
