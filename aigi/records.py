@@ -14,11 +14,24 @@ RECORD_FIELDS = (
     "path", "sha256", "width", "height", "format", "frames",
     "verdict", "p_fake", "threshold", "detector", "detector_version", "error",
 )  # fmt: skip
+# A record as one flat row (CSV, JSONL's order, Parquet): the fields, the reason and note, and every
+# method-specific field as one JSON object in "extra".
+ROW_FIELDS = (*RECORD_FIELDS, "reason", "note", "extra")
 INT_FIELDS = ("width", "height", "frames")
 FLOAT_FIELDS = ("p_fake", "threshold")
 # Below this many pixels on the short side an image is too small to judge: the verdict is "unsure".
 MIN_SIDE = 64
 VERDICTS = ("real", "fake", "unsure", "error")
+
+
+def to_row(rec: dict[str, Any]) -> dict[str, Any]:
+    """A record as a flat row of ``ROW_FIELDS`` (method-specific fields JSON-encoded in ``extra``)."""
+    import json
+
+    extra = {k: v for k, v in rec.items() if k not in ROW_FIELDS}
+    row = {k: rec.get(k) for k in ROW_FIELDS if k != "extra"}
+    row["extra"] = json.dumps(extra) if extra else None
+    return row
 
 
 def verdict_for(p_fake: float, threshold: float) -> str:

@@ -8,8 +8,8 @@ name, then a rename). A rerun lists the same inputs, finds the shards already on
 the others, so an interrupted run resumes where it stopped. ``--ray-address`` joins an existing cluster;
 by default Ray starts locally (no cluster needed).
 
-Each row is the ``detect`` record (``records.RECORD_FIELDS``, plus ``reason``), and ``extra``: the
-method-specific fields (ITEM's caption, GAMMA's mask ...) as a JSON string. ``_run.json`` records the
+Each row is the ``detect`` record as a flat row (``records.ROW_FIELDS``: the fields, ``reason``, ``note``),
+and ``extra``: the method-specific fields (ITEM's caption, GAMMA's mask ...) as a JSON string. ``_run.json`` records the
 inputs' fingerprint and the shard size; a rerun with other inputs or another shard size is refused.
 """
 
@@ -22,10 +22,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from aigi.records import FLOAT_FIELDS, INT_FIELDS, RECORD_FIELDS
+from aigi.records import FLOAT_FIELDS, INT_FIELDS, ROW_FIELDS, to_row
 
 RUN_FILE = "_run.json"
-COLUMNS = list(RECORD_FIELDS) + ["reason", "extra"]
+COLUMNS = list(ROW_FIELDS)
 
 
 def list_inputs(source: str) -> list[str]:
@@ -38,13 +38,9 @@ def list_inputs(source: str) -> list[str]:
         table = pq.read_table(p, columns=["path"])
         return [str(x) for x in table.column("path").to_pylist()]
     if p.is_dir():
-        from aigi.data.manifest import IMAGE_SUFFIXES
+        from aigi.data.manifest import find_images
 
-        return sorted(
-            str(f)
-            for f in p.rglob("*")
-            if f.is_file() and not f.name.startswith(".") and (f.suffix.lower() in IMAGE_SUFFIXES or f.suffix == "")
-        )
+        return find_images(p)[0]
     from aigi.data import load_data
 
     return [s.path for s in load_data(source)]
@@ -52,13 +48,6 @@ def list_inputs(source: str) -> list[str]:
 
 def shard_name(i: int) -> str:
     return f"shard-{i:05d}.parquet"
-
-
-def to_row(rec: dict) -> dict:
-    extra = {k: v for k, v in rec.items() if k not in COLUMNS}
-    row = {k: rec.get(k) for k in COLUMNS if k != "extra"}
-    row["extra"] = json.dumps(extra) if extra else None
-    return row
 
 
 def write_shard(records: list[dict], path: Path) -> None:

@@ -124,8 +124,10 @@ def predict(
     ensemble: bool = False,
     batch_size: int = 16,
     progress: Callable[[int], None] | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """One record per key, in order. ``decode(key)`` gives an ``io.DecodedImage``; failures become
+    """One record per key, in order; ``on_record`` gets each one as soon as it and all before it are done
+    (so a caller can write results as they come). ``decode(key)`` gives an ``io.DecodedImage``; failures become
     error records (a decode failure, or the model failing on a batch: the other batches go on).
 
     ``p_fake`` is the calibrated probability of the detector's logit; ``unsure_band`` (default: the
@@ -145,6 +147,7 @@ def predict(
         return img, views
 
     records: list[dict[str, Any] | None] = [None] * len(keys)
+    emitted = 0
     for batch in iter_batches(list(keys), load, batch_size):
         ok = []
         for i, x in batch:
@@ -191,6 +194,9 @@ def predict(
                     row += len(views)
         if progress:
             progress(len(batch))
+        while on_record is not None and emitted < len(records) and records[emitted] is not None:
+            on_record(records[emitted])  # type: ignore[arg-type]
+            emitted += 1
     return records  # type: ignore[return-value]
 
 

@@ -3,6 +3,8 @@
 import csv
 import io
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 from conftest import run_cli, two_generator_manifest, write_manifest
@@ -70,16 +72,9 @@ def test_detect_formats_and_thresholds(sample_dir, trained_dir):
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
     assert rows[0]["verdict"] == "fake" and float(rows[0]["threshold"]) == 0.0  # everything >= 0
-    assert list(rows[0])[:8] == [
-        "path",
-        "sha256",
-        "verdict",
-        "p_fake",
-        "threshold",
-        "detector",
-        "detector_version",
-        "error",
-    ]
+    from aigi.records import ROW_FIELDS
+
+    assert tuple(rows[0]) == ROW_FIELDS and rows[0]["width"] and rows[0]["format"] == "PNG"
     r = run_cli("detect", img, "--detector", trained_dir, "--fpr", "0.0", "--format", "json")
     assert r.returncode == 0, r.stderr
     rec = json.loads(r.stdout)[0]
@@ -91,7 +86,7 @@ def test_detect_formats_and_thresholds(sample_dir, trained_dir):
     )
     assert r.returncode == 0, r.stderr  # unsure is an answer, not a failure
     rec = json.loads(r.stdout)[0]
-    assert rec["verdict"] == "unsure" and "within 0.6 of the threshold" in rec["reason"]
+    assert rec["verdict"] == "unsure" and "too close to the threshold 0.500" in rec["reason"]
     assert "unsure: " in r.stderr and "1 unsure" in r.stderr
     r = run_cli("detect", img, "--detector", "unifvd")
     assert r.returncode == 2 and "Did you mean 'univfd'" in r.stderr
@@ -227,3 +222,28 @@ def test_every_shipped_config_parses_and_builds_its_detector():
         cfg = load_train_config(path)
         det = build_detector(cfg)
         assert det.name == cfg.detector, path
+
+
+def test_output_is_checked_before_scoring_written_as_it_comes_and_skips_are_counted(sample_dir, tmp_path):
+    imgs = tmp_path / "imgs"
+    (imgs / ".cache").mkdir(parents=True)
+    shutil.copy(sample_dir / "real" / "coffee.png", imgs / "coffee.png")
+    (imgs / "notes.txt").write_text("not an image")
+    (imgs / ".hidden.png").write_bytes(b"x")
+    (imgs / "dangling.png").symlink_to(imgs / "gone.png")
+    (imgs / "loop.png").symlink_to("loop.png")
+    # -o naming a folder: refused before any scoring, exit 2
+    r = run_cli("detect", imgs, "-o", tmp_path)
+    assert r.returncode == 2 and "is a folder" in r.stderr and "images:" not in r.stderr
+    # -o in a folder that does not exist yet: created; CSV rows stream in the record's row shape
+    out = tmp_path / "new" / "deeper" / "v.csv"
+    r = run_cli("detect", imgs, "--format", "csv", "-o", out)
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(open(out)))
+    assert [Path(x["path"]).name for x in rows] == ["coffee.png"]
+    assert "skipped 5: 2 broken or looping link, 2 hidden, 1 not an image file" in r.stderr
+    # JSON lines, one record a line; a bad file is exit 1 (some inputs were bad), never a crash
+    (imgs / "bad.png").write_bytes(b"\x89PNG broken")
+    r = run_cli("detect", imgs, "--format", "jsonl")
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert r.returncode == 1 and [x["verdict"] == "error" for x in lines] == [True, False]

@@ -24,7 +24,7 @@ app = typer.Typer(
 out_console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)
 
-FORMATS = ("table", "csv", "json")
+FORMATS = ("table", "csv", "json", "jsonl")
 
 
 def error_line(msg: str, label: str = "error") -> None:
@@ -72,21 +72,21 @@ def progress_bar(total: int, label: str):
     return prog, (lambda n: prog.advance(task, n))
 
 
-def expand_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
-    """Files as given; folders recursively (image suffixes, or no suffix); quoted globs expanded.
-    Returns (paths, problems) where problems are inputs that matched nothing."""
-    from aigi.data.manifest import IMAGE_SUFFIXES
+def expand_inputs(inputs: list[str], skipped: dict[str, int] | None = None) -> tuple[list[str], list[str]]:
+    """Files as given; folders recursively (``data.manifest.find_images``); quoted globs expanded.
+    Returns (paths, problems) where problems are inputs that matched nothing; what a folder search
+    skipped is added up in ``skipped`` (reason -> count)."""
+    from aigi.data.manifest import find_images
 
     paths: list[str] = []
     problems: list[str] = []
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
-            found = sorted(
-                str(f)
-                for f in p.rglob("*")
-                if f.is_file() and not f.name.startswith(".") and (f.suffix.lower() in IMAGE_SUFFIXES or f.suffix == "")
-            )
+            found, left = find_images(p)
+            for reason, n in left.items():
+                if skipped is not None:
+                    skipped[reason] = skipped.get(reason, 0) + n
             if not found:
                 problems.append(f"{raw}: folder holds no image files")
             paths.extend(found)
@@ -106,19 +106,69 @@ def _fmt_p(p) -> str:
     return "" if p is None else f"{p:.3f}"
 
 
+def open_output(output: Path | None):
+    """The file ``-o`` names, opened for writing before any scoring (its folder is created), or stdout.
+    A folder, or a place that cannot be written, is one error line and exit 2, before the work starts."""
+    if output is None:
+        return sys.stdout
+    if output.is_dir():
+        fail(f"{output}: is a folder; give -o a file name (e.g. {output / 'verdicts.csv'})")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        return output.open("w", newline="")
+    except OSError as e:
+        fail(f"{output}: cannot write there ({e.strerror or e})")
+
+
+class RecordWriter:
+    """Writes records as they come: CSV rows (``records.ROW_FIELDS``) and JSON lines are flushed one by
+    one, so a run that dies keeps what it scored; JSON and the table are written at the end."""
+
+    def __init__(self, fmt: str, out):
+        from aigi.records import ROW_FIELDS
+
+        self.fmt, self.out, self.records = fmt, out, []
+        if fmt == "csv":
+            self.csv = csv.DictWriter(out, fieldnames=list(ROW_FIELDS))
+            self.csv.writeheader()
+            out.flush()
+
+    def write(self, rec: dict) -> None:
+        from aigi.records import to_row
+
+        self.records.append(rec)
+        if self.fmt == "csv":
+            self.csv.writerow(to_row(rec))
+        elif self.fmt == "jsonl":
+            self.out.write(json.dumps(rec) + "\n")
+        else:
+            return
+        self.out.flush()
+
+    def close(self) -> None:
+        if self.fmt in ("table", "json"):
+            text = render_records(self.records, self.fmt)
+            self.out.write(text if text.endswith("\n") else text + "\n")
+        if self.out is not sys.stdout:
+            self.out.close()
+        else:
+            self.out.flush()
+
+
 def render_records(records: list[dict], fmt: str, truth: dict[str, str] | None = None) -> str:
-    """Render records as a rich table (text), CSV or JSON."""
-    from aigi.records import RECORD_FIELDS
+    """Render records as a rich table (text), CSV (``records.ROW_FIELDS``), JSON or JSON lines."""
+    from aigi.records import ROW_FIELDS, to_row
 
     if fmt == "json":
         return json.dumps(records, indent=2)
+    if fmt == "jsonl":
+        return "".join(json.dumps(r) + "\n" for r in records)
     if fmt == "csv":
         buf = io.StringIO()
-        extra = sorted({k for r in records for k in r} - set(RECORD_FIELDS))
-        w = csv.DictWriter(buf, fieldnames=list(RECORD_FIELDS) + extra, extrasaction="ignore")
+        w = csv.DictWriter(buf, fieldnames=list(ROW_FIELDS))
         w.writeheader()
         for r in records:
-            w.writerow({k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in r.items()})
+            w.writerow(to_row(r))
         return buf.getvalue()
     table = Table(show_lines=False)
     table.add_column("image", overflow="fold")
@@ -169,11 +219,20 @@ def unreserved(det, manifest):
     return without(manifest, idx)
 
 
-def run_detect(paths, det, threshold, fpr, batch_size, unsure_band=None, ensemble=False):
+def run_detect(paths, det, threshold, fpr, batch_size, unsure_band=None, ensemble=False, on_record=None):
+    """Score ``paths`` with a progress bar. Bad settings are one error line and exit 2 before any work;
+    a run that fails midway is one line and exit 2 (what ``on_record`` got is kept)."""
+    from aigi.scoring import predict_images
+
+    try:
+        det.calibration.threshold_for(threshold, fpr)
+    except ValueError as e:  # threshold/fpr problems
+        fail(str(e))
     prog, advance = progress_bar(len(paths), "detect")
     with prog:
         try:
-            return det.predict(
+            return predict_images(
+                det,
                 paths,
                 threshold=threshold,
                 fpr=fpr,
@@ -181,9 +240,10 @@ def run_detect(paths, det, threshold, fpr, batch_size, unsure_band=None, ensembl
                 ensemble=ensemble,
                 batch_size=batch_size,
                 progress=advance,
+                on_record=on_record,
             )
-        except ValueError as e:  # threshold/fpr problems
-            fail(str(e))
+        except Exception as e:  # noqa: BLE001 - the run failed: say so in one line, exit 2
+            fail(f"the run failed: {type(e).__name__}: {e}")
 
 
 def metrics_table(title: str, rows: list[tuple[str, dict]], cols: list[str]) -> Table:

@@ -10,6 +10,7 @@ import typer
 
 from aigi.cli.common import (
     FORMATS,
+    RecordWriter,
     app,
     err_console,
     error_line,
@@ -17,6 +18,7 @@ from aigi.cli.common import (
     fail,
     load,
     log,
+    open_output,
     out_console,
     read_data,
     render_records,
@@ -30,7 +32,9 @@ def detect(
     detector: Optional[str] = typer.Option(
         None, "--detector", "-d", help="Registered name or saved directory (default: the embedded default)."
     ),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
+    fmt: str = typer.Option(
+        "table", "--format", "-f", help="table, csv, json or jsonl (csv and jsonl are written as results come)."
+    ),
     threshold: Optional[float] = typer.Option(None, help="Flag as fake when p_fake >= this."),
     fpr: Optional[float] = typer.Option(
         None, help="Pick the threshold that flags this fraction of the detector's validation real photos (e.g. 0.01)."
@@ -44,7 +48,9 @@ def detect(
         "--ensemble",
         help="Also score mild degradations (JPEG q85, 0.75x, blur) and answer 'unsure' if the verdict flips.",
     ),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the result here instead of stdout."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write the result to this file (its folder is created) instead of stdout."
+    ),
     batch_size: int = typer.Option(16, help="Images per forward pass."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
     explain: Optional[Path] = typer.Option(
@@ -56,10 +62,13 @@ def detect(
         "torch", "--runtime", help="torch (default) or onnx: the graph `aigi export` wrote into the detector directory."
     ),
 ):
-    """Give every image a verdict (real/fake/unsure/error) and a calibrated probability of being AI-generated."""
+    """Give every image a verdict (real/fake/unsure/error) and a calibrated probability of being AI-generated.
+
+    Exit status: 0 all scored, 1 some inputs were bad (their records say why), 2 the run failed."""
     if fmt not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    paths, problems = expand_inputs(inputs)
+    skipped: dict[str, int] = {}
+    paths, problems = expand_inputs(inputs, skipped)
     for p in problems:
         error_line(p)
     if not paths:
@@ -79,17 +88,16 @@ def detect(
         det.use_onnx(graph)
     if explain is not None and not det.has_mask:
         fail(f"--explain needs a detector with a mask head (gamma); {det.name} gives no mask")
-    records = run_detect(paths, det, threshold, fpr, batch_size, unsure_band, ensemble)
+    writer = RecordWriter(fmt, open_output(output))
+    try:
+        records = run_detect(paths, det, threshold, fpr, batch_size, unsure_band, ensemble, writer.write)
+    finally:
+        writer.close()
     if explain is not None:
         from aigi.explain import write_heatmaps
 
         n = write_heatmaps(records, det, explain)
         log(f"{n} heatmaps written to {explain}")
-    text = render_records(records, fmt)
-    if output:
-        output.write_text(text)
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
     errors = [r for r in records if r["verdict"] == "error"]
     for r in errors:
         error_line(f"{r['path']}: {r['error']}")
@@ -101,7 +109,12 @@ def detect(
     n_unsure = sum(r["verdict"] == "unsure" for r in records)
     err_console.print(
         f"{len(records)} images: {n_fake} fake, {n_real} real, {n_unsure} unsure, {len(errors)} errors "
-        f"(detector {det.name} {det.version}, threshold {records[0]['threshold']:.3f})",
+        f"(detector {det.name} {det.version}, threshold {records[0]['threshold']:.3f})"
+        + (
+            "; skipped " + str(sum(skipped.values())) + ": " + ", ".join(f"{n} {r}" for r, n in sorted(skipped.items()))
+            if skipped
+            else ""
+        ),
         highlight=False,
     )
     if errors or problems:

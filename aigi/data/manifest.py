@@ -19,6 +19,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif", ".jfif"}
+
+
+def find_images(folder: str | Path) -> tuple[list[str], dict[str, int]]:
+    """Every image file under ``folder`` (recursively; an image suffix or none), sorted, and what was
+    skipped, counted by reason: hidden files and folders, files that are not images, broken or looping
+    links, links to folders (never followed, so a link cannot loop a walk or leave the folder)."""
+    import os
+    from collections import Counter
+
+    found: list[str] = []
+    skipped: Counter = Counter()
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for d in list(dirs):
+            full = os.path.join(root, d)
+            if d.startswith("."):
+                skipped["hidden"] += 1
+                dirs.remove(d)
+            elif os.path.islink(full):
+                skipped["link to a folder (not followed)" if os.path.isdir(full) else "broken or looping link"] += 1
+                dirs.remove(d)
+        for f in files:
+            full = os.path.join(root, f)
+            suffix = os.path.splitext(f)[1].lower()
+            if f.startswith("."):
+                skipped["hidden"] += 1
+            elif not os.path.exists(full):  # a dangling link, or one that loops
+                skipped["broken or looping link"] += 1
+            elif not os.path.isfile(full):
+                skipped["not a regular file"] += 1
+            elif suffix in IMAGE_SUFFIXES or suffix == "":
+                found.append(full)
+            else:
+                skipped["not an image file"] += 1
+    return sorted(found), dict(skipped)
+
+
 LABELS = {"real": 0, "fake": 1, "0": 0, "1": 1, "authentic": 0, "nature": 0, "ai": 1, "generated": 1, "synthetic": 1}
 
 
