@@ -40,21 +40,17 @@ def heatmap_name(path: str, sha256: str) -> str:
     return f"{stem}-{sha256[:10]}.png"
 
 
-def write_heatmaps(records: list[dict], detector, out_dir: str | Path) -> int:
-    """Write one overlay per scored record that carries a ``mask``; sets ``record["heatmap"]``.
-    Returns how many were written."""
+def write_heatmap(record: dict, detector, out_dir: str | Path) -> bool:
+    """Write the overlay of one scored record that carries a ``mask`` (its file is read again) and set
+    ``record["heatmap"]`` to its path; False when the record has no mask."""
     from aigi.io import load_image
 
+    if record.get("mask") is None or record["verdict"] == "error":
+        return False
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pre = detector.preprocessing
-    n = 0
-    for r in records:
-        if r.get("mask") is None or r["verdict"] == "error":
-            continue
-        img = detector.prepare(load_image(r["path"]).image)
-        target = out / heatmap_name(r["path"], r["sha256"])
-        heatmap_overlay(img, np.asarray(r["mask"], np.float32), pre).save(target)
-        r["heatmap"] = str(target)
-        n += 1
-    return n
+    img = detector.prepare(load_image(record["path"]).image)
+    target = out / heatmap_name(record["path"], record["sha256"])
+    heatmap_overlay(img, np.asarray(record["mask"], np.float32), detector.preprocessing).save(target)
+    record["heatmap"] = str(target)
+    return True

@@ -89,15 +89,22 @@ def detect(
     if explain is not None and not det.has_mask:
         fail(f"--explain needs a detector with a mask head (gamma); {det.name} gives no mask")
     writer = RecordWriter(fmt, open_output(output))
+    n_heatmaps = 0
+
+    def on_record(rec):
+        nonlocal n_heatmaps
+        if explain is not None:
+            from aigi.explain import write_heatmap
+
+            n_heatmaps += write_heatmap(rec, det, explain)
+        writer.write(rec)
+
     try:
-        records = run_detect(paths, det, threshold, fpr, batch_size, unsure_band, ensemble, writer.write)
+        records = run_detect(paths, det, threshold, fpr, batch_size, unsure_band, ensemble, on_record)
     finally:
         writer.close()
     if explain is not None:
-        from aigi.explain import write_heatmaps
-
-        n = write_heatmaps(records, det, explain)
-        log(f"{n} heatmaps written to {explain}")
+        log(f"{n_heatmaps} heatmaps written to {explain}")
     errors = [r for r in records if r["verdict"] == "error"]
     for r in errors:
         error_line(f"{r['path']}: {r['error']}")
