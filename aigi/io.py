@@ -134,7 +134,14 @@ def decode_bytes(data: bytes, name: str = "<bytes>", limits: DecodeLimits = DEFA
             f"not an image in a supported format ({', '.join(ALLOWED_FORMATS)}); content starts with {head!r}",
         ) from None
     except Image.DecompressionBombError as e:
-        raise ImageDecodeError(name, f"refused as a decompression bomb ({e})") from None
+        # Pillow refuses sizes past its own (larger) limit while opening; say it with ours
+        import re
+
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(m.group(1)):,} pixels" if m else "larger than Pillow can open"
+        raise ImageDecodeError(
+            name, f"image is {size}, over the limit of {limits.max_pixels:,} pixels (possible decompression bomb)"
+        ) from None
     except MemoryError:
         raise ImageDecodeError(name, "ran out of memory while decoding") from None
     except Exception as e:  # noqa: BLE001 - decoders raise OSError, SyntaxError, struct.error...

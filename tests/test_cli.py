@@ -248,3 +248,15 @@ def test_output_is_checked_before_scoring_written_as_it_comes_and_skips_are_coun
     r = run_cli("detect", imgs, "--format", "jsonl")
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert r.returncode == 1 and [x["verdict"] == "error" for x in lines] == [True, False]
+
+
+def test_version_and_help_say_what_ships_and_flags_are_flags():
+    from aigi import __version__, shipped_detectors
+
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"aigi {__version__}"
+    r = run_cli("detect", "--help", env_extra={"COLUMNS": "200"})
+    assert r.returncode == 0
+    assert f"Shipped with weights: {', '.join(shipped_detectors())}" in r.stdout
+    line = next(x for x in r.stdout.splitlines() if "--ensemble" in x)
+    assert "<bool>" not in line  # a flag takes no value

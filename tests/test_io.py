@@ -119,3 +119,21 @@ def test_svg_and_other_formats_are_refused():
     svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
     with pytest.raises(ImageDecodeError, match="not an image in a supported format"):
         decode_bytes(svg, "x.svg")
+
+
+def test_a_picture_past_pillows_own_limit_is_refused_with_ours():
+    """A header claiming 50,000 x 50,000 pixels: Pillow refuses it while opening (its limit is 178,956,970);
+    the message names our limit, the same in the CLI and the service (each passes its own)."""
+    import zlib
+
+    buf = io.BytesIO()
+    Image.new("L", (8, 8)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4 : ihdr + 12] = (50_000).to_bytes(4, "big") * 2
+    data[ihdr + 17 : ihdr + 21] = zlib.crc32(bytes(data[ihdr : ihdr + 17])).to_bytes(4, "big")
+    for limit in (64_000_000, 40_000_000):
+        with pytest.raises(ImageDecodeError) as e:
+            decode_bytes(bytes(data), "bomb.png", DecodeLimits(max_pixels=limit))
+        msg = str(e.value)
+        assert f"2,500,000,000 pixels, over the limit of {limit:,} pixels" in msg and "178956970" not in msg

@@ -20,6 +20,35 @@ from rich.table import Table
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Detect AI-generated images; train and evaluate detectors."
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from aigi import __version__
+
+        print(f"aigi {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", metavar="", is_eager=True, callback=_print_version, help="Print the version and exit."
+    ),
+) -> None:
+    """Detect AI-generated images; train and evaluate detectors."""
+
+
+def _detector_help() -> str:
+    from aigi import DEFAULT_DETECTOR, shipped_detectors
+
+    return (
+        f"A registered name or a saved directory. Shipped with weights: {', '.join(shipped_detectors())} "
+        f"(default: {DEFAULT_DETECTOR})."
+    )
+
+
+DETECTOR_HELP = _detector_help()
 # Piped output is not cut to 80 columns: tables stay whole in files and logs.
 out_console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)

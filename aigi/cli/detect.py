@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from aigi.cli.common import (
+    DETECTOR_HELP,
     FORMATS,
     RecordWriter,
     app,
@@ -29,9 +30,7 @@ from aigi.cli.common import (
 @app.command()
 def detect(
     inputs: list[str] = typer.Argument(..., help="Image files, folders (searched recursively) or glob patterns."),
-    detector: Optional[str] = typer.Option(
-        None, "--detector", "-d", help="Registered name or saved directory (default: the embedded default)."
-    ),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help=DETECTOR_HELP),
     fmt: str = typer.Option(
         "table", "--format", "-f", help="table, csv, json or jsonl (csv and jsonl are written as results come)."
     ),
@@ -46,6 +45,7 @@ def detect(
     ensemble: bool = typer.Option(
         False,
         "--ensemble",
+        metavar="",  # a flag, not "<bool>"
         help="Also score mild degradations (JPEG q85, 0.75x, blur) and answer 'unsure' if the verdict flips.",
     ),
     output: Optional[Path] = typer.Option(
@@ -162,7 +162,7 @@ def augment(
 def demo(
     out: Optional[Path] = typer.Option(None, help="Where to write the sample (default: a folder in the cache dir)."),
     n_fake: int = typer.Option(8, help="How many DCGAN faces to generate."),
-    detector: Optional[str] = typer.Option(None, "--detector", "-d"),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help=DETECTOR_HELP),
     device: Optional[str] = typer.Option(None),
 ):
     """Build a sample of real photos (scikit-image, scikit-learn) and AI faces (DCGAN), detect, and score."""

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from aigi.cli.common import (
+    DETECTOR_HELP,
     app,
     err_console,
     error_line,
@@ -216,6 +217,7 @@ def audit(
     parity: bool = typer.Option(
         False,
         "--parity",
+        metavar="",  # a flag, not "<bool>"
         help="Audit the images after re-encoding each identically (256 px square, JPEG q90, no metadata).",
     ),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the findings to this JSON file."),
@@ -262,7 +264,7 @@ def audit(
 @app.command()
 def robustness(
     data: str = typer.Option(..., "--data", help="Manifest CSV or folder in a known layout."),
-    detector: Optional[str] = typer.Option(None, "--detector", "-d"),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help=DETECTOR_HELP),
     per_group: int = typer.Option(50, help="At most this many images per generator and per real source (seeded)."),
     seed: int = typer.Option(0),
     perturbations: Optional[str] = typer.Option(

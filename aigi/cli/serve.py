@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from aigi.cli.common import (
+    DETECTOR_HELP,
     app,
     err_console,
     fail,
@@ -18,9 +19,7 @@ from aigi.cli.common import (
 
 @app.command()
 def serve(
-    detector: Optional[str] = typer.Option(
-        None, "--detector", "-d", help="Registered name or saved directory (default: the embedded default)."
-    ),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help=DETECTOR_HELP),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (127.0.0.1: this machine only)."),
     port: int = typer.Option(8000),
     device: Optional[str] = typer.Option(None),
@@ -66,11 +65,11 @@ def serve(
 
 @app.command("export")
 def export_cmd(
-    detector: Optional[str] = typer.Option(
-        None, "--detector", "-d", help="Registered name or saved directory (default: the embedded default)."
-    ),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help=DETECTOR_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for the detector's files plus model.onnx."),
-    onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Write the ONNX graph (the only format for now)."),
+    onnx: bool = typer.Option(
+        True, "--onnx/--no-onnx", metavar="", help="Write the ONNX graph (the only format for now)."
+    ),
 ):
     """Export a trained detector (backbone + head) to one ONNX graph; check onnxruntime against torch."""
     from aigi import WEIGHTS_DIR
@@ -102,9 +101,7 @@ def export_cmd(
 def score_cmd(
     data: str = typer.Option(..., "--data", help="A folder, a manifest CSV, or a Parquet file with a `path` column."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for the Parquet shards (a rerun resumes here)."),
-    detector: Optional[str] = typer.Option(
-        None, "--detector", "-d", help="Registered name or saved directory (default: the embedded default)."
-    ),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help=DETECTOR_HELP),
     workers: int = typer.Option(1, help="Ray actors, each holding one loaded detector."),
     shard_size: int = typer.Option(256, help="Images per shard (one Parquet file each)."),
     ray_address: Optional[str] = typer.Option(
