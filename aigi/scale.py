@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +46,10 @@ def list_inputs(source: str) -> list[str]:
     from aigi.data import load_data
 
     return [s.path for s in load_data(source)]
+
+
+def raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def shard_name(i: int) -> str:
@@ -110,12 +116,16 @@ def score(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fingerprint = hashlib.sha256("\n".join(paths).encode()).hexdigest()
+    from aigi import load_detector
+
+    # the version (weights + calibration hash), so a changed default is never resumed into mixed shards
+    version = load_detector(detector, "cpu").version
     run = {
         "source": str(source),
         "n_inputs": len(paths),
         "inputs_sha256": fingerprint,
         "shard_size": shard_size,
-        "detector": detector or "default",
+        "detector": version,
     }
     run_file = out / RUN_FILE
     if run_file.exists():
@@ -146,6 +156,10 @@ def score(
         if started_here:
             kw = {"address": ray_address} if ray_address else {"num_cpus": max(workers, os.cpu_count() or 1)}
             ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True, **kw)
+        if threading.current_thread() is threading.main_thread():
+            # Ray installs its own SIGTERM handler (a stack dump and exit 15); a SIGTERM here is a stop
+            # like Ctrl-C: finished shards stay, the caller says so in one line
+            signal.signal(signal.SIGTERM, raise_interrupt)
         try:
             ctx = ray.data.DataContext.get_current()
             ctx.enable_progress_bars = False

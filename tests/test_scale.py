@@ -80,3 +80,47 @@ def test_an_interrupted_run_resumes_without_redoing_finished_shards(sample_dir, 
     assert read_results(out).num_rows == 18
     r = run_cli("score", "--data", d, "--out", out, "--shard-size", 3)
     assert r.returncode == 2 and "other inputs or settings" in r.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_ends_a_run_with_one_line_and_keeps_finished_shards(sample_dir, tmp_path):
+    d = corpus(sample_dir, tmp_path)
+    out = tmp_path / "scores"
+    exe = Path(sys.executable).with_name("aigi")
+    cmd = [str(exe), "score", "--data", str(d), "--out", str(out), "--shard-size", "2", "--workers", "1"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(out.glob("shard-*.parquet")):
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)  # what a scheduler or `kill` sends
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "finished shards are kept" in err and "resume" in err
+
+
+def test_a_changed_detector_is_not_resumed_into_the_same_shards(sample_dir, tmp_path):
+    """The run's fingerprint holds the detector's version: recalibrated weights under the same name or
+    folder (a new default, say) refuse to add shards to a run scored by the old ones."""
+    import json
+
+    from aigi import WEIGHTS_DIR
+
+    d = corpus(sample_dir, tmp_path)
+    det = tmp_path / "det"
+    shutil.copytree(WEIGHTS_DIR / "univfd", det)
+    out = tmp_path / "scores"
+    out.mkdir()
+    from aigi.scale import list_inputs
+
+    n_shards = -(-len(list_inputs(str(d))) // 4)
+    for i in range(n_shards):  # every shard already there: the first run needs no Ray
+        (out / f"shard-{i:05d}.parquet").write_bytes(b"")
+    r = run_cli("score", "--data", d, "--out", out, "--shard-size", 4, "--detector", det)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "_run.json").read_text())["detector"].startswith("det@")
+    cal = json.loads((det / "calibration.json").read_text())
+    cal["threshold"] = 0.7  # recalibrated: another version under the same folder name
+    (det / "calibration.json").write_text(json.dumps(cal))
+    (out / "shard-00000.parquet").unlink()
+    r = run_cli("score", "--data", d, "--out", out, "--shard-size", 4, "--detector", det)
+    assert r.returncode == 2 and "other inputs or settings" in r.stderr

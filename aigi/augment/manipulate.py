@@ -180,7 +180,9 @@ def inpaint_classical(host: Manipulated, mask: np.ndarray, method: str = "telea"
     try:
         import cv2
     except ImportError:
-        raise ImportError("classical inpainting needs OpenCV: pip install 'aigi[gamma]'") from None
+        raise ImportError(
+            "classical inpainting needs OpenCV: bash scripts/install.sh gamma (or pip install -e '.[gamma]' in a clone)"
+        ) from None
     flags = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
     if method not in flags:
         raise ValueError(f"unknown inpainting method {method!r}; known: telea, ns")

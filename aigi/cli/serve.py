@@ -43,7 +43,10 @@ def serve(
 
         from aigi.serve.app import ServeSettings, create_app
     except ImportError as e:
-        fail(f"aigi serve needs the serve extra: pip install 'aigi[serve]' ({e})")
+        fail(
+            "aigi serve needs the serve extra: bash scripts/install.sh serve "
+            f"(or pip install -e '.[serve]' in a clone) ({e})"
+        )
     bad = [h for h in api_key_hash if len(h) != 64 or any(c not in "0123456789abcdef" for c in h.lower())]
     if bad:
         fail(f"--api-key-hash takes the SHA-256 hex of a key (64 hex digits), not {bad[0]!r}")
@@ -110,19 +113,34 @@ def score_cmd(
     batch_size: int = typer.Option(16, help="Images per forward pass within a shard."),
     device: Optional[str] = typer.Option(None),
 ):
-    """Score a corpus with Ray Data into sharded Parquet (the detect record per row); resumable."""
+    """Score a corpus with Ray Data into sharded Parquet (the detect record per row); resumable.
+
+    SIGTERM or Ctrl-C stops it with one line; finished shards are kept and a rerun resumes."""
+    import signal
+
     try:
-        from aigi.scale import score
-    except ImportError as e:
-        fail(f"aigi score needs Ray Data: pip install 'aigi[scale]' ({e})")
+        import pyarrow  # noqa: F401
+        import ray  # noqa: F401
+    except ImportError:
+        fail(
+            "aigi score needs Ray Data, which is not installed: bash scripts/install.sh scale "
+            "(or pip install -e '.[scale]' in a clone)"
+        )
+    from aigi.scale import score
 
     def progress(done, total):
         err_console.print(f"shards done: {done}/{total}", highlight=False)
 
+    from aigi.scale import raise_interrupt
+
+    signal.signal(signal.SIGTERM, raise_interrupt)  # scale.score sets it again after Ray's start
     try:
         summary = score(data, out, detector, shard_size, workers, ray_address, device, batch_size, progress)
     except (ValueError, FileNotFoundError) as e:
         fail(str(e))
+    except KeyboardInterrupt:
+        done = len(list(Path(out).glob("shard-*.parquet")))
+        fail(f"stopped: {done} finished shards are kept in {out}; run the same command again to resume", 130)
     out_console.print(
         f"{summary['n_inputs']} inputs in {summary['n_shards']} shards under {out}: "
         f"{summary['scored_shards']} scored now ({summary['scored_images']} images, {summary['errors']} "
