@@ -27,6 +27,7 @@ def trained_dir(sample_dir, tmp_path_factory):
     r = run_cli("train", "--config", cfg, "--data", sample_dir / "manifest.csv", "--out", out)
     assert r.returncode == 0, r.stderr
     assert "saved univfd" in r.stdout and "validation AUROC" in r.stdout
+    assert "warning: the calibration split holds 4 images (fewer than 200)" in r.stderr  # said aloud
     return out
 
 
@@ -260,3 +261,17 @@ def test_version_and_help_say_what_ships_and_flags_are_flags():
     assert f"Shipped with weights: {', '.join(shipped_detectors())}" in r.stdout
     line = next(x for x in r.stdout.splitlines() if "--ensemble" in x)
     assert "<bool>" not in line  # a flag takes no value
+
+
+def test_eval_warns_when_shown_the_images_it_was_trained_on(sample_dir, trained_dir, tmp_path):
+    r = run_cli("eval", "--detector", trained_dir, "--data", sample_dir / "manifest.csv")
+    assert r.returncode == 0, r.stderr
+    assert "warning: 16 of the 16 images are byte-identical to images univfd was trained or calibrated on" in r.stderr
+    fresh = tmp_path / "fresh"
+    (fresh / "real").mkdir(parents=True)
+    (fresh / "fake").mkdir()
+    Image.open(sample_dir / "real" / "coffee.png").convert("RGB").save(fresh / "real" / "coffee.jpg", quality=90)
+    Image.open(sample_dir / "fake" / "dcgan-face-00.png").convert("RGB").save(fresh / "fake" / "f.jpg", quality=90)
+    r = run_cli("eval", "--detector", trained_dir, "--data", fresh)
+    assert r.returncode == 0, r.stderr
+    assert "byte-identical" not in r.stderr

@@ -62,6 +62,13 @@ def test_audit_finds_a_planted_format_shortcut_and_parity_removes_it(tmp_path):
     par = audit(m, parity=True)
     for cue in ("format", "size", "aspect", "jpeg_settings", "metadata"):
         assert par["auroc_by_cue"][cue] == 0.5
+    # training on such data warns, and names the recipe's own shortcut denial
+    from aigi.config import TrainConfig
+    from aigi.workflows.train import data_warnings
+
+    warned = data_warnings(m, m.subset(range(60)), TrainConfig(views=3))
+    assert any("metadata alone tells real from fake" in w and "3 shortcut-denial views" in w for w in warned)
+    assert any("calibration split holds 60 images" in w for w in warned)
     assert Image.open(io.BytesIO(jpeg_bytes_parity(Image.new("RGB", (500, 300))))).size == (256, 256)
 
 

@@ -124,3 +124,12 @@ def test_a_changed_detector_is_not_resumed_into_the_same_shards(sample_dir, tmp_
     (out / "shard-00000.parquet").unlink()
     r = run_cli("score", "--data", d, "--out", out, "--shard-size", 4, "--detector", det)
     assert r.returncode == 2 and "other inputs or settings" in r.stderr
+
+
+def test_without_ray_score_says_which_extra_in_one_line(sample_dir, tmp_path):
+    fake = tmp_path / "no-ray" / "ray"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")  # as if not installed
+    r = run_cli("score", "--data", sample_dir, "--out", tmp_path / "o", env_extra={"PYTHONPATH": str(fake.parent)})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "needs Ray Data" in r.stderr and "scripts/install.sh scale" in r.stderr

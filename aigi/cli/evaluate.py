@@ -21,6 +21,7 @@ from aigi.cli.common import (
     progress_bar,
     read_data,
     unreserved,
+    warn_if_seen,
 )
 
 
@@ -100,6 +101,7 @@ def evaluate(
 
         det = load(detector, device)
         manifest = unreserved(det, manifest)
+        warn_if_seen(det, manifest)
         prog, advance = progress_bar(len(manifest), "eval")
         with prog:
             p, errors = calibrated_scores(det, manifest, progress=advance)

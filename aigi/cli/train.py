@@ -9,6 +9,7 @@ import typer
 from aigi.cli.common import (
     app,
     err_console,
+    error_line,
     fail,
     out_console,
     progress_bar,
@@ -48,6 +49,8 @@ def train(
                 fail(f"training failed: {e}")
     if rank != 0:
         return
+    for w in det.training_info.get("warnings", []):
+        error_line(w, "warning")
     v = det.training_info.get("validation", {}).get("metrics", {})
     msg = f"saved {det.name} to {out}"
     if v:

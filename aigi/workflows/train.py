@@ -22,6 +22,7 @@ from aigi.detectors.saved import config_from_dict
 from aigi.device import resolve_device
 from aigi.evaluation.metrics import binary_metrics, selective_metrics
 from aigi.scoring import score_manifest
+from aigi.training.cache import hash_files
 
 
 def build_detector(cfg: TrainConfig) -> Detector:
@@ -49,6 +50,40 @@ def distributed(device: str = "auto"):
         yield dist.get_rank(), dist.get_world_size()
     finally:
         dist.destroy_process_group()
+
+
+MIN_CALIBRATION_IMAGES = 200
+SHORTCUT_WARN_AUROC = 0.7
+SEEN_PREFIX = 16  # hex digits of sha256 kept per training image (64 bits: no accidental collision)
+
+
+def data_warnings(train_set: Manifest, val_set: Manifest, cfg: TrainConfig) -> list[str]:
+    """What a user should know about the data before trusting the detector trained on it."""
+    from aigi.evaluation.audit import audit
+
+    out = []
+    if len(val_set) < MIN_CALIBRATION_IMAGES:
+        out.append(
+            f"the calibration split holds {len(val_set)} images (fewer than {MIN_CALIBRATION_IMAGES}): p_fake, "
+            "the threshold and --fpr rest on few examples"
+        )
+    try:
+        res = audit(train_set)
+    except Exception:  # noqa: BLE001 - too few images or one class: nothing to say
+        return out
+    worst = max(res["auroc_by_cue"].items(), key=lambda kv: kv[1])
+    if worst[1] > SHORTCUT_WARN_AUROC:
+        denial = (
+            ("parity re-encoding" if cfg.parity else f"{cfg.views} shortcut-denial views per image")
+            if (cfg.parity or cfg.views)
+            else ""
+        )
+        fix = f"the recipe's {denial} must take it away" if denial else "train with shortcut-denial views or parity"
+        out.append(
+            f"file metadata alone tells real from fake in the training data (audit AUROC {worst[1]:.2f} from "
+            f"{worst[0]}): {fix}; check the format swap (aigi compare reports it) before trusting the scores"
+        )
+    return out
 
 
 def train_detector(
@@ -79,6 +114,9 @@ def train_detector(
     if world()[0] != 0:  # data-parallel training: rank 0 calibrates and saves
         return det
     info = {"config": dataclasses.asdict(cfg), "data": manifest.source, "train": train_set.summary(), "fit": fit_info}
+    info["warnings"] = data_warnings(train_set, val_set, cfg)
+    # what the detector saw, so an evaluation can tell when it is shown the same files again
+    info["seen_sha256"] = sorted({s[:SEEN_PREFIX] for s in hash_files([x.path for x in manifest])[0] if s})
     if pretrain_info is not None:
         info["pretrain"] = pretrain_info
     if len(val_set):
