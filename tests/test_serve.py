@@ -29,13 +29,16 @@ def free_port() -> int:
 
 class Server:
     def __init__(self, *args, env_extra=None):
+        import tempfile
+
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         exe = Path(sys.executable).with_name("aigi")
         env = dict(os.environ, **(env_extra or {}))
+        self.log = Path(tempfile.mkdtemp(prefix="aigi-serve-log-")) / "server.log"  # read by tests, never blocks
         self.proc = subprocess.Popen(
             [str(exe), "serve", "--port", str(self.port), *map(str, args)],
-            stdout=subprocess.PIPE,
+            stdout=self.log.open("w"),
             stderr=subprocess.STDOUT,
             env=env,
             text=True,
@@ -43,7 +46,7 @@ class Server:
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stdout.read()}")
+                raise RuntimeError(f"server exited: {self.log.read_text()}")
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return
@@ -204,7 +207,16 @@ def test_one_bad_file_does_not_lose_the_others(server, images):
     assert r.status_code == 200
     v = [x["verdict"] for x in r.json()["results"]]
     assert v[1] == "error" and v[0] != "error" and v[2] != "error"
-    assert r.json()["results"][1]["error_code"] == "invalid_image"
+    bad = r.json()["results"][1]
+    assert bad["error_code"] == "invalid_image"
+    # the same record as everywhere: its sha256, the threshold and the detector that answered
+    from aigi.records import RECORD_FIELDS
+
+    assert (
+        tuple(bad)[: len(RECORD_FIELDS)] == RECORD_FIELDS
+        and bad["sha256"] == hashlib.sha256(b"\x89PNG\r\n").hexdigest()
+    )
+    assert bad["threshold"] == r.json()["results"][0]["threshold"] and bad["detector_version"].startswith("univfd@")
 
 
 def test_uploads_are_never_written_to_disk(server, server_tmp, images):
@@ -246,6 +258,8 @@ def test_cors_is_off_by_default(server):
 def test_api_keys_hashed_busy_queue_and_micro_batching(images):
     key = "s3cret-key"
     s = Server(
+        "--threshold",
+        0.8,
         "--api-key-hash",
         hashlib.sha256(key.encode()).hexdigest(),
         "--max-queue",
@@ -262,7 +276,8 @@ def test_api_keys_hashed_busy_queue_and_micro_batching(images):
         r = httpx.post(s.url + "/v1/detect", files=one, headers={"X-API-Key": "wrong"})
         assert r.status_code == 401
         ok = {"X-API-Key": key}
-        assert httpx.post(s.url + "/v1/detect", files=one, headers=ok, timeout=60).status_code == 200
+        r = httpx.post(s.url + "/v1/detect", files=one, headers=ok, timeout=60)
+        assert r.status_code == 200 and r.json()["results"][0]["threshold"] == 0.8  # the server's operating point
         # more images than the queue holds: refused at once with Retry-After
         five = [("files", (f"{i}.png", images["coffee.png"], "image/png")) for i in range(5)]
         r = httpx.post(s.url + "/v1/detect", files=five, headers=ok)
@@ -349,3 +364,49 @@ def test_heatmap_overlay_for_a_detector_with_a_mask_head(sample_dir):
     png = base64.b64decode(r["heatmap_png"].split(",", 1)[1])
     img = Image.open(io.BytesIO(png))
     assert img.format == "PNG" and max(img.size) == 512 and img.size[0] == img.size[1]  # astronaut is square
+
+
+def test_operating_point_per_request(server, images):
+    from aigi import load_detector
+    from aigi.records import decide
+
+    det = load_detector()
+    files = [("files", (n, b, "image/png")) for n, b in images.items()]
+    default = httpx.post(server.url + "/v1/detect", files=files, timeout=60).json()["results"]
+    assert {x["threshold"] for x in default} == {det.calibration.threshold}
+    for query, thr in (("threshold=0.9", 0.9), ("fpr=0.05", det.calibration.threshold_for(fpr=0.05))):
+        res = httpx.post(server.url + f"/v1/detect?{query}", files=files, timeout=60).json()["results"]
+        for x, d in zip(res, default):
+            assert x["threshold"] == pytest.approx(thr) and x["p_fake"] == pytest.approx(d["p_fake"])
+            assert x["verdict"] == decide(x["p_fake"], thr, det.calibration.unsure_band)[0]
+    r = httpx.post(server.url + "/v1/detect?threshold=0.5&fpr=0.1", files=files, timeout=60)
+    assert r.status_code == 400 and "not both" in r.json()["error"]["message"]
+
+
+def test_a_client_that_disconnects_is_no_server_error_and_every_request_is_logged(server, images):
+    with socket.create_connection(("127.0.0.1", server.port)) as c:
+        c.sendall(
+            b"POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=zz\r\n"
+            b"Content-Length: 100000\r\n\r\n--zz\r\nContent-Disposition: form-data; name=files; filename=a.png\r\n\r\n"
+        )
+        time.sleep(0.5)  # then hang up halfway through the body
+    time.sleep(1.0)
+    good_request_works(server, images)
+    metrics = httpx.get(server.url + "/metrics").text
+    assert 'route="/v1/detect",status="500"' not in metrics and 'route="/v1/detect",status="499"' in metrics
+    log = server.log.read_text()
+    assert "serving univfd" in log and "POST /v1/detect 200 images=1" in log and "POST /v1/detect 499" in log
+
+
+def test_serving_is_said_after_the_port_is_bound_and_open_hosts_without_keys_are_warned(server):
+    from conftest import run_cli
+
+    from aigi.cli.serve import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.7")
+    # the port is taken (by the test server): no "serving on" line, a failure, and the warning first
+    r = run_cli("serve", "--host", "0.0.0.0", "--port", server.port, timeout=120)
+    assert r.returncode != 0 and "serving univfd" not in r.stderr
+    assert "warning: serving on 0.0.0.0" in r.stderr and "no API key" in r.stderr
+    assert "address already in use" in r.stderr.lower()

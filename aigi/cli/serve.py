@@ -11,6 +11,7 @@ from aigi.cli.common import (
     DETECTOR_HELP,
     app,
     err_console,
+    error_line,
     fail,
     load,
     out_console,
@@ -36,6 +37,13 @@ def serve(
     max_batch: int = typer.Option(16, help="Most images per model batch."),
     batch_window_ms: float = typer.Option(10.0, help="How long the first waiting image waits for others."),
     max_queue: int = typer.Option(256, help="Most images waiting for the model; beyond it: 503 + Retry-After."),
+    threshold: Optional[float] = typer.Option(
+        None, help="The server's threshold (default: the detector's); a request may pass its own ?threshold=."
+    ),
+    fpr: Optional[float] = typer.Option(
+        None, help="The server's threshold as the fraction of validation reals it flags (e.g. 0.01); or ?fpr=."
+    ),
+    body_timeout: float = typer.Option(30.0, help="Seconds a client may take to send its request body."),
 ):
     """Serve the HTTP API (/v1/detect, /v1/detectors, /healthz, /metrics, /docs) and the web page (/)."""
     try:
@@ -61,9 +69,54 @@ def serve(
         max_queue=max_queue,
         api_key_hashes=tuple(h.lower() for h in api_key_hash),
         cors_origins=tuple(cors_origin),
+        threshold=threshold,
+        fpr=fpr,
+        body_timeout_s=body_timeout,
     )
-    err_console.print(f"serving {det.name} {det.version} on http://{host}:{port}/", highlight=False)
-    uvicorn.run(create_app(det, settings), host=host, port=port, log_level="warning")
+    try:
+        thr = det.calibration.threshold_for(threshold, fpr)
+        served = create_app(det, settings)
+    except ValueError as e:
+        fail(str(e))
+    if not api_key_hash and not is_loopback(host):
+        error_line(
+            f"serving on {host}, reachable from other machines, with no API key: anyone who can reach it can use it "
+            "(pass --api-key-hash)",
+            "warning",
+        )
+    import logging
+
+    access = logging.getLogger("aigi.access")  # one line per request: method, path, status, images, ms
+    access.setLevel(logging.INFO)
+    if not access.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        access.addHandler(handler)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None):
+            await super().startup(sockets)
+            if self.started:  # said only once the port is bound
+                err_console.print(
+                    f"serving {det.name} {det.version} (threshold {thr:.3f}) on http://{host}:{port}/", highlight=False
+                )
+
+    server = Server(uvicorn.Config(served, host=host, port=port, log_level="warning"))
+    server.run()
+    if not server.started:
+        raise typer.Exit(2)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @app.command("export")

@@ -21,6 +21,7 @@ import base64
 import hashlib
 import hmac
 import io
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -28,13 +29,17 @@ from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from aigi.io import DecodeLimits, ImageDecodeError, decode_bytes
+from aigi.records import make_record, with_operating_point
 from aigi.serve.batching import MicroBatcher, QueueFull
+
+access_log = logging.getLogger("aigi.access")
 
 ERROR_STATUS = {
     "bad_request": 400,
@@ -45,6 +50,7 @@ ERROR_STATUS = {
     "payload_too_large": 413,
     "too_many_files": 413,
     "unsupported_media_type": 415,
+    "request_timeout": 408,
     "no_files": 400,
     "invalid_image": 422,
     "busy": 503,
@@ -64,6 +70,9 @@ class ServeSettings:
     batch_window_ms: float = 10.0
     max_queue: int = 256  # images waiting for the model; more gives 503
     api_key_hashes: tuple[str, ...] = ()  # sha256 hex of accepted keys; empty = no key needed
+    threshold: float | None = None  # the server's operating point (default: the detector's stored one)
+    fpr: float | None = None  # ... or the threshold that flags this fraction of validation reals
+    body_timeout_s: float = 30.0  # a client that has not sent its whole body by then gets 408
     cors_origins: tuple[str, ...] = ()
     heatmap_max_side: int = 512
 
@@ -110,9 +119,13 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
     m_queue = Gauge("aigi_queue_depth", "Images waiting for the model", registry=registry)
     decode_pool = ThreadPoolExecutor(max_workers=s.decode_threads, thread_name_prefix="aigi-decode")
 
+    server_threshold = detector.calibration.threshold_for(s.threshold, s.fpr)  # bad settings fail at start
+
     def score(items: list) -> list[dict]:
-        images, names, want = zip(*items)
-        recs = detector.predict_decoded(list(images), list(names), batch_size=s.max_batch)
+        images, names, want, thresholds = zip(*items)
+        recs = detector.predict_decoded(list(images), list(names), threshold=server_threshold, batch_size=s.max_batch)
+        band = detector.calibration.unsure_band
+        recs = [r if t == server_threshold else with_operating_point(r, t, band) for r, t in zip(recs, thresholds)]
         for rec, img, w in zip(recs, images, want):
             if w and rec.get("mask") is not None and detector.has_mask:
                 rec["heatmap_png"] = _heatmap_data_url(img.image, rec["mask"], detector, s.heatmap_max_side)
@@ -157,10 +170,21 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
         )
         try:
             response = await call_next(request)
+        except ClientDisconnect:  # the client went away: nothing to answer, and no server error
+            response = Response(status_code=499)
         except Exception:  # noqa: BLE001 - never a crash, always JSON
             response = error_response("internal", "internal error; the server keeps serving")
+        ms = (time.perf_counter() - t) * 1000
         m_requests.labels(route, str(response.status_code)).inc()
-        m_latency.labels(route).observe(time.perf_counter() - t)
+        m_latency.labels(route).observe(ms / 1000)
+        access_log.info(
+            "%s %s %d images=%d %.0f ms",
+            request.method,
+            request.url.path,
+            response.status_code,
+            getattr(request.state, "images", 0),
+            ms,
+        )
         return response
 
     @app.exception_handler(APIError)
@@ -234,8 +258,20 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.post("/v1/detect", summary="Score one or many images (multipart field `files`)")
-    async def detect(request: Request, heatmap: bool = False):
+    async def detect(
+        request: Request,
+        heatmap: bool = False,
+        threshold: float | None = Query(None, ge=0.0, le=1.0, description="Flag as fake when p_fake >= this."),
+        fpr: float | None = Query(
+            None, ge=0.0, le=1.0, description="Use the threshold that flags this fraction of validation reals."
+        ),
+    ):
         check_key(request)
+        try:
+            custom = threshold is not None or fpr is not None
+            thr = detector.calibration.threshold_for(threshold, fpr) if custom else server_threshold
+        except ValueError as e:
+            raise APIError("bad_request", str(e)) from None
         ctype = request.headers.get("content-type", "")
         if not ctype.startswith("multipart/form-data"):
             raise APIError(
@@ -250,7 +286,13 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
         if int(length) == 0:
             raise APIError("no_files", "empty request: send one or more images in the `files` field")
         try:
-            form = await request.form(max_files=s.max_files, max_fields=s.max_files + 8)
+            form = await asyncio.wait_for(
+                request.form(max_files=s.max_files, max_fields=s.max_files + 8), s.body_timeout_s
+            )
+        except TimeoutError:
+            raise APIError(
+                "request_timeout", f"the request body did not arrive within {s.body_timeout_s:g} s"
+            ) from None
         except StarletteHTTPException as e:
             if "files" in str(e.detail).lower():
                 raise APIError("too_many_files", f"{e.detail} (limit {s.max_files} per request)") from None
@@ -264,16 +306,28 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
         finally:
             await form.close()
         decoded = await asyncio.gather(*[decode(b, n) for b, n in zip(data, names)])
+        shas = [hashlib.sha256(b).hexdigest() for b in data]
         del data
-        good = [(d, n, heatmap) for d, n in zip(decoded, names) if not isinstance(d, ImageDecodeError)]
+        request.state.images = len(decoded)
+        good = [(d, n, heatmap, thr) for d, n in zip(decoded, names) if not isinstance(d, ImageDecodeError)]
         try:
             scored = iter(await batcher.submit(good) if good else [])
         except QueueFull as e:
             raise APIError("busy", f"the model is busy ({e}); retry shortly", {"Retry-After": "1"}) from None
         results = []
-        for d, n in zip(decoded, names):
+        for d, n, sha in zip(decoded, names, shas):
             if isinstance(d, ImageDecodeError):
-                results.append({"path": n, "verdict": "error", "error": d.reason, "error_code": "invalid_image"})
+                results.append(
+                    make_record(
+                        n,
+                        sha256=sha,
+                        error=d.reason,
+                        threshold=thr,
+                        detector=detector.name,
+                        detector_version=detector.version,
+                        error_code="invalid_image",
+                    )
+                )
             else:
                 results.append(next(scored))
         for r in results:
