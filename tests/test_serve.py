@@ -123,6 +123,21 @@ def test_endpoints_answer(server):
     assert httpx.get(server.url + "/static/app.js").headers["content-type"].startswith("text/javascript")
     r = httpx.get(server.url + "/static/..%2Fapp.py")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    # the multipart body is described, so /docs can upload; /docs loads nothing from outside
+    body = spec["paths"]["/v1/detect"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert body["properties"]["files"]["items"]["format"] == "binary"
+    params = {p["name"] for p in spec["paths"]["/v1/detect"]["post"]["parameters"]}
+    assert {"threshold", "fpr", "heatmap"} <= params
+    import re
+
+    for page_url in ("/docs", "/redoc"):
+        html = httpx.get(server.url + page_url).text
+        urls = re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(r"url: '([^']+)'", html)
+        assert urls and not [u for u in urls if u.startswith(("http:", "https:", "//"))], urls
+        for u in re.findall(r'(?:src|href)="([^"]+)"', html):
+            assert httpx.get(server.url + u).status_code == 200, u
+    assert httpx.get(server.url + "/favicon.ico").headers["content-type"].startswith("image/svg")
+    assert 'rel="icon"' in page.text
 
 
 def test_detect_many_images_in_order(server, images):
@@ -302,7 +317,7 @@ def test_api_keys_hashed_busy_queue_and_micro_batching(images):
         s.stop()
 
 
-def test_the_page_in_headless_chromium(server, sample_dir):
+def test_the_page_in_headless_chromium(server, sample_dir, tmp_path):
     """Upload an image through the page's file input and read the verdict the page shows."""
     chromium, driver = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver")
     if not (Path(chromium).exists() and driver):
@@ -329,6 +344,7 @@ def test_the_page_in_headless_chromium(server, sample_dir):
         WebDriverWait(browser, 30).until(lambda b: "detector univfd" in b.find_element(By.ID, "serving").text)
         browser.find_element(By.ID, "files").send_keys(str(sample_dir / "real" / "chelsea.png"))
         WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".card .verdict"))
+        assert "based on" in browser.find_element(By.CSS_SELECTOR, ".card").text  # the threshold, the band
         verdict = browser.find_element(By.CSS_SELECTOR, ".card .verdict").get_attribute("data-verdict")
         assert verdict in ("real", "fake", "unsure")
         api = httpx.post(
@@ -338,6 +354,30 @@ def test_the_page_in_headless_chromium(server, sample_dir):
         )
         assert verdict == api.json()["results"][0]["verdict"]
         assert "chelsea.png" in browser.find_element(By.CSS_SELECTOR, ".card").text
+        # several at once: shown in upload order; an error card keeps its labels whole; a format the
+        # browser cannot show gets a placeholder, not a broken image
+        upload = tmp_path / "upload"
+        upload.mkdir()
+        (upload / "b-broken.png").write_bytes(b"\x89PNG\r\n not really, and a long explanation follows" * 3)
+        Image.open(sample_dir / "real" / "coffee.png").save(upload / "c-coffee.tif")
+        names = [str(sample_dir / "real" / "astronaut.png"), str(upload / "b-broken.png"), str(upload / "c-coffee.tif")]
+        browser.find_element(By.ID, "files").send_keys("\n".join(names))
+        WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".card")) == 4)
+        cards = browser.find_elements(By.CSS_SELECTOR, ".card")
+        assert [c.get_attribute("data-file") for c in cards] == [
+            "astronaut.png",
+            "b-broken.png",
+            "c-coffee.tif",
+            "chelsea.png",
+        ]
+        labels = cards[1].find_elements(By.CSS_SELECTOR, "th")
+        lines = (
+            "const r = document.createRange(); r.selectNodeContents(arguments[0]); return r.getClientRects().length;"
+        )
+        assert [x.text for x in labels][:2] == ["file", "error"]
+        assert all(browser.execute_script(lines, x) == 1 for x in labels)  # each label on one line
+        WebDriverWait(browser, 10).until(lambda b: cards[2].find_elements(By.CSS_SELECTOR, ".placeholder"))
+        assert "TIFF" in cards[2].find_element(By.CSS_SELECTOR, ".placeholder").text
         ARTIFACTS.mkdir(exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "serve-page.png"))
         assert (ARTIFACTS / "serve-page.png").stat().st_size > 1000

@@ -32,6 +32,7 @@ import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -144,7 +145,8 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
         await batcher.stop()
         decode_pool.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI and ReDoc served from the installed fastapi-offline package: no CDN
+    app = FastAPIOffline(
         title="aigi",
         version=_version(),
         lifespan=lifespan,
@@ -257,7 +259,31 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
         m_queue.set(batcher.depth)
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.post("/v1/detect", summary="Score one or many images (multipart field `files`)")
+    @app.post(
+        "/v1/detect",
+        summary="Score one or many images (multipart field `files`)",
+        # the body is read by hand (limits before parsing); this tells /docs and clients its shape
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["files"],
+                            "properties": {
+                                "files": {
+                                    "type": "array",
+                                    "items": {"type": "string", "format": "binary"},
+                                    "description": "One or more images (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC, AVIF).",
+                                }
+                            },
+                        }
+                    }
+                },
+            }
+        },
+    )
     async def detect(
         request: Request,
         heatmap: bool = False,
@@ -347,9 +373,13 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
     async def page():
         return HTMLResponse(_static("index.html"))
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():
+        return Response(_static("favicon.svg"), media_type="image/svg+xml")
+
     @app.get("/static/{name}", include_in_schema=False)
     async def static(name: str):
-        kinds = {"app.js": "text/javascript", "style.css": "text/css"}
+        kinds = {"app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml"}
         if name not in kinds:  # a fixed allow-list: nothing from the request becomes a path
             raise APIError("not_found", f"no static file {name!r}")
         return Response(_static(name), media_type=kinds[name])

@@ -9,20 +9,36 @@ function el(tag, attrs = {}, ...children) {
   return e;
 }
 
-function row(label, value) { return el("tr", {}, el("td", {}, label), el("td", {}, value)); }
+function row(label, value) { return el("tr", {}, el("th", { scope: "row" }, label), el("td", {}, value)); }
+
+// The unsure interval around a threshold, as the server decides it (aigi.records.unsure_interval).
+function unsureInterval(t, band) {
+  return band > 0 ? [t - Math.min(band, t / 2), t + Math.min(band, (1 - t) / 2)] : [t, t];
+}
+let band = 0;
+
+function preview(file, rec) {
+  // the server's heatmap when it sent one; else the file itself, or a placeholder where this browser
+  // cannot show the format (HEIC, AVIF on some browsers)
+  const img = el("img", { src: rec.heatmap_png || URL.createObjectURL(file), alt: (rec.heatmap_png ? "heatmap overlay of " : "") + rec.path });
+  img.addEventListener("error", () => img.replaceWith(el("div", { class: "placeholder" }, "no preview of this " + (rec.format || "file") + " in this browser")));
+  return img;
+}
 
 function card(file, rec) {
   const c = el("div", { class: "card", "data-file": rec.path });
-  const src = rec.heatmap_png || URL.createObjectURL(file);
-  c.append(el("img", { src, alt: rec.heatmap_png ? "heatmap overlay of " + rec.path : rec.path }));
+  c.append(preview(file, rec));
   c.append(el("div", { class: "verdict " + rec.verdict, "data-verdict": rec.verdict }, rec.verdict));
   const t = el("table");
   t.append(row("file", rec.path));
   if (rec.verdict === "error") {
     t.append(row("error", rec.error));
   } else {
-    t.append(row("p(AI-generated)", rec.p_fake.toFixed(3) + " (threshold " + rec.threshold.toFixed(3) + ")"));
+    t.append(row("p(AI-generated)", rec.p_fake.toFixed(3)));
+    const [lo, hi] = unsureInterval(rec.threshold, band);
+    t.append(row("based on", "fake at p ≥ " + rec.threshold.toFixed(3) + (hi > lo ? "; unsure between " + lo.toFixed(3) + " and " + hi.toFixed(3) : "")));
     if (rec.reason) t.append(row("unsure because", rec.reason));
+    if (rec.note) t.append(row("note", rec.note));
     if (rec.branch_scores) for (const [k, v] of Object.entries(rec.branch_scores)) t.append(row(k + " branch", Number(v).toFixed(3)));
     if (rec.caption) t.append(row("caption", rec.caption));
     if (rec.misalignment) {
@@ -49,13 +65,20 @@ async function send(files) {
     const body = await r.json();
     if (!body.results) { $("status").textContent = "error: " + body.error.message; return; }
     $("status").textContent = body.error ? "error: " + body.error.message : "done: " + body.results.length + " image(s)";
-    body.results.forEach((rec, i) => $("results").prepend(card(files[i], rec)));
+    // newest upload first, each upload's images in the order they were sent
+    const batch = document.createDocumentFragment();
+    body.results.forEach((rec, i) => batch.append(card(files[i], rec)));
+    $("results").prepend(batch);
   } catch (e) {
     $("status").textContent = "error: " + e;
   }
 }
 
-$("files").addEventListener("change", (e) => send([...e.target.files]));
+$("files").addEventListener("change", (e) => {
+  const files = [...e.target.files];
+  e.target.value = "";  // so that picking the same file again is a new upload
+  send(files);
+});
 const drop = $("drop");
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
@@ -63,6 +86,7 @@ drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove
 
 fetch("/v1/detectors").then((r) => r.json()).then((d) => {
   const s = d.serving;
+  band = s.unsure_band;
   $("serving").textContent = "detector " + s.version + ", threshold " + s.threshold.toFixed(3) +
     ", " + s.calibration + " calibration, unsure within " + s.unsure_band + " of the threshold";
 }).catch(() => { $("serving").textContent = "cannot reach the server"; });
