@@ -96,3 +96,25 @@ def test_train_on_protocol_fits_the_fusion_inside_the_fold(sample_dir, tmp_path)
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "ev.json").read_text())
     assert "fit_validation" in res["fit"] and "dcgan-b" in res["per_generator"]
+
+
+@pytest.mark.slow
+def test_a_reused_pixel_expert_is_state_not_configuration(sample_dir, tmp_path):
+    """The reused expert's own architecture travels in state.json; the Config stays what the user wrote."""
+    from aigi.detectors.pixel import PixelConfig, PixelExpert
+
+    m = load_data(sample_dir / "manifest.csv")
+    expert = PixelExpert(PixelConfig(**{**TINY_PIXEL, "steps": 5}))
+    expert.fit(m, TrainConfig(seed=0))
+    expert.save_pretrained(tmp_path / "expert")
+    det = AlignGemini(AlignGeminiConfig(pixel_expert=str(tmp_path / "expert"), semantic={"cv_folds": 2}))
+    det.fit(m, TrainConfig(views=1))
+    assert det.config.pixel == {} and det.pixel.config.crop == TINY_PIXEL["crop"]
+    d = det.save_pretrained(tmp_path / "ag")
+    meta = json.loads((d / "config.json").read_text())
+    assert meta["config"]["pixel"] == {} and json.loads((d / "state.json").read_text())["pixel_config"]["crop"] == 32
+    back = Detector.from_pretrained(d)
+    paths = [s.path for s in m][:3]
+    assert [r["p_fake"] for r in back.predict(paths)] == pytest.approx(
+        [r["p_fake"] for r in det.predict(paths)], abs=1e-6
+    )

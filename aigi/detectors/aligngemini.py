@@ -107,6 +107,17 @@ class AlignGemini(Detector):
     def backbone(self):
         return self.semantic.backbone
 
+    # --- learned state: a reused pixel expert brings its own architecture (state.json, not Config) ----
+    def get_state(self) -> dict:
+        own = dataclasses.asdict(self.pixel.config)
+        return {"pixel_config": own} if own != dataclasses.asdict(_branch_configs(self.config)[1]) else {}
+
+    def set_state(self, state: dict) -> None:
+        if "pixel_config" in state:
+            from aigi.detectors.saved import config_from_dict
+
+            self.pixel = PixelExpert(config_from_dict(PixelConfig, state["pixel_config"]))
+
     # --- fusion ------------------------------------------------------------------------
     def fuse(self, branch_logits: torch.Tensor, fusion: str | None = None) -> torch.Tensor:
         """[B, 2] branch logits (semantic, pixel) -> [B] fused logit (see the module docstring);
@@ -182,7 +193,6 @@ class AlignGemini(Detector):
         if self.config.pixel_expert:
             expert = PixelExpert.from_pretrained(self.config.pixel_expert)
             self.pixel = expert.to_device(self.device_name)  # type: ignore[assignment] # a PixelExpert, checked by class
-            self.config = dataclasses.replace(self.config, pixel=dataclasses.asdict(expert.config))
             info["pixel"] = {
                 "reused": self.config.pixel_expert,
                 "data": expert.training_info.get("data"),
