@@ -69,3 +69,17 @@ def test_config_rejects_unknown_keys():
         train_config_from_dict({"detector": "univfd", "epochs": 3})
     cfg = train_config_from_dict({"views": 2, "view_recipe": {"jpeg_quality": [70, 90]}})
     assert cfg.train_views() == [0, 1, 2] and cfg.view_recipe.jpeg_quality == (70, 90)
+
+
+def test_install_hints_name_a_command_that_works_here():
+    """aigi is not on the package index: no hint may say `pip install 'aigi[...]'`."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    files = [root / "README.md", *(root / "aigi").rglob("*.py")]
+    bad = [
+        str(f.relative_to(root))
+        for f in files
+        if "pip install 'aigi[" in f.read_text() or 'pip install "aigi[' in f.read_text()
+    ]
+    assert not bad, bad

@@ -55,18 +55,24 @@ def test_scores_a_folder_one_row_per_input_with_errors(sample_dir, tmp_path):
     assert read_results(tmp_path / "from-parquet").num_rows == 5
 
 
+def start_until_a_shard_is_written(d: Path, out: Path) -> subprocess.Popen:
+    """`aigi score` in shards of 2 with 1 worker, as its own session; returns once a shard is on disk."""
+    exe = Path(sys.executable).with_name("aigi")
+    cmd = [str(exe), "score", "--data", str(d), "--out", str(out), "--shard-size", "2", "--workers", "1"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(out.glob("shard-*.parquet")):
+        time.sleep(0.05)
+    return p
+
+
 @pytest.mark.slow
 def test_an_interrupted_run_resumes_without_redoing_finished_shards(sample_dir, tmp_path):
     from aigi.scale import read_results
 
     d = corpus(sample_dir, tmp_path)
     out = tmp_path / "scores"
-    exe = Path(sys.executable).with_name("aigi")
-    cmd = [str(exe), "score", "--data", str(d), "--out", str(out), "--shard-size", "2", "--workers", "1"]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and not list(out.glob("shard-*.parquet")):
-        time.sleep(0.05)
+    p = start_until_a_shard_is_written(d, out)
     os.killpg(p.pid, signal.SIGKILL)  # the driver's session; a Ray worker may finish the shard it holds
     p.wait()
     time.sleep(5)
@@ -86,12 +92,7 @@ def test_an_interrupted_run_resumes_without_redoing_finished_shards(sample_dir, 
 def test_sigterm_ends_a_run_with_one_line_and_keeps_finished_shards(sample_dir, tmp_path):
     d = corpus(sample_dir, tmp_path)
     out = tmp_path / "scores"
-    exe = Path(sys.executable).with_name("aigi")
-    cmd = [str(exe), "score", "--data", str(d), "--out", str(out), "--shard-size", "2", "--workers", "1"]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and not list(out.glob("shard-*.parquet")):
-        time.sleep(0.05)
+    p = start_until_a_shard_is_written(d, out)
     p.send_signal(signal.SIGTERM)  # what a scheduler or `kill` sends
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130, err

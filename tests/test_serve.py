@@ -273,6 +273,8 @@ def test_cors_is_off_by_default(server):
 def test_api_keys_hashed_busy_queue_and_micro_batching(images):
     key = "s3cret-key"
     s = Server(
+        "--body-timeout",
+        2,
         "--threshold",
         0.8,
         "--api-key-hash",
@@ -291,6 +293,16 @@ def test_api_keys_hashed_busy_queue_and_micro_batching(images):
         r = httpx.post(s.url + "/v1/detect", files=one, headers={"X-API-Key": "wrong"})
         assert r.status_code == 401
         ok = {"X-API-Key": key}
+        # a client that stops sending its body is answered 408 after --body-timeout, and the server goes on
+        with socket.create_connection(("127.0.0.1", s.port)) as c:
+            c.sendall(
+                f"POST /v1/detect HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n".encode()
+                + b"Content-Type: multipart/form-data; boundary=zz\r\nContent-Length: 5000\r\n\r\n--zz\r\n"
+            )
+            c.settimeout(30)
+            t0 = time.time()
+            head = c.recv(200).decode()
+            assert head.startswith("HTTP/1.1 408") and 1.5 < time.time() - t0 < 20, head
         r = httpx.post(s.url + "/v1/detect", files=one, headers=ok, timeout=60)
         assert r.status_code == 200 and r.json()["results"][0]["threshold"] == 0.8  # the server's operating point
         # more images than the queue holds: refused at once with Retry-After
