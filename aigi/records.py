@@ -118,6 +118,6 @@ def make_record(
 def with_operating_point(rec: dict[str, Any], threshold: float, unsure_band: float) -> dict[str, Any]:
     """The same record decided at another threshold and unsure band (the service's per-request
     operating point); a degradation-ensemble verdict is not redone, an error stays an error."""
-    extra = {k: v for k, v in rec.items() if k not in RECORD_FIELDS and k not in ("reason", "note")}
-    base = {k: rec.get(k) for k in RECORD_FIELDS if k not in ("path", "verdict", "threshold")}
+    extra: dict[str, Any] = {k: v for k, v in rec.items() if k not in RECORD_FIELDS and k not in ("reason", "note")}
+    base: dict[str, Any] = {k: rec.get(k) for k in RECORD_FIELDS if k not in ("path", "verdict", "threshold")}
     return make_record(rec["path"], threshold=threshold, unsure_band=unsure_band, **base, **extra)
