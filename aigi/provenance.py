@@ -1,0 +1,229 @@
+"""Provenance evidence: what a file declares about where it came from, read from its original bytes.
+
+Each finding is a small dict ``{kind, says, generator, detail, verified}``:
+
+- ``kind``: ``c2pa`` (a Content Credentials manifest, read and validated by the official ``c2pa-python``
+  bindings, offline), ``xmp`` (IPTC ``DigitalSourceType``, ``xmp:CreatorTool``), ``exif`` (``Software``,
+  ``ImageDescription``, ``UserComment``, ``MakerNote``, ``Make``), ``png-text`` (text chunks written by
+  generation front-ends), ``watermark`` (the DWT-DCT watermark of the Stable Diffusion reference scripts);
+- ``says``: ``ai`` (a generator made it), ``edited`` (AI took part), ``camera`` or ``unknown``;
+- ``verified``: the declaration's integrity was checked cryptographically (an intact, signed C2PA
+  manifest). No trust list is fetched: a C2PA finding says so in ``detail``.
+
+What this can and cannot prove: a declaration of AI generation is strong evidence when present; its absence,
+or a camera EXIF, proves nothing (metadata is stripped by most re-encodes and trivially forged), so it never
+makes an image ``real``. A manifest that fails validation is reported and never trusted. Nothing here reaches
+a learned detector: the detectors see decoded pixels only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+# Generator signatures in EXIF/XMP text fields: (pattern, generator). Case-insensitive; first match wins.
+SIGNATURES: list[tuple[str, str]] = [
+    (r"OpenAI--ImageGeneration|Made with OpenAI|DALL[·.\- ]?E|ChatGPT|gpt-image", "OpenAI"),
+    (r"Midjourney", "Midjourney"),
+    (r"Adobe Firefly", "Adobe Firefly"),
+    (r"Imagen|Gemini|Nano Banana|Google AI", "Google"),
+    (r"Microsoft Designer|Bing Image Creator|Image Creator from Microsoft", "Microsoft Designer"),
+    (r"NovelAI", "NovelAI"),
+    (
+        r"Stable Diffusion|AUTOMATIC1111|stable-diffusion-webui|ComfyUI|InvokeAI|Fooocus|DreamStudio|SDXL",
+        "Stable Diffusion",
+    ),
+    (r"\bFLUX(\.1)?\b|Black Forest Labs", "FLUX"),
+    (r"Leonardo\.Ai", "Leonardo.Ai"),
+    (r"Ideogram", "Ideogram"),
+]
+# IPTC digital source types (the vocabulary C2PA actions and XMP share)
+AI_SOURCE_TYPES = {"trainedAlgorithmicMedia": "ai", "compositeWithTrainedAlgorithmicMedia": "edited",
+                   "algorithmicMedia": "ai"}  # fmt: skip
+CAMERA_SOURCE_TYPES = {"digitalCapture", "negativeFilm", "positiveFilm", "print"}
+# The Stable Diffusion reference scripts' watermark payload (invisible-watermark, dwtDct, 136 bits), and
+# SDXL's 48-bit message (its reference sampling code, dwtDct, "bits" mode)
+SD_WATERMARK = b"StableDiffusionV1"
+SDXL_WATERMARK_BITS = [int(b) for b in "101100111110110010010000011110111011000110011110"]
+WATERMARK_MIN_SIDE = 256  # the decoder needs at least this
+# Latent diffusion outputs are multiples of 64 px on both sides; the decoder (about 25 ms at 512x512 on one
+# core) runs only on such images up to 4 MP, so ordinary photos pay nothing for it.
+WATERMARK_GRID = 64
+WATERMARK_MAX_PIXELS = 4_000_000
+
+
+def finding(kind: str, says: str, detail: str, generator: str | None = None, verified: bool = False) -> dict:
+    return {"kind": kind, "says": says, "generator": generator, "detail": detail, "verified": verified}
+
+
+def match_generator(text: str) -> str | None:
+    for pattern, generator in SIGNATURES:
+        if re.search(pattern, text, re.IGNORECASE):
+            return generator
+    return None
+
+
+def read_provenance(data: bytes, watermark: bool = True) -> list[dict]:
+    """Every declaration found in ``data`` (a file's original bytes). Never raises: a malformed manifest or
+    chunk is a finding that carries its error."""
+    out: list[dict] = []
+    for reader in (_c2pa, _xmp, _exif_and_text, *((_watermark,) if watermark else ())):
+        try:
+            out.extend(reader(data))
+        except Exception as e:  # noqa: BLE001 - evidence is best effort; a broken part is itself a finding
+            out.append(
+                finding(reader.__name__.strip("_").replace("_and_text", ""), "unknown", f"could not be read: {e}")
+            )
+    return out
+
+
+def decisive(findings: list[dict]) -> dict | None:
+    """The finding that decides a verdict, if any: a verified AI declaration, else an unambiguous one (a
+    generator named in its own metadata, or the SD watermark). Camera claims never decide."""
+    ai = [f for f in findings if f["says"] in ("ai", "edited") and not f["detail"].startswith("could not")]
+    for f in ai:
+        if f["verified"]:
+            return f
+    for f in ai:
+        if f["kind"] != "c2pa" and f["generator"]:  # a failed manifest never decides
+            return f
+    return None
+
+
+# --- C2PA ------------------------------------------------------------------------------------------------
+def _c2pa(data: bytes) -> list[dict]:
+    if b"c2pa" not in data and b"jumb" not in data:  # no JUMBF box: skip the parser (cheap files stay cheap)
+        return []
+    import c2pa
+
+    try:
+        with c2pa.Reader(io.BytesIO(data)) as r:
+            store = json.loads(r.json())
+    except Exception as e:  # noqa: BLE001
+        if "ManifestNotFound" in type(e).__name__ or "ManifestNotFound" in str(e):
+            return []
+        return [finding("c2pa", "unknown", f"could not be read: {e}")]
+    manifest = store.get("manifests", {}).get(store.get("active_manifest", ""), {})
+    codes = [s.get("code", "") for s in store.get("validation_status", []) or []]
+    failures = [c for c in codes if c != "signingCredential.untrusted"]
+    info = manifest.get("claim_generator_info") or []
+    generator = (info[0].get("name") if info else None) or manifest.get("claim_generator")
+    sig = manifest.get("signature_info") or {}
+    signer = sig.get("common_name") or sig.get("issuer") or "unknown signer"
+    says = "unknown"
+    for a in manifest.get("assertions", []):
+        if a.get("label", "").startswith("c2pa.actions"):
+            for act in a.get("data", {}).get("actions", []):
+                kind = str(act.get("digitalSourceType", "")).rsplit("/", 1)[-1]
+                if kind in AI_SOURCE_TYPES and says != "ai":
+                    says = AI_SOURCE_TYPES[kind]
+                elif kind in CAMERA_SOURCE_TYPES and says == "unknown":
+                    says = "camera"
+    trust = "signer chain not checked against a trust list (offline)"
+    if failures:
+        detail = f"manifest fails validation ({', '.join(failures)}): not trusted; signed by {signer}"
+    else:
+        detail = f"manifest intact, signed by {signer} ({sig.get('issuer', '?')}); {trust}"
+    return [finding("c2pa", says, detail, generator, verified=not failures)]
+
+
+# --- XMP ---------------------------------------------------------------------------------------------------
+def _xmp(data: bytes) -> list[dict]:
+    start = data.find(b"<x:xmpmeta")
+    if start < 0:
+        return []
+    end = data.find(b"</x:xmpmeta>", start)
+    xmp = data[start : end if end > 0 else start + 65536].decode("utf-8", "replace")
+    out = []
+    m = re.search(r"DigitalSourceType(?:>|=\")\s*([^<\"]+)", xmp)
+    if m:
+        kind = m.group(1).strip().rsplit("/", 1)[-1]
+        says = AI_SOURCE_TYPES.get(kind, "camera" if kind in CAMERA_SOURCE_TYPES else "unknown")
+        out.append(
+            finding("xmp", says, f"DigitalSourceType {kind}", match_generator(xmp) if says != "camera" else None)
+        )
+    m = re.search(r"CreatorTool(?:>|=\")\s*([^<\"]+)", xmp)
+    if m and (gen := match_generator(m.group(1))):
+        out.append(finding("xmp", "ai", f"CreatorTool {m.group(1).strip()[:120]}", gen))
+    return out
+
+
+# --- EXIF and text chunks -------------------------------------------------------------------------------
+EXIF_FIELDS = {305: "Software", 270: "ImageDescription", 271: "Make", 37510: "UserComment", 37500: "MakerNote"}
+FRONT_END_CHUNKS = {  # PNG/WebP text keys written by generation front-ends
+    "parameters": "Stable Diffusion web UI (AUTOMATIC1111/Forge)",
+    "prompt": "ComfyUI",
+    "workflow": "ComfyUI",
+    "invokeai_metadata": "InvokeAI",
+    "sd-metadata": "InvokeAI",
+    "fooocus_scheme": "Fooocus",
+}
+
+
+def _exif_and_text(data: bytes) -> list[dict]:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        info = dict(img.info)
+        exif = img.getexif()
+        fields = {name: exif.get(tag) for tag, name in EXIF_FIELDS.items() if exif.get(tag) is not None}
+        sub = exif.get_ifd(0x8769)  # the Exif IFD: UserComment, MakerNote
+        fields.update({name: sub.get(tag) for tag, name in EXIF_FIELDS.items() if sub.get(tag) is not None})
+    out = []
+    for name, value in fields.items():
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        gen = match_generator(text) if name != "Make" else None
+        if gen:
+            out.append(finding("exif", "ai", f"{name}: {text.strip()[:160]}", gen))
+    for key, front_end in FRONT_END_CHUNKS.items():
+        if key in info and isinstance(info[key], str):
+            out.append(
+                finding("png-text", "ai", f"{key}: {_summary(key, info[key])}", _model_of(key, info[key]) or front_end)
+            )
+    for key in ("Software", "Comment", "Description", "Source"):
+        if isinstance(info.get(key), str) and (gen := match_generator(info[key])):
+            out.append(finding("png-text", "ai", f"{key}: {info[key].strip()[:160]}", gen))
+    return out
+
+
+def _model_of(key: str, text: str) -> str | None:
+    """The model a front-end's text names, where it does (A1111 ``Model: …``; ComfyUI checkpoint names)."""
+    if key == "parameters":
+        m = re.search(r"Model: ([^,\n]+)", text)
+        return f"Stable Diffusion ({m.group(1).strip()})" if m else None
+    if key in ("prompt", "workflow"):
+        m = re.search(r"\"ckpt_name\"\s*:\s*\"([^\"]+)\"", text)
+        return f"ComfyUI ({m.group(1)})" if m else None
+    return None
+
+
+def _summary(key: str, text: str) -> str:
+    if key == "parameters":
+        m = re.search(r"Steps: (\d+), Sampler: ([^,]+)", text)
+        return "prompt and settings" + (f" (steps {m.group(1)}, sampler {m.group(2)})" if m else "")
+    return f"{len(text):,} characters of generation settings"
+
+
+# --- the Stable Diffusion reference watermark -------------------------------------------------------------
+def _watermark(data: bytes) -> list[dict]:
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        w, h = img.size
+        if min(w, h) < WATERMARK_MIN_SIDE or w * h > WATERMARK_MAX_PIXELS or w % WATERMARK_GRID or h % WATERMARK_GRID:
+            return []
+        bgr = np.ascontiguousarray(np.asarray(img.convert("RGB"))[:, :, ::-1])
+    from imwatermark import WatermarkDecoder
+
+    if WatermarkDecoder("bytes", 8 * len(SD_WATERMARK)).decode(bgr, "dwtDct") == SD_WATERMARK:
+        return [finding("watermark", "ai", f"invisible watermark {SD_WATERMARK.decode()} (dwtDct), decoded exactly",
+                        "Stable Diffusion")]  # fmt: skip
+    bits = [int(b) for b in WatermarkDecoder("bits", len(SDXL_WATERMARK_BITS)).decode(bgr, "dwtDct")]
+    if bits == SDXL_WATERMARK_BITS:
+        return [finding("watermark", "ai", "invisible watermark of SDXL's reference code (dwtDct, 48 bits)", "SDXL")]
+    return []
+
+
+__all__ = ["read_provenance", "decisive", "finding", "match_generator", "SIGNATURES"]
