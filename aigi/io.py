@@ -71,6 +71,7 @@ class DecodedImage:
     size: tuple[int, int]  # (width, height) after EXIF orientation
     n_bytes: int
     frames: int = 1  # frames in the file (animations); only the first is decoded
+    provenance: list | None = None  # what the file declares (aigi.provenance), when it was asked for
 
 
 def read_bytes(path: str | os.PathLike, limits: DecodeLimits = DEFAULT_LIMITS) -> bytes:
@@ -98,8 +99,11 @@ def read_bytes(path: str | os.PathLike, limits: DecodeLimits = DEFAULT_LIMITS) -
     return data
 
 
-def decode_bytes(data: bytes, name: str = "<bytes>", limits: DecodeLimits = DEFAULT_LIMITS) -> DecodedImage:
-    """Decode untrusted image bytes to RGB. ``name`` is only used in error messages."""
+def decode_bytes(
+    data: bytes, name: str = "<bytes>", limits: DecodeLimits = DEFAULT_LIMITS, provenance: bool = False
+) -> DecodedImage:
+    """Decode untrusted image bytes to RGB. ``name`` is only used in error messages. ``provenance`` also
+    reads what the original bytes declare (``aigi.provenance``), kept apart from the pixels."""
     if not data:
         raise ImageDecodeError(name, "file is empty (0 bytes)")
     if len(data) > limits.max_bytes:
@@ -157,7 +161,14 @@ def decode_bytes(data: bytes, name: str = "<bytes>", limits: DecodeLimits = DEFA
         size=rgb.size,
         n_bytes=len(data),
         frames=frames,
+        provenance=_provenance(data) if provenance else None,
     )
+
+
+def _provenance(data: bytes) -> list:
+    from aigi.provenance import read_provenance
+
+    return read_provenance(data)
 
 
 def from_pixels(image, name: str = "<image>", limits: DecodeLimits = DEFAULT_LIMITS) -> DecodedImage:
@@ -187,9 +198,11 @@ def from_pixels(image, name: str = "<image>", limits: DecodeLimits = DEFAULT_LIM
     return DecodedImage(image=rgb, sha256=digest, format=fmt, mode=mode, size=rgb.size, n_bytes=0)
 
 
-def load_image(path: str | os.PathLike, limits: DecodeLimits = DEFAULT_LIMITS) -> DecodedImage:
+def load_image(
+    path: str | os.PathLike, limits: DecodeLimits = DEFAULT_LIMITS, provenance: bool = False
+) -> DecodedImage:
     """Read and decode one image file; see the module docstring for the guarantees."""
-    return decode_bytes(read_bytes(path, limits), str(path), limits)
+    return decode_bytes(read_bytes(path, limits), str(path), limits, provenance)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

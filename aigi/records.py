@@ -76,6 +76,7 @@ def make_record(
     error: str | None = None,
     unsure_band: float = 0.0,
     unsure_reason: str | None = None,
+    provenance: list[dict] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """Build a record; an ``error`` gives verdict ``error`` and no score. ``unsure_reason`` (e.g. from
@@ -112,12 +113,34 @@ def make_record(
     if reason:
         rec["reason"] = reason
     rec.update(extra)
+    if provenance is not None:
+        apply_provenance(rec, provenance)
+    return rec
+
+
+def apply_provenance(rec: dict[str, Any], findings: list[dict]) -> dict[str, Any]:
+    """Put the file's declarations in the record; a verified or unambiguous AI declaration decides the
+    verdict (``fake``, reason ``provenance: <generator>``), the detector's own verdict kept beside it as
+    ``detector_verdict``. Absence of evidence, or a camera claim, never decides anything."""
+    from aigi.provenance import decisive
+
+    rec["provenance"] = findings
+    if rec["verdict"] == "error":
+        return rec
+    rec["detector_verdict"] = rec["verdict"]
+    f = decisive(findings)
+    if f is not None:
+        rec["verdict"] = "fake"
+        rec["reason"] = (
+            f"provenance: {f['generator'] or 'a generator'} ({f['kind']}{', verified' if f['verified'] else ''})"
+        )
     return rec
 
 
 def with_operating_point(rec: dict[str, Any], threshold: float, unsure_band: float) -> dict[str, Any]:
     """The same record decided at another threshold and unsure band (the service's per-request
     operating point); a degradation-ensemble verdict is not redone, an error stays an error."""
-    extra: dict[str, Any] = {k: v for k, v in rec.items() if k not in RECORD_FIELDS and k not in ("reason", "note")}
+    skip = ("reason", "note", "detector_verdict")
+    extra: dict[str, Any] = {k: v for k, v in rec.items() if k not in RECORD_FIELDS and k not in skip}
     base: dict[str, Any] = {k: rec.get(k) for k in RECORD_FIELDS if k not in ("path", "verdict", "threshold")}
     return make_record(rec["path"], threshold=threshold, unsure_band=unsure_band, **base, **extra)

@@ -188,6 +188,7 @@ def predict(
                         p_fake=clean,
                         unsure_band=band,
                         unsure_reason=reason,
+                        provenance=img.provenance,
                         **common,
                         **extra,
                     )
@@ -203,9 +204,12 @@ def predict(
 ACCEPTED = "a path (str or os.PathLike), bytes, a PIL.Image, a uint8 numpy array [H, W, 3], or a list of these"
 
 
-def predict_images(det, images, limits: DecodeLimits = DEFAULT_LIMITS, **kw) -> list[dict[str, Any]]:
+def predict_images(
+    det, images, limits: DecodeLimits = DEFAULT_LIMITS, provenance: bool = True, **kw
+) -> list[dict[str, Any]]:
     """``predict`` for what a user holds: one path, image, array or bytes, or a list of them. Paths are
-    named by themselves; the others ``<bytes 0>``, ``<image 1>``, ``<array 2>`` by their position."""
+    named by themselves; the others ``<bytes 0>``, ``<image 1>``, ``<array 2>`` by their position.
+    ``provenance`` reads what files and bytes declare (``aigi.provenance``) into each record."""
     import os
 
     from PIL import Image
@@ -229,9 +233,9 @@ def predict_images(det, images, limits: DecodeLimits = DEFAULT_LIMITS, **kw) -> 
     def decode(i: int):
         x = items[i]
         if isinstance(x, (str, os.PathLike)):
-            return load_image(x, limits)
+            return load_image(x, limits, provenance)
         if isinstance(x, (bytes, bytearray)):
-            return decode_bytes(bytes(x), names[i], limits)
+            return decode_bytes(bytes(x), names[i], limits, provenance)
         return from_pixels(x, names[i], limits)
 
     return predict(det, list(range(len(items))), decode, names, **kw)

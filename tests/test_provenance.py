@@ -4,6 +4,7 @@ text chunks, EXIF, the Stable Diffusion watermark, and a plain camera-style JPEG
 import datetime
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,3 +152,47 @@ def test_a_malformed_manifest_is_a_finding_not_a_failure():
     junk = data[:2] + b"\xff\xeb\x00\x20JP\x00\x01\x00\x00\x00\x01\x00\x00\x00\x18jumbc2pa broken jumbf.." + data[2:]
     f = read_provenance(junk)
     assert all(x["says"] != "ai" for x in f) and decisive(f) is None
+
+
+def test_declarations_decide_records_through_the_cli_and_the_pixels_stay_available(tmp_path):
+    import shutil
+
+    from conftest import run_cli
+    from PIL import PngImagePlugin
+
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "signed.jpg").write_bytes(signed(picture("JPEG"), "image/jpeg"))
+    (d / "signed.png").write_bytes(signed(picture("PNG"), "image/png"))
+    tampered = bytearray((d / "signed.jpg").read_bytes())
+    tampered[-300] ^= 0xFF
+    (d / "tampered.jpg").write_bytes(bytes(tampered))
+    a1111 = PngImagePlugin.PngInfo()
+    a1111.add_text("parameters", "a cat\nSteps: 20, Sampler: Euler a, Model: v1-5")
+    (d / "a1111.png").write_bytes(picture("PNG", pnginfo=a1111))
+    (d / "camera.jpg").write_bytes(picture("JPEG", quality=90))
+    r = run_cli("detect", d, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    recs = {Path(x["path"]).name: x for x in json.loads(r.stdout)}
+    for name in ("signed.jpg", "signed.png"):
+        assert (
+            recs[name]["verdict"] == "fake"
+            and recs[name]["reason"] == "provenance: Test Image Generator (c2pa, verified)"
+        )
+        assert recs[name]["detector_verdict"] in ("real", "fake", "unsure") and recs[name]["p_fake"] is not None
+    assert recs["a1111.png"]["verdict"] == "fake" and recs["a1111.png"]["reason"].startswith(
+        "provenance: Stable Diffusion"
+    )
+    t = recs["tampered.jpg"]
+    assert "fails validation" in t["provenance"][0]["detail"] and t["verdict"] == t["detector_verdict"]
+    assert (
+        recs["camera.jpg"]["provenance"] == []
+        and recs["camera.jpg"]["verdict"] == recs["camera.jpg"]["detector_verdict"]
+    )
+    r = run_cli("detect", d, "--format", "json", "--no-provenance")
+    plain = {Path(x["path"]).name: x for x in json.loads(r.stdout)}
+    assert all("provenance" not in x and "detector_verdict" not in x for x in plain.values())
+    assert plain["signed.jpg"]["verdict"] == recs["signed.jpg"]["detector_verdict"]
+    r = run_cli("detect", d)  # the table shows the evidence
+    assert "c2pa: Test Image Generator (verified)" in r.stdout.replace("\n", " ") or "c2pa:" in r.stdout
+    shutil.rmtree(d)

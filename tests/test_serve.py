@@ -462,3 +462,14 @@ def test_serving_is_said_after_the_port_is_bound_and_open_hosts_without_keys_are
     assert r.returncode != 0 and "serving univfd" not in r.stderr
     assert "warning: serving on 0.0.0.0" in r.stderr and "no API key" in r.stderr
     assert "address already in use" in r.stderr.lower()
+
+
+def test_the_service_reports_content_credentials(server):
+    from test_provenance import picture, signed
+
+    data = signed(picture("JPEG"), "image/jpeg")
+    r = httpx.post(server.url + "/v1/detect", files=[("files", ("signed.jpg", data, "image/jpeg"))], timeout=60)
+    rec = r.json()["results"][0]
+    assert rec["verdict"] == "fake" and rec["reason"].startswith("provenance: Test Image Generator")
+    assert rec["provenance"][0]["kind"] == "c2pa" and rec["provenance"][0]["verified"]
+    assert "signed by aigi test signer" in rec["provenance"][0]["detail"] and rec["detector_verdict"]

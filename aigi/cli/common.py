@@ -184,6 +184,19 @@ class RecordWriter:
             self.out.flush()
 
 
+def describe_evidence(findings: list[dict]) -> str:
+    """One short line per record: what its file declares (``aigi.provenance``)."""
+    parts = []
+    for f in findings:
+        who = f["generator"] or f["says"]
+        parts.append(
+            f"{f['kind']}: {who}"
+            + (" (verified)" if f["verified"] else "")
+            + ("" if f["says"] != "unknown" else f" ({f['detail'][:60]})")
+        )
+    return "; ".join(parts)
+
+
 def render_records(records: list[dict], fmt: str, truth: dict[str, str] | None = None) -> str:
     """Render records as a rich table (text), CSV (``records.ROW_FIELDS``), JSON or JSON lines."""
     from aigi.records import ROW_FIELDS, to_row
@@ -207,6 +220,9 @@ def render_records(records: list[dict], fmt: str, truth: dict[str, str] | None =
     table.add_column("p_fake", justify="right")
     if truth is not None:
         table.add_column("correct")
+    evidence = any(r.get("provenance") for r in records)  # what files declare about their origin
+    if evidence:
+        table.add_column("evidence", overflow="fold")
     captions = any(r.get("caption") for r in records)  # ITEM: what the image was compared with
     if captions:
         table.add_column("caption (global misalignment)", overflow="fold")
@@ -220,6 +236,10 @@ def render_records(records: list[dict], fmt: str, truth: dict[str, str] | None =
         if truth is not None:
             t = truth.get(r["path"])
             row.append("" if v == "error" or t is None else ("yes" if v == t else "[bold]no[/]"))
+        if evidence:
+            from rich.markup import escape
+
+            row.append(escape(describe_evidence(r.get("provenance") or [])))
         if captions:
             m = (r.get("misalignment") or {}).get("global")
             row.append(f"{r.get('caption', '')}" + (f" ({m:.3f})" if m is not None else ""))
@@ -266,7 +286,9 @@ def warn_if_seen(det, manifest) -> int:
     return n
 
 
-def run_detect(paths, det, threshold, fpr, batch_size, unsure_band=None, ensemble=False, on_record=None):
+def run_detect(
+    paths, det, threshold, fpr, batch_size, unsure_band=None, ensemble=False, on_record=None, provenance=True
+):
     """Score ``paths`` with a progress bar. Bad settings are one error line and exit 2 before any work;
     a run that fails midway is one line and exit 2 (what ``on_record`` got is kept)."""
     from aigi.scoring import predict_images
@@ -288,6 +310,7 @@ def run_detect(paths, det, threshold, fpr, batch_size, unsure_band=None, ensembl
                 batch_size=batch_size,
                 progress=advance,
                 on_record=on_record,
+                provenance=provenance,
             )
         except Exception as e:  # noqa: BLE001 - the run failed: say so in one line, exit 2
             fail(f"the run failed: {type(e).__name__}: {e}")

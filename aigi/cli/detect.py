@@ -58,6 +58,12 @@ def detect(
         "--explain",
         help="Write a heatmap overlay per image into this folder (detectors with a mask head, e.g. gamma).",
     ),
+    no_provenance: bool = typer.Option(
+        False,
+        "--no-provenance",
+        metavar="",
+        help="Do not read what files declare (C2PA, generator metadata, watermarks); the pixels alone decide.",
+    ),
     runtime: str = typer.Option(
         "torch", "--runtime", help="torch (default) or onnx: the graph `aigi export` wrote into the detector directory."
     ),
@@ -100,7 +106,9 @@ def detect(
         writer.write(rec)
 
     try:
-        records = run_detect(paths, det, threshold, fpr, batch_size, unsure_band, ensemble, on_record)
+        records = run_detect(
+            paths, det, threshold, fpr, batch_size, unsure_band, ensemble, on_record, provenance=not no_provenance
+        )
     finally:
         writer.close()
     if explain is not None:

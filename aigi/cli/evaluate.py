@@ -251,6 +251,12 @@ def audit(
             f"{v['median_bytes_per_pixel']:.2f} bytes/pixel, formats {v['formats']}",
             highlight=False,
         )
+        d = res["declarations"][cls]
+        out_console.print(
+            f"{cls}: {d['ai']} of {d['files']} files declare AI origin, {d['camera']} a camera "
+            "(C2PA, metadata, watermark)",
+            highlight=False,
+        )
     for w in res["warnings"]:
         error_line(
             f"{w}: a detector trained on this set can learn it instead of generation artefacts. Train with "

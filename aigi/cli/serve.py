@@ -44,6 +44,9 @@ def serve(
         None, help="The server's threshold as the fraction of validation reals it flags (e.g. 0.01); or ?fpr=."
     ),
     body_timeout: float = typer.Option(30.0, help="Seconds a client may take to send its request body."),
+    no_provenance: bool = typer.Option(
+        False, "--no-provenance", metavar="", help="Do not read what uploads declare; the pixels alone decide."
+    ),
 ):
     """Serve the HTTP API (/v1/detect, /v1/detectors, /healthz, /metrics, /docs) and the web page (/)."""
     try:
@@ -72,6 +75,7 @@ def serve(
         threshold=threshold,
         fpr=fpr,
         body_timeout_s=body_timeout,
+        provenance=not no_provenance,
     )
     try:
         thr = det.calibration.threshold_for(threshold, fpr)

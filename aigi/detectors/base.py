@@ -153,10 +153,13 @@ class Detector(torch.nn.Module):
         batch_size: int = 16,
         limits: DecodeLimits = DEFAULT_LIMITS,
         progress: Callable[[int], None] | None = None,
+        provenance: bool = True,
     ) -> list[dict[str, Any]]:
         """One record per image, in order (see :func:`aigi.scoring.predict`). ``images``: a path, bytes, a
         ``PIL.Image``, a uint8 numpy array [H, W, 3], or a list of these; anything else is a ``TypeError``.
-        Bad files get ``verdict="error"`` with the reason; they never stop the others."""
+        Bad files get ``verdict="error"`` with the reason; they never stop the others. ``provenance``: read
+        what each file declares (C2PA, generator metadata, watermark) into the record; a verified or
+        unambiguous AI declaration decides the verdict, the detector's kept as ``detector_verdict``."""
         from aigi.scoring import predict_images
 
         return predict_images(
@@ -169,6 +172,7 @@ class Detector(torch.nn.Module):
             ensemble=ensemble,
             batch_size=batch_size,
             progress=progress,
+            provenance=provenance,
         )
 
     def predict_decoded(

@@ -150,10 +150,18 @@ def cue_auroc(X: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
 
 def audit(manifest: Manifest, parity: bool = False, progress: Callable[[int], None] | None = None) -> dict:
     """Per cue group and for all together: cross-validated AUROC of metadata alone."""
+    from aigi.provenance import read_provenance
+
     metas, labels, errors = [], [], []
+    declared = {"real": {"ai": 0, "camera": 0, "files": 0}, "fake": {"ai": 0, "camera": 0, "files": 0}}
     for s in manifest:
         try:
             data = read_bytes(s.path)
+            said = {f["says"] for f in read_provenance(data)}
+            cls = "fake" if s.label else "real"
+            declared[cls]["files"] += 1
+            declared[cls]["ai"] += bool(said & {"ai", "edited"})
+            declared[cls]["camera"] += "camera" in said
             if parity:
                 data = jpeg_bytes_parity(load_image(s.path).image)
             metas.append(file_metadata(data))
@@ -187,12 +195,20 @@ def audit(manifest: Manifest, parity: bool = False, progress: Callable[[int], No
         for cls, lab in (("real", 0), ("fake", 1))
     }
     warnings = [f"{name} alone predicts the label (AUROC {a:.3f})" for name, a in result.items() if a >= WARN_AUROC]
+    for kind in ("ai", "camera"):
+        r, f = declared["real"][kind], declared["fake"][kind]
+        if (r == 0) != (f == 0):
+            warnings.append(
+                f"only the {'fakes' if f else 'reals'} declare {kind} origin ({max(r, f)} files): a provenance "
+                "declaration is the label here, so metadata must never reach a learned detector"
+            )
     return {
         "data": manifest.source,
         "parity": parity,
         "n": len(metas),
         "auroc_by_cue": result,
         "by_class": summary,
+        "declarations": declared,  # files whose metadata, manifest or watermark declare an origin (aigi.provenance)
         "warnings": warnings,
         "errors": errors,
     }

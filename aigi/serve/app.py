@@ -74,6 +74,7 @@ class ServeSettings:
     threshold: float | None = None  # the server's operating point (default: the detector's stored one)
     fpr: float | None = None  # ... or the threshold that flags this fraction of validation reals
     body_timeout_s: float = 30.0  # a client that has not sent its whole body by then gets 408
+    provenance: bool = True  # read what uploads declare (C2PA, generator metadata, watermarks)
     cors_origins: tuple[str, ...] = ()
     heatmap_max_side: int = 512
 
@@ -213,7 +214,7 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
         loop = asyncio.get_running_loop()
         try:
             return await asyncio.wait_for(
-                loop.run_in_executor(decode_pool, decode_bytes, data, name, limits), s.decode_timeout_s
+                loop.run_in_executor(decode_pool, decode_bytes, data, name, limits, s.provenance), s.decode_timeout_s
             )
         except TimeoutError:
             return ImageDecodeError(name, f"decoding took over {s.decode_timeout_s:g} s")

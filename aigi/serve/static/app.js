@@ -37,7 +37,12 @@ function card(file, rec) {
     t.append(row("p(AI-generated)", rec.p_fake.toFixed(3)));
     const [lo, hi] = unsureInterval(rec.threshold, band);
     t.append(row("based on", "fake at p ≥ " + rec.threshold.toFixed(3) + (hi > lo ? "; unsure between " + lo.toFixed(3) + " and " + hi.toFixed(3) : "")));
-    if (rec.reason) t.append(row("unsure because", rec.reason));
+    if (rec.provenance && rec.provenance.length) {
+      const said = rec.provenance.map((f) => (f.generator || f.says) + " (" + f.kind + (f.verified ? ", verified" : "") + "): " + f.detail);
+      t.append(row("content credentials / metadata say", said.join("; ")));
+      if (rec.detector_verdict && rec.detector_verdict !== rec.verdict) t.append(row("pixels alone say", rec.detector_verdict));
+    }
+    if (rec.reason) t.append(row(rec.verdict === "unsure" ? "unsure because" : "decided by", rec.reason));
     if (rec.note) t.append(row("note", rec.note));
     if (rec.branch_scores) for (const [k, v] of Object.entries(rec.branch_scores)) t.append(row(k + " branch", Number(v).toFixed(3)));
     if (rec.caption) t.append(row("caption", rec.caption));
