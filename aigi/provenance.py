@@ -46,9 +46,9 @@ CAMERA_SOURCE_TYPES = {"digitalCapture", "negativeFilm", "positiveFilm", "print"
 # SDXL's 48-bit message (its reference sampling code, dwtDct, "bits" mode)
 SD_WATERMARK = b"StableDiffusionV1"
 SDXL_WATERMARK_BITS = [int(b) for b in "101100111110110010010000011110111011000110011110"]
-WATERMARK_MIN_SIDE = 256  # the decoder needs at least this
-# Latent diffusion outputs are multiples of 64 px on both sides; the decoder (about 25 ms at 512x512 on one
-# core) runs only on such images up to 4 MP, so ordinary photos pay nothing for it.
+# The reference scripts write 512 px and larger images whose sides are multiples of 64; the decoder (about
+# 25 ms at 512x512 on one core) runs only on such images up to 4 MP, so most other files pay nothing for it.
+WATERMARK_MIN_SIDE = 512
 WATERMARK_GRID = 64
 WATERMARK_MAX_PIXELS = 4_000_000
 
