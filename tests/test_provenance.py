@@ -196,3 +196,18 @@ def test_declarations_decide_records_through_the_cli_and_the_pixels_stay_availab
     r = run_cli("detect", d)  # the table shows the evidence
     assert "c2pa: Test Image Generator (verified)" in r.stdout.replace("\n", " ") or "c2pa:" in r.stdout
     shutil.rmtree(d)
+
+
+def test_the_vectorised_watermark_decoder_matches_invisible_watermarks_own():
+    from imwatermark import WatermarkDecoder, WatermarkEncoder
+
+    from aigi.provenance import decode_dwt_dct
+
+    rng = np.random.default_rng(1)
+    for shape, n_bits in (((512, 512, 3), 136), ((384, 640, 3), 48), ((301, 257, 3), 32)):
+        img = rng.integers(0, 255, shape, dtype=np.uint8)
+        enc = WatermarkEncoder()
+        enc.set_watermark("bits", rng.integers(0, 2, n_bits).tolist())
+        for candidate in (img, enc.encode(img, "dwtDct")):
+            theirs = WatermarkDecoder("bits", n_bits).decode(candidate, "dwtDct")
+            assert decode_dwt_dct(candidate, n_bits).tolist() == list(theirs)
