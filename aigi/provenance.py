@@ -90,13 +90,25 @@ def decisive(findings: list[dict]) -> dict | None:
 
 
 # --- C2PA ------------------------------------------------------------------------------------------------
+_CONTEXT: list = []
+
+
+def _offline_context():
+    """A c2pa Context that never uses the network: no remote manifests, no OCSP (made once)."""
+    if not _CONTEXT:
+        import c2pa
+
+        _CONTEXT.append(c2pa.Context.from_dict({"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}))
+    return _CONTEXT[0]
+
+
 def _c2pa(data: bytes) -> list[dict]:
     if b"c2pa" not in data and b"jumb" not in data:  # no JUMBF box: skip the parser (cheap files stay cheap)
         return []
     import c2pa
 
     try:
-        with c2pa.Reader(io.BytesIO(data)) as r:
+        with c2pa.Reader(io.BytesIO(data), context=_offline_context()) as r:
             store = json.loads(r.json())
     except Exception as e:  # noqa: BLE001
         if "ManifestNotFound" in type(e).__name__ or "ManifestNotFound" in str(e):
@@ -118,7 +130,7 @@ def _c2pa(data: bytes) -> list[dict]:
                     says = AI_SOURCE_TYPES[kind]
                 elif kind in CAMERA_SOURCE_TYPES and says == "unknown":
                     says = "camera"
-    trust = "signer chain not checked against a trust list (offline)"
+    trust = "offline: signer chain not checked against a trust list, no OCSP, no remote manifest"
     if failures:
         detail = f"manifest fails validation ({', '.join(failures)}): not trusted; signed by {signer}"
     else:

@@ -85,7 +85,11 @@ def test_a_signed_c2pa_declaration_of_ai_decides_and_a_tampered_copy_does_not(fm
     found = read_provenance(data)
     c = [f for f in found if f["kind"] == "c2pa"]
     assert len(c) == 1 and c[0]["says"] == "ai" and c[0]["verified"] and c[0]["generator"] == "Test Image Generator"
-    assert "aigi test signer" in c[0]["detail"] and "not checked against a trust list" in c[0]["detail"]
+    assert (
+        "aigi test signer" in c[0]["detail"]
+        and "not checked against a trust list" in c[0]["detail"]
+        and "offline" in c[0]["detail"]
+    )
     assert decisive(found) == c[0]
     # one byte of the image changed: the manifest no longer matches, is reported as such, and decides nothing
     tampered = bytearray(data)
