@@ -176,7 +176,9 @@ def _exif_and_text(data: bytes) -> list[dict]:
 
     with Image.open(io.BytesIO(data)) as img:
         info = dict(img.info)
-        exif = img.getexif()
+        # a PNG's getexif() decodes the whole image to look for an eXIf chunk after the pixels; read only
+        # the one before them (where writers put it), so a file without metadata costs no decode
+        exif = img.getexif() if img.format != "PNG" or "exif" in info else Image.Exif()
         fields = {name: exif.get(tag) for tag, name in EXIF_FIELDS.items() if exif.get(tag) is not None}
         sub = exif.get_ifd(0x8769)  # the Exif IFD: UserComment, MakerNote
         fields.update({name: sub.get(tag) for tag, name in EXIF_FIELDS.items() if sub.get(tag) is not None})

@@ -215,3 +215,22 @@ def test_the_vectorised_watermark_decoder_matches_invisible_watermarks_own():
         for candidate in (img, enc.encode(img, "dwtDct")):
             theirs = WatermarkDecoder("bits", n_bits).decode(candidate, "dwtDct")
             assert decode_dwt_dct(candidate, n_bits).tolist() == list(theirs)
+
+
+def test_the_audit_counts_declarations_per_label(tmp_path):
+    from PIL import PngImagePlugin
+
+    from aigi.data import load_data
+    from aigi.evaluation.audit import audit
+
+    for label in ("real", "fake"):
+        (tmp_path / label).mkdir()
+    for i in range(12):
+        (tmp_path / "real" / f"{i}.png").write_bytes(picture("PNG", size=(96 + i, 80)))
+        info = PngImagePlugin.PngInfo()
+        info.add_text("parameters", f"prompt {i}\nSteps: 20, Sampler: Euler, Model: sd15")
+        (tmp_path / "fake" / f"{i}.png").write_bytes(picture("PNG", size=(96 + i, 80), pnginfo=info))
+    res = audit(load_data(tmp_path))
+    assert res["declarations"]["fake"] == {"ai": 12, "camera": 0, "files": 12}
+    assert res["declarations"]["real"]["ai"] == 0
+    assert any("only the fakes declare ai origin (12 files)" in w for w in res["warnings"])
