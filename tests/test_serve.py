@@ -390,6 +390,15 @@ def test_the_page_in_headless_chromium(server, sample_dir, tmp_path):
         assert all(browser.execute_script(lines, x) == 1 for x in labels)  # each label on one line
         WebDriverWait(browser, 10).until(lambda b: cards[2].find_elements(By.CSS_SELECTOR, ".placeholder"))
         assert "TIFF" in cards[2].find_element(By.CSS_SELECTOR, ".placeholder").text
+        # a file with content credentials: the card says what they declare, and who signed them
+        from test_provenance import picture, signed
+
+        (upload / "d-signed.jpg").write_bytes(signed(picture("JPEG"), "image/jpeg"))
+        browser.find_element(By.ID, "files").send_keys(str(upload / "d-signed.jpg"))
+        WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".card")) == 5)
+        text = browser.find_elements(By.CSS_SELECTOR, ".card")[0].text
+        assert "content credentials / metadata say" in text and "aigi test signer" in text
+        assert "decided by" in text and "provenance: Test Image Generator" in text
         ARTIFACTS.mkdir(exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "serve-page.png"))
         assert (ARTIFACTS / "serve-page.png").stat().st_size > 1000
