@@ -34,6 +34,7 @@ def test_unknown_fusion_is_named():
         AlignGemini(AlignGeminiConfig(fusion="and"))
 
 
+@pytest.mark.slow
 def test_semantic_branch_trains_on_laundered_images_only(sample_dir):
     m = load_data(sample_dir / "manifest.csv")
     sem = UnivFD(UnivFDConfig(launder=True, cv_folds=2))

@@ -31,6 +31,7 @@ def trained_dir(sample_dir, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_detect_on_a_folder_with_bad_files(sample_dir, tmp_path, trained_dir):
     folder = tmp_path / "mixed"
     folder.mkdir()
@@ -94,6 +95,7 @@ def test_detect_formats_and_thresholds(sample_dir, trained_dir):
     assert r.returncode == 2 and "Did you mean 'univfd'" in r.stderr
 
 
+@pytest.mark.slow
 def test_eval_prints_metrics_per_generator(sample_dir, trained_dir, tmp_path):
     out = tmp_path / "eval.json"
     r = run_cli("eval", "--detector", trained_dir, "--data", sample_dir / "manifest.csv", "--json", out)
@@ -226,6 +228,7 @@ def test_every_shipped_config_parses_and_builds_its_detector():
         assert det.name == cfg.detector, path
 
 
+@pytest.mark.slow
 def test_output_is_checked_before_scoring_written_as_it_comes_and_skips_are_counted(sample_dir, tmp_path):
     imgs = tmp_path / "imgs"
     (imgs / ".cache").mkdir(parents=True)
@@ -263,6 +266,7 @@ def test_version_and_help_say_what_ships_and_flags_are_flags():
     assert "<bool>" not in line  # a flag takes no value
 
 
+@pytest.mark.slow
 def test_eval_warns_when_shown_the_images_it_was_trained_on(sample_dir, trained_dir, tmp_path):
     r = run_cli("eval", "--detector", trained_dir, "--data", sample_dir / "manifest.csv")
     assert r.returncode == 0, r.stderr

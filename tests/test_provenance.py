@@ -158,6 +158,7 @@ def test_a_malformed_manifest_is_a_finding_not_a_failure():
     assert all(x["says"] != "ai" for x in f) and decisive(f) is None
 
 
+@pytest.mark.slow
 def test_declarations_decide_records_through_the_cli_and_the_pixels_stay_available(tmp_path):
     import shutil
 

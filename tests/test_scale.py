@@ -102,6 +102,7 @@ def test_sigterm_ends_a_run_with_one_line_and_keeps_finished_shards(sample_dir, 
     assert "Traceback" not in err and "finished shards are kept" in err and "resume" in err
 
 
+@pytest.mark.slow
 def test_a_changed_detector_is_not_resumed_into_the_same_shards(sample_dir, tmp_path):
     """The run's fingerprint holds the detector's version: recalibrated weights under the same name or
     folder (a new default, say) refuse to add shards to a run scored by the old ones."""

@@ -270,6 +270,7 @@ def test_cors_is_off_by_default(server):
     assert "access-control-allow-origin" not in r.headers
 
 
+@pytest.mark.slow
 def test_api_keys_hashed_busy_queue_and_micro_batching(images):
     key = "s3cret-key"
     s = Server(
