@@ -263,7 +263,6 @@ def extract(
     batch_size: int = 16,
     progress: Callable[[int], None] | None = None,
     limits: DecodeLimits = DEFAULT_LIMITS,
-    use_cache: bool = True,
 ) -> tuple[dict[str, np.ndarray], list[str | None]]:
     """Features of every path and view: ``{field: [N, V, ...]}`` (rows of failed files are NaN, or 0 for
     integer fields) and, per path, ``None`` or why it failed.
@@ -276,7 +275,7 @@ def extract(
     views = list(views)
     if perturb is not None and views != [0]:
         raise ValueError("a perturbation applies to the plain view only")
-    caches = feature_caches(det) if use_cache else None
+    caches = feature_caches(det)
     shas, errors = hash_files(paths)
 
     def vkey(v: int) -> str:

@@ -198,20 +198,10 @@ def describe_evidence(findings: list[dict]) -> str:
 
 
 def render_records(records: list[dict], fmt: str, truth: dict[str, str] | None = None) -> str:
-    """Render records as a rich table (text), CSV (``records.ROW_FIELDS``), JSON or JSON lines."""
-    from aigi.records import ROW_FIELDS, to_row
-
+    """Render records as a rich table (text) or JSON, at the end of a run (CSV and JSON lines are
+    written as they come, by ``RecordWriter``)."""
     if fmt == "json":
         return json.dumps(records, indent=2)
-    if fmt == "jsonl":
-        return "".join(json.dumps(r) + "\n" for r in records)
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(ROW_FIELDS))
-        w.writeheader()
-        for r in records:
-            w.writerow(to_row(r))
-        return buf.getvalue()
     table = Table(show_lines=False)
     table.add_column("image", overflow="fold")
     if truth is not None:
