@@ -3,7 +3,7 @@
 ``export_onnx(detector, out_dir)`` writes a copy of the saved detector (config, weights, calibration)
 plus ``model.onnx`` into ``out_dir``; ``aigi detect --detector out_dir --runtime onnx`` then scores with
 onnxruntime alone (the calibration, unsure band and records stay the detector's own). The graph takes
-``pixels`` [B, 3, H, W] (the detector's preprocessing, done in Python) and returns what ``forward``
+``pixels`` [B, 3, H, W] or, with a crop plan, [B, P, 3, H, W] (the detector's ``inputs``, done in Python) and returns what ``forward``
 returns as tensors (``logit``; GAMMA also ``mask`` and ``source``).
 
 A detector opts in with ``exportable = True`` and ``export_module()`` (a torch module over pixels with the
@@ -48,7 +48,11 @@ def export_onnx(
     else:
         detector.save_pretrained(out)
     size = detector.preprocess_size()
-    example = torch.zeros(2, 3, size, size)
+    from PIL import Image
+
+    # one input as the detector builds it ([3, H, W], or [P, 3, H, W] for a crop plan), twice
+    one = detector.inputs(Image.new("RGB", (2 * size, 2 * size), (128, 128, 128)))["pixels"]
+    example = torch.zeros(2, *one.shape)
     with torch.no_grad():
         names = list(module(example).keys())
     with warnings.catch_warnings():
@@ -66,7 +70,7 @@ def export_onnx(
     x = (
         check_images
         if check_images is not None
-        else np.random.default_rng(0).standard_normal((3, 3, size, size)).astype(np.float32)
+        else np.random.default_rng(0).standard_normal((3, *one.shape)).astype(np.float32)
     )
     got = onnx_session(out / ONNX_FILE).run(names, {"pixels": x})
     with torch.no_grad():

@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 RECORD_FIELDS = (
-    "path", "sha256", "width", "height", "format", "frames",
+    "path", "sha256", "width", "height", "format", "frames", "views",
     "verdict", "p_fake", "threshold", "detector", "detector_version", "error",
 )  # fmt: skip
 # A record as one flat row (CSV, JSONL's order, Parquet): the fields, the reason and note, and every
 # method-specific field as one JSON object in "extra".
 ROW_FIELDS = (*RECORD_FIELDS, "reason", "note", "extra")
-INT_FIELDS = ("width", "height", "frames")
+INT_FIELDS = ("width", "height", "frames", "views")
 FLOAT_FIELDS = ("p_fake", "threshold")
 # Below this many pixels on the short side an image is too small to judge: the verdict is "unsure".
 MIN_SIDE = 64
@@ -69,6 +69,7 @@ def make_record(
     height: int | None = None,
     format: str | None = None,
     frames: int | None = None,
+    views: int | None = None,
     p_fake: float | None = None,
     threshold: float | None = None,
     detector: str = "",
@@ -79,7 +80,8 @@ def make_record(
     provenance: list[dict] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Build a record; an ``error`` gives verdict ``error`` and no score. ``unsure_reason`` (e.g. from
+    """Build a record; ``views`` is how many forward passes the score took (the crop plan, times the
+    degradation ensemble). An ``error`` gives verdict ``error`` and no score. ``unsure_reason`` (e.g. from
     the degradation ensemble) forces ``unsure``; the reason goes in the optional ``reason`` field. An image
     under ``MIN_SIDE`` pixels on its short side is ``unsure`` ("too small to judge"), its score kept."""
     reason = None
@@ -103,6 +105,7 @@ def make_record(
         "height": height,
         "format": format,
         "frames": frames,
+        "views": views,
         "verdict": verdict,
         "p_fake": p,
         "threshold": None if threshold is None else float(threshold),

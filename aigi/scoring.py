@@ -163,6 +163,7 @@ def predict(
                     records[i] = make_record(names[i], error=f"model failed on this batch: {e}", **common)
             else:
                 p = cal.apply_logit(out["logit"].double().numpy())
+                passes = out["views"].long().tolist() if "views" in out else [1] * len(p)
                 row = 0
                 for i, (img, views) in ok:
                     clean = float(p[row])
@@ -185,6 +186,7 @@ def predict(
                         height=img.size[1],
                         format=img.format,
                         frames=img.frames,
+                        views=int(sum(passes[row : row + len(views)])),
                         p_fake=clean,
                         unsure_band=band,
                         unsure_reason=reason,

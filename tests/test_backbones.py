@@ -19,11 +19,13 @@ def test_onnx_and_torch_dinov2_agree(onnx_backbone):
         Image.new("RGB", (300, 300), (20, 90, 200)),
     ]
     x = np.stack([onnx_backbone.preprocess(i) for i in imgs])
-    a = onnx_backbone.encode_images(x, tokens=True)
-    b = torch_backbone.encode_images(x, tokens=True)
+    a = onnx_backbone.encode_images(x, tokens=True, blocks=True)
+    b = torch_backbone.encode_images(x, tokens=True, blocks=True)
     assert a.tokens.shape == (2, 257, 384)
     assert np.abs(a.tokens - b.tokens).max() < 1e-4
     assert a.pooled().shape == (2, 768)
+    assert a.blocks.shape == (2, 12, 768)  # every block's class token + mean patch token
+    assert np.abs(a.blocks - b.blocks).max() < 1e-3 * np.abs(a.blocks).max()
 
 
 def test_dinov2_features_carry_semantics(onnx_backbone):
@@ -42,8 +44,24 @@ def test_tiny_clip_loads_through_the_transformers_path(tmp_path):
     b = load_backbone(str(d))
     assert b.has_text and b.preprocess.crop == 32
     x = b.preprocess(Image.new("RGB", (64, 48), (1, 2, 3)))[None]
-    f = b.encode_images(x, tokens=True)
+    f = b.encode_images(x, tokens=True, blocks=True)
     assert f.cls.shape == (1, 32) and f.tokens.shape == (1, 17, 32)
+    layers = b.model.config.vision_config.num_hidden_layers
+    assert f.blocks.shape == (1, layers, 64)  # the last block's output, before the final norm
+    import torch
+
+    with torch.no_grad():
+        last = b.model.vision_model(pixel_values=torch.from_numpy(x), output_hidden_states=True).hidden_states[-1]
+    np.testing.assert_allclose(f.blocks[0, -1, 32:], last[0, 1:].mean(0).numpy(), atol=1e-5)
     assert b.embed_images(x).shape == (1, 16)
     t = b.encode_texts(["a photo of a cat", "dog"])
     assert t.shape == (2, 16) and not np.allclose(t[0], t[1])
+
+
+def test_pool_blocks_hand_computed():
+    from aigi.backbones.base import pool_blocks
+
+    seq = np.array([[[1.0, 2.0], [3.0, 4.0], [5.0, 8.0]]])  # one image: class token, then two patches
+    out = pool_blocks([seq, 2 * seq])
+    assert out.shape == (1, 2, 4)
+    assert out[0, 0].tolist() == [1.0, 2.0, 4.0, 6.0] and out[0, 1].tolist() == [2.0, 4.0, 8.0, 12.0]

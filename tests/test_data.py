@@ -103,3 +103,43 @@ def test_manifest_paths_survive_a_rewrite_from_another_folder(tmp_path, monkeypa
         again = load_data("m2.csv")
         assert all(Path(s.path).is_file() for s in again) and len(again) == len(m)
         monkeypatch.chdir(tmp_path)
+
+
+def test_leave_family_out_holds_out_whole_families(tmp_path):
+    from aigi.data.splits import leave_family_out
+
+    rels = [f"real/cam/r{i}.png" for i in range(10)]
+    rels += [f"fake/{g}/{g}{i}.png" for g in ("ldm", "glid3", "stylegan2", "sd-1.5") for i in range(3)]
+    touch_images(tmp_path, rels)
+    m = load_data(tmp_path)
+    folds = {f.name: f for f in leave_family_out(m, seed=0)}
+    assert sorted(folds) == ["early-diffusion", "gan-faces", "stable-diffusion"]  # families with fakes here
+    gens = np.array([s.generator for s in m])
+    f = folds["early-diffusion"]
+    assert set(gens[f.test]) == {"cam", "ldm", "glid3"} and not ({"ldm", "glid3"} & set(gens[f.train]))
+    assert len(set(f.train) & set(f.test)) == 0 and sum(gens[f.test] == "cam") == 2  # 20 % of the reals
+
+
+def test_several_sources_joined_by_commas(tmp_path):
+    touch_images(tmp_path / "a", ["real/x.png", "fake/g/y.png"])
+    touch_images(tmp_path / "b", ["real/z.png"])
+    m = load_data(f"{tmp_path / 'a'},{tmp_path / 'b'}")
+    assert len(m) == 3 and sorted(Path(s.path).name for s in m) == ["x.png", "y.png", "z.png"]
+    with pytest.raises(ManifestError, match="no such file"):
+        load_data(f"{tmp_path / 'a'},{tmp_path / 'missing'}")
+
+
+def test_renders_are_seeded_real_images_with_a_manifest(tmp_path):
+    from aigi.data.renders import KINDS, render_set
+
+    man = render_set(tmp_path / "r", 8, seed=3)
+    m = load_data(man)
+    assert len(m) == 8 and set(m.labels) == {0}
+    assert sorted({s.generator for s in m}) == sorted(f"render-{k}" for k in KINDS)
+    for s in m:
+        img = Image.open(s.path)
+        assert min(img.size) >= 64 and img.format in ("PNG", "JPEG")
+    again = load_data(render_set(tmp_path / "again", 8, seed=3))
+    assert [s.sha256 for s in again] == [s.sha256 for s in m]  # the same seed draws the same images
+    other = load_data(render_set(tmp_path / "other", 8, seed=4))
+    assert not {s.sha256 for s in other} & {s.sha256 for s in m}

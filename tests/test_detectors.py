@@ -83,3 +83,41 @@ def test_install_hints_name_a_command_that_works_here():
         if "pip install 'aigi[" in f.read_text() or 'pip install "aigi[' in f.read_text()
     ]
     assert not bad, bad
+
+
+def test_logistic_l2_minimises_scikit_learns_objective():
+    from sklearn.linear_model import LogisticRegression
+
+    from aigi.detectors.univfd import logistic_l2
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5)).astype(np.float32)
+    y = (X[:, 0] - X[:, 1] + 0.7 * rng.normal(size=200) > 0).astype(np.float32)
+    for C in (0.01, 1.0):
+        ref = LogisticRegression(C=C, tol=1e-10, max_iter=10000).fit(X, y)
+        theta = logistic_l2(torch.from_numpy(X), torch.from_numpy(y), C).numpy()
+        np.testing.assert_allclose(theta[:-1], ref.coef_[0], atol=2e-4)
+        np.testing.assert_allclose(theta[-1], ref.intercept_[0], atol=2e-4)
+
+
+def test_univfd_image_logit_is_the_mean_over_present_crops():
+    det = UnivFD(UnivFDConfig(feature_dim=2, crops=2))
+    with torch.no_grad():
+        det.head.weight.copy_(torch.tensor([[1.0, -1.0]]))
+        det.head.bias.fill_(0.5)
+    nan = float("nan")
+    f = torch.tensor([[[1.0, 0.0], [3.0, 0.0], [nan, nan]], [[0.0, 2.0], [nan, nan], [nan, nan]]])
+    out = det({"features": f})
+    # image 0: crop logits 1.5 and 3.5 -> 2.5 over 2 passes; image 1: -1.5, one pass
+    assert out["logit"].tolist() == [2.5, -1.5] and out["views"].tolist() == [2, 1]
+
+
+def test_univfd_fit_head_uses_every_present_crop_as_a_row():
+    rng = np.random.default_rng(1)
+    n = 40
+    labels = np.array([0, 1] * (n // 2))
+    feats = rng.normal(size=(n, 2, 2, 4)).astype(np.float32)  # 2 views x 2 crops
+    feats[labels == 1, ..., 0] += 3.0
+    feats[::4, :, 1] = np.nan  # some images have no second crop
+    info = UnivFD(UnivFDConfig(feature_dim=4, cv_folds=3, crops=1)).fit_head(feats, labels)
+    assert info["n_rows"] == n * 4 - 10 * 2 and info["cv_auroc"] > 0.95

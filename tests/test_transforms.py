@@ -74,3 +74,28 @@ def test_cache_keys_survive_new_fields_with_defaults():
 
     assert stable_key(V1()) == stable_key(V2()) and stable_key(V1(size=256)) == stable_key(V2(size=256))
     assert stable_key(V2(square=True)) != stable_key(V2())
+
+
+def test_grid_boxes_hand_computed():
+    from aigi.transforms import grid_boxes
+
+    assert grid_boxes((384, 384), 224, 1) == [(80, 80, 304, 304)]  # (384 - 224) / 2 = 80
+    # two crops on a landscape image: columns at 0 and 500 - 224 = 276, vertically centred at (375 - 224) // 2
+    assert grid_boxes((500, 375), 224, 2) == [(0, 75, 224, 299), (276, 75, 500, 299)]
+    # a portrait image stacks them
+    assert grid_boxes((300, 1000), 224, 2) == [(38, 0, 262, 224), (38, 776, 262, 1000)]
+    assert grid_boxes((384, 384), 224, 4) == [(0, 0, 224, 224), (160, 0, 384, 224), (0, 160, 224, 384), (160, 160, 384, 384)]
+    assert grid_boxes((200, 400), 224, 1) == []  # smaller than a crop
+    assert grid_boxes((400, 400), 224, 0) == []
+
+
+def test_crop_plan_adds_native_crops_only_to_large_enough_images():
+    from aigi.transforms import crop_plan
+
+    pre = Preprocess()
+    big = Image.fromarray(np.arange(400 * 600 * 3, dtype=np.uint8).reshape(400, 600, 3))
+    views = crop_plan(big, pre, 2)
+    assert [v.size for v in views] == [(224, 224)] * 3
+    assert np.array_equal(np.asarray(views[1]), np.asarray(big)[88:312, 0:224])  # native pixels, untouched
+    assert np.array_equal(np.asarray(views[0]), np.asarray(pre.geometry(big)))
+    assert len(crop_plan(big.resize((300, 255)), pre, 2)) == 1  # shorter side under 256: the resized view only

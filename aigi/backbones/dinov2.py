@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from aigi.backbones.base import Backbone, ImageFeatures
+from aigi.backbones.base import Backbone, ImageFeatures, pool_blocks
 from aigi.transforms import Preprocess
 
 INPUT_NAME = "input_image"
 TOKENS_NAME = "/backbone/layernorm/Add_1_output_0"  # final [B, 1+N, 384] token sequence
+BLOCK_NAMES = [f"/backbone/encoder/layer.{i}/Add_1_output_0" for i in range(12)]  # each block's output
 INPUT_SIZE = 224  # the exported graph's input is fixed at 224 x 224
 DIM = 384
 
@@ -54,7 +55,7 @@ def onnx_path() -> Path:
 
 @lru_cache(maxsize=1)
 def _encoder_model_bytes() -> bytes:
-    """The encoder-only sub-graph (input image -> final token sequence), serialised.
+    """The encoder-only sub-graph (input image -> final token sequence and every block's output), serialised.
 
     Pruned by walking back from the token output: the saliency decoder never runs.
     """
@@ -81,7 +82,8 @@ def _encoder_model_bytes() -> bytes:
     del g.initializer[:]
     g.initializer.extend(inits)
     del g.output[:]
-    g.output.append(helper.make_tensor_value_info(TOKENS_NAME, onnx.TensorProto.FLOAT, ["batch", "tokens", DIM]))
+    for name in [TOKENS_NAME, *BLOCK_NAMES]:
+        g.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["batch", "tokens", DIM]))
     del g.value_info[:]
     return model.SerializeToString()
 
@@ -106,11 +108,17 @@ class Dinov2OnnxBackbone(Backbone):
             providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(_encoder_model_bytes(), opts, providers=providers)
 
-    def encode_images(self, pixels: np.ndarray, tokens: bool = False) -> ImageFeatures:
+    def encode_images(self, pixels: np.ndarray, tokens: bool = False, blocks: bool = False) -> ImageFeatures:
         if pixels.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
             raise ValueError(f"dinov2-s14 (onnx) takes 224x224 inputs, got {pixels.shape[-2:]}")
-        (seq,) = self.session.run([TOKENS_NAME], {INPUT_NAME: np.ascontiguousarray(pixels, np.float32)})
-        return ImageFeatures(cls=seq[:, 0], patch_mean=seq[:, 1:].mean(axis=1), tokens=seq if tokens else None)
+        names = [TOKENS_NAME, *BLOCK_NAMES] if blocks else [TOKENS_NAME]
+        seq, *per_block = self.session.run(names, {INPUT_NAME: np.ascontiguousarray(pixels, np.float32)})
+        return ImageFeatures(
+            cls=seq[:, 0],
+            patch_mean=seq[:, 1:].mean(axis=1),
+            tokens=seq if tokens else None,
+            blocks=pool_blocks(per_block) if blocks else None,
+        )
 
 
 _LINEAR_NODE = re.compile(
@@ -210,10 +218,16 @@ class Dinov2TorchBackbone(Backbone):
         self.device = device
         self.model = load_dinov2_torch(device)
 
-    def encode_images(self, pixels: np.ndarray, tokens: bool = False) -> ImageFeatures:
+    def encode_images(self, pixels: np.ndarray, tokens: bool = False, blocks: bool = False) -> ImageFeatures:
         import torch
 
         with torch.inference_mode():
-            seq = self.model(pixel_values=torch.from_numpy(pixels).to(self.device)).last_hidden_state
-            seq = seq.float().cpu().numpy()
-        return ImageFeatures(cls=seq[:, 0], patch_mean=seq[:, 1:].mean(axis=1), tokens=seq if tokens else None)
+            out = self.model(pixel_values=torch.from_numpy(pixels).to(self.device), output_hidden_states=blocks)
+            seq = out.last_hidden_state.float().cpu().numpy()
+            per_block = [h.float().cpu().numpy() for h in out.hidden_states[1:]] if blocks else []
+        return ImageFeatures(
+            cls=seq[:, 0],
+            patch_mean=seq[:, 1:].mean(axis=1),
+            tokens=seq if tokens else None,
+            blocks=pool_blocks(per_block) if blocks else None,
+        )

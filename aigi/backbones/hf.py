@@ -14,7 +14,7 @@ import json
 import numpy as np
 import torch
 
-from aigi.backbones.base import Backbone, ImageFeatures
+from aigi.backbones.base import Backbone, ImageFeatures, pool_blocks
 from aigi.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
 _PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
@@ -50,18 +50,21 @@ def _tensor(out) -> torch.Tensor:
 
 class TorchVisionTokens(torch.nn.Module):
     """pixels -> (pooled [B, D], patch tokens [B, N, D], the whole sequence [B, T, D]) of a torch-run
-    backbone, as ``encode_images`` computes them (the graph ``aigi export`` traces)."""
+    backbone, as ``encode_images`` computes them (the graph ``aigi export`` traces); with
+    ``hidden_states`` also every block's output sequence."""
 
     def __init__(self, model, model_type: str):
         super().__init__()
         self.model, self.model_type = model, model_type
 
-    def forward(self, pixels):
+    def forward(self, pixels, hidden_states: bool = False):
         vl = self.model_type in VL_TYPES
-        out = (self.model.vision_model if vl else self.model)(pixel_values=pixels)
+        out = (self.model.vision_model if vl else self.model)(pixel_values=pixels, output_hidden_states=hidden_states)
         seq = out.last_hidden_state
         has_cls = self.model_type not in ("siglip", "siglip2")
         pooled = out.pooler_output if getattr(out, "pooler_output", None) is not None else seq[:, 0]
+        if hidden_states:  # each block's output (the embeddings, hidden_states[0], left out)
+            return pooled, (seq[:, 1:] if has_cls else seq), seq, out.hidden_states[1:]
         return pooled, (seq[:, 1:] if has_cls else seq), seq
 
 
@@ -89,13 +92,18 @@ class HFBackbone(Backbone):
         self._tokenizer = None
 
     @torch.inference_mode()
-    def encode_images(self, pixels: np.ndarray, tokens: bool = False) -> ImageFeatures:
+    def encode_images(self, pixels: np.ndarray, tokens: bool = False, blocks: bool = False) -> ImageFeatures:
         x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)
-        pooled, patches, seq = torch_vision_tokens(self)(x)  # SigLIP has no class token
+        module = torch_vision_tokens(self)
+        pooled, patches, seq, *rest = module(x, hidden_states=blocks)  # SigLIP has no class token
+        hidden = rest[0] if rest else ()
+        if blocks and self.model_type in ("siglip", "siglip2"):  # no class token: the patch mean stands in
+            hidden = tuple(torch.cat([h.mean(1, keepdim=True), h], 1) for h in hidden)
         return ImageFeatures(
             cls=pooled.float().cpu().numpy(),
             patch_mean=patches.float().mean(1).cpu().numpy(),
             tokens=seq.float().cpu().numpy() if tokens else None,
+            blocks=pool_blocks([h.float().cpu().numpy() for h in hidden]) if blocks else None,
         )
 
     @torch.inference_mode()

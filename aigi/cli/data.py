@@ -1,4 +1,4 @@
-"""``aigi data``: build training sets (reconstruction pairs, laundered images)."""
+"""``aigi data``: build training sets (reconstruction pairs, laundered images, rendered non-photos)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from aigi.cli.common import (
     read_data,
 )
 
-data_app = typer.Typer(no_args_is_help=True, help="Build training sets: reconstruction pairs, laundered images.")
+data_app = typer.Typer(no_args_is_help=True, help="Build training sets: reconstruction pairs, laundered images, rendered non-photos.")
 app.add_typer(data_app, name="data")
 
 
@@ -112,3 +112,19 @@ def build_semantic(
     for e in errors:
         error_line(e)
     out_console.print(f"{len(m)} laundered images written to {out} (manifest {out / 'manifest.csv'})", highlight=False)
+
+
+@data_app.command("render")
+def render(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the images and their manifest.csv."),
+    count: int = typer.Option(300, help="How many images (charts, UI, documents and code in turn)."),
+    seed: int = typer.Option(1, help="Seed; `aigi train` draws its own with the training seed (`renders:`)."),
+):
+    """Render real non-photographic images (charts, UI and text screenshots, documents, code): negatives to
+    train on, or a held-out set to measure false positives on."""
+    from aigi.data.renders import render_set
+
+    if count < 1:
+        fail(f"--count must be at least 1, got {count}")
+    manifest = render_set(out, count, seed)
+    out_console.print(f"{count} rendered images written to {out} (manifest {manifest})", highlight=False)

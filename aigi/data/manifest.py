@@ -209,8 +209,12 @@ def _nonempty(m: Manifest) -> Manifest:
 
 
 def load_data(source: str | os.PathLike) -> Manifest:
-    """A manifest CSV or a folder in a known layout -> :class:`Manifest`."""
+    """A manifest CSV or a folder in a known layout -> :class:`Manifest`; several, joined by commas
+    (``dev/manifest.csv,wild/manifest.csv``), are read in turn and joined into one."""
     p = Path(source)
+    if not p.exists() and "," in str(source):
+        parts = [load_data(part) for part in str(source).split(",") if part]
+        return Manifest([s for m in parts for s in m], str(source), "+".join(m.layout for m in parts))
     if p.is_dir():
         return read_folder(p)
     if p.is_file():

@@ -45,10 +45,37 @@ def validation_split(manifest: Manifest, fraction: float, seed: int) -> tuple[np
     return stratified_split([f"{s.label}/{s.generator}" for s in manifest], fraction, seed)
 
 
-def leave_generator_out(
-    manifest: Manifest, seed: int = 0, real_test_fraction: float = 0.2, generators: list[str] | None = None
+# Generator families of aigi-dev + aigi-wild: a family is held out whole (leave-family-out), so a
+# detector is tested on a kind of generator, not on a sibling of one it trained on.
+FAMILIES: dict[str, list[str]] = {
+    "gan-faces": ["stylegan2"],
+    "early-diffusion": ["ldm", "glid3", "disco-diffusion", "dalle-mini"],
+    "stable-diffusion": ["sd-1.5"],
+    "openai": ["gpt-4o", "gpt-image-1", "chatgpt-image-gallery"],
+    "google": ["nano-banana", "nano-banana-pro"],
+    "midjourney": ["midjourney-v7"],
+}
+
+
+def leave_family_out(
+    manifest: Manifest, seed: int = 0, real_test_fraction: float = 0.2, families: dict[str, list[str]] | None = None
 ) -> list[Fold]:
-    """One fold per fake generator (or per name in ``generators``)."""
+    """One fold per family (default :data:`FAMILIES`, those with fakes in the data) holding out all its
+    generators; reals split as in :func:`leave_generator_out`."""
+    present = set(manifest.generators(label=1))
+    groups = {f: g for f, g in (families or FAMILIES).items() if present & set(g)}
+    return leave_generator_out(manifest, seed, real_test_fraction, groups=groups)
+
+
+def leave_generator_out(
+    manifest: Manifest,
+    seed: int = 0,
+    real_test_fraction: float = 0.2,
+    generators: list[str] | None = None,
+    groups: dict[str, list[str]] | None = None,
+) -> list[Fold]:
+    """One fold per fake generator (or per name in ``generators``; or per group of ``groups``, named
+    by the group, holding out all its generators at once)."""
     labels = np.asarray(manifest.labels)
     gens = np.asarray([s.generator for s in manifest.samples])
     real_idx = np.flatnonzero(labels == 0)
@@ -56,17 +83,18 @@ def leave_generator_out(
         raise ValueError("leave-generator-out needs real images in the data")
     real_train_local, real_test_local = stratified_split(list(gens[real_idx]), real_test_fraction, seed)
     real_train, real_test = real_idx[real_train_local], real_idx[real_test_local]
-    fake_gens = generators or manifest.generators(label=1)
-    if len(manifest.generators(label=1)) < 2:
-        raise ValueError("leave-generator-out needs at least two fake generators")
+    held_out = groups or {g: [g] for g in (generators or manifest.generators(label=1))}
+    if len(manifest.generators(label=1)) < 2 or len(held_out) < (2 if groups else 1):
+        raise ValueError("leave-generator-out needs at least two fake generators (leave-family-out two families)")
     folds = []
-    for g in fake_gens:
-        held = np.flatnonzero((labels == 1) & (gens == g))
+    for name, members in held_out.items():
+        out = (labels == 1) & np.isin(gens, members)
+        held = np.flatnonzero(out)
         if len(held) == 0:
-            raise ValueError(f"generator {g!r} has no fake images in the data")
-        train_fake = np.flatnonzero((labels == 1) & (gens != g))
+            raise ValueError(f"generator {name!r} has no fake images in the data")
+        train_fake = np.flatnonzero((labels == 1) & ~out)
         folds.append(
-            Fold(g, np.sort(np.concatenate([real_train, train_fake])), np.sort(np.concatenate([real_test, held])))
+            Fold(name, np.sort(np.concatenate([real_train, train_fake])), np.sort(np.concatenate([real_test, held])))
         )
     return folds
 

@@ -16,9 +16,20 @@ Choices written down (not all from the paper):
 - ``launder: true`` makes it AlignGemini's semantic branch: every image, in training and at
   inference, is first laundered (``augment.launder_fixed``: 64 px, blur, noise, JPEG q45, back to
   224 px), so only semantics reach the head; augmented views are then pointless and unused.
-- Stages: ``inputs`` = the backbone's preprocessed pixels (laundered first when asked);
-  ``features`` = the pooled descriptor (cached under the backbone's key, folder ``pooled``);
-  ``forward`` = standardise, then the linear head.
+- ``blocks`` (e.g. 0..11): the descriptor is the class token and the mean patch token of each of those
+  transformer blocks' outputs, concatenated (12 x 768 for DINOv2-S), instead of the final output's
+  alone. Early blocks see texture and resampling traces, late ones semantics; the regularised linear
+  head weighs them (RINE, Koutlis & Papadopoulos, ECCV 2024, learns such a weighting on CLIP).
+- ``crops`` (the crop plan, ``transforms.crop_plan``): view 0 is the resized image as the backbone
+  preprocesses it, then up to ``crops`` crops at the image's own scale on a grid (when its shorter side
+  is at least 256 px). The head scores each crop; the image's logit is the mean over its crops (SAFE and
+  B-Free also look at the image at its own scale at test time). Training draws the same plan from
+  every training view, each crop a row of the head's fit (grouped by image for cross-validation).
+- Stages: ``inputs`` = the preprocessed pixels of each planned crop [P, 3, H, W] (NaN where an image has
+  fewer crops; laundered first when asked); ``features`` = the descriptor of each crop [P, F] float16
+  (NaN rows for absent crops; cached under the backbone's key, the blocks and the plan, folder
+  ``pooled``); ``forward`` = standardise, the linear head per crop, the mean over present crops.
+  ``views`` in the output (and the record) counts the forward passes.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ import torch.nn.functional as F
 
 from aigi.detectors.base import Detector
 from aigi.detectors.registry import register
+from aigi.transforms import to_array
 
 
 @dataclass
@@ -40,43 +52,61 @@ class UnivFDConfig:
     Cs: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
     cv_folds: int = 5
     max_iter: int = 3000
-    feature_dim: int = 768  # 2 x backbone width (CLS + mean patch)
+    feature_dim: int = 768  # 2 x backbone width (CLS + mean patch), per block
     launder: bool = False  # see every image (training and inference) through augment.launder_fixed first
+    blocks: tuple[int, ...] = ()  # () = the final (normalised) output; else these blocks' outputs, concatenated
+    crops: int = 0  # the crop plan: native-scale crops beside the resized view (0 = the resized view alone)
+
+
+def logistic_l2(X: torch.Tensor, y: torch.Tensor, C: float, init: torch.Tensor | None = None, max_iter: int = 500):
+    """L2-regularised logistic regression, the objective scikit-learn's ``LogisticRegression(C=C)`` minimises
+    (``C * sum(log-loss) + ||w||^2 / 2``, the intercept unpenalised), solved by full-batch L-BFGS in float32
+    torch: on thousands of rows of thousands of features it is far faster than scikit-learn's float64 copy.
+    Returns the parameters [d + 1] (weights, then the intercept)."""
+    n, d = X.shape
+    theta = (init.clone() if init is not None else torch.zeros(d + 1)).requires_grad_(True)
+    opt = torch.optim.LBFGS([theta], lr=1, max_iter=max_iter, tolerance_grad=1e-6, tolerance_change=1e-10,
+                            history_size=20, line_search_fn="strong_wolfe")
+    scale = 1.0 / (C * n)  # the objective divided by C * n, for a well-scaled gradient
+
+    def closure():
+        opt.zero_grad()
+        z = X @ theta[:d] + theta[d]
+        loss = F.binary_cross_entropy_with_logits(z, y, reduction="mean") + 0.5 * scale * theta[:d].square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return theta.detach()
 
 
 def fit_logistic_cv(X: np.ndarray, y: np.ndarray, groups: np.ndarray, Cs, n_folds: int, max_iter: int):
-    """L2 logistic regression with C chosen by grouped k-fold CV (AUROC), then refit on all rows.
-
-    Within a fold, C is walked from small to large with warm starts (each fit starts from the
-    previous solution). BLAS runs single-threaded here: for problems this small, threads contend
-    (with each other and with a backbone running beside them) and were measured 26x slower.
-    Returns (fitted model, best C, mean CV AUROC at the best C).
-    """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        return _fit_logistic_cv(X, y, groups, Cs, n_folds, max_iter)
-
-
-def _fit_logistic_cv(X, y, groups, Cs, n_folds, max_iter):
-    from sklearn.linear_model import LogisticRegression
+    """L2 logistic regression (:func:`logistic_l2`) with C chosen by grouped k-fold CV (AUROC; the
+    augmented views and crops of one image never sit on both sides of a split), then refit on all rows.
+    Within a fold, C is walked from small to large with warm starts. Returns (weights [d], intercept,
+    best C, mean CV AUROC at the best C)."""
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import GroupKFold
 
     Cs = sorted(float(c) for c in Cs)
-    scores = np.zeros((n_folds, len(Cs)))
-    for k, (tr, va) in enumerate(GroupKFold(n_splits=n_folds).split(X, y, groups)):
-        clf = LogisticRegression(max_iter=max_iter, warm_start=True)
+    Xt, yt = torch.from_numpy(np.ascontiguousarray(X, np.float32)), torch.from_numpy(np.asarray(y, np.float32))
+    scores = np.full((n_folds, len(Cs)), np.nan)
+    folds = GroupKFold(n_splits=n_folds).split(X, y, groups) if n_folds > 1 and len(set(groups)) >= n_folds else []
+    for k, (tr, va) in enumerate(folds):
+        theta = None
         for j, c in enumerate(Cs):
-            clf.set_params(C=c).fit(X[tr], y[tr])
-            scores[k, j] = roc_auc_score(y[va], clf.decision_function(X[va])) if len(set(y[va])) == 2 else np.nan
+            theta = logistic_l2(Xt[tr], yt[tr], c, theta, max_iter)
+            if len(set(y[va])) == 2:
+                scores[k, j] = roc_auc_score(y[va], (Xt[va] @ theta[:-1] + theta[-1]).numpy())
     mean = np.nanmean(scores, axis=0) if np.isfinite(scores).any() else np.zeros(len(Cs))
     j = int(np.argmax(mean))
-    final = LogisticRegression(C=Cs[j], max_iter=max_iter).fit(X, y)
-    return final, Cs[j], float(mean[j])
+    theta = logistic_l2(Xt, yt, Cs[j], None, max_iter)
+    return theta[:-1].numpy(), float(theta[-1]), Cs[j], float(mean[j])
 
 
 class _PixelsToLogit(torch.nn.Module):
+    """The exported graph: planned crops [B, P, 3, H, W] (NaN for absent ones) -> {"logit"}."""
+
     def __init__(self, backbone, head: UnivFD):
         super().__init__()
         from aigi.backbones.hf import torch_vision_tokens
@@ -84,8 +114,19 @@ class _PixelsToLogit(torch.nn.Module):
         self.tokens, self.head = torch_vision_tokens(backbone), head
 
     def forward(self, pixels):
-        pooled, patches, _ = self.tokens(pixels)
-        return {"logit": self.head({"features": torch.cat([pooled, patches.mean(1)], 1)})["logit"]}
+        b, p = pixels.shape[:2]
+        flat = pixels.flatten(0, 1)
+        absent = torch.isnan(flat.flatten(1)[:, 0])
+        flat = torch.where(absent[:, None, None, None], torch.zeros_like(flat), flat)
+        blocks = self.head.config.blocks
+        pooled, patches, _, hidden = self.tokens(flat, hidden_states=True)
+        if blocks:
+            desc = torch.cat([torch.cat([hidden[i][:, 0], hidden[i][:, 1:].mean(1)], 1) for i in blocks], 1)
+        else:
+            desc = torch.cat([pooled, patches.mean(1)], 1)
+        desc = torch.where(absent[:, None], torch.full_like(desc, float("nan")), desc.half().float())
+        out = self.head({"features": desc.reshape(b, p, -1)})
+        return {"logit": out["logit"], "views": out["views"]}
 
 
 @register("univfd")
@@ -98,33 +139,61 @@ class UnivFD(Detector):
 
     def __init__(self, config: UnivFDConfig):
         super().__init__(config)
-        d = config.feature_dim
+        d = config.feature_dim * max(1, len(config.blocks))
         self.register_buffer("feature_mean", torch.zeros(d))
         self.register_buffer("feature_scale", torch.ones(d))
         self.head = torch.nn.Linear(d, 1)
 
     def inputs(self, image):
+        from aigi.transforms import crop_plan
+
         if self.config.launder:
             from aigi.augment.launder import launder_fixed
 
             image = launder_fixed(image)
-        return {"pixels": self.backbone.preprocess(image)}
+        pre = self.backbone.preprocess
+        views = [to_array(v, pre.mean, pre.std) for v in crop_plan(image, pre, self.config.crops)]
+        pixels = np.full((1 + self.config.crops, *views[0].shape), np.nan, np.float32)
+        pixels[: len(views)] = views
+        return {"pixels": pixels}
 
     def features(self, inputs):
-        return {"features": self.backbone.encode_images(inputs["pixels"]).pooled()}
+        pixels = inputs["pixels"]  # [B, P, 3, H, W]
+        b, p = pixels.shape[:2]
+        flat = pixels.reshape(b * p, *pixels.shape[2:])
+        present = ~np.isnan(flat[:, 0, 0, 0])
+        out = np.full((b * p, self.head.in_features), np.nan, np.float16)
+        if present.any():
+            f = self.backbone.encode_images(flat[present], blocks=bool(self.config.blocks))
+            desc = f.blocks[:, list(self.config.blocks)].reshape(int(present.sum()), -1) if self.config.blocks else f.pooled()
+            out[present] = desc
+        return {"features": out.reshape(b, p, -1)}
 
     def feature_key(self) -> str:
         key = self.backbone.cache_key()
+        if self.config.blocks:
+            key += "+blocks" + "-".join(map(str, self.config.blocks))
+        key += f"+plan{self.config.crops}"
         if self.config.launder:
             from aigi.augment.launder import FIXED_LAUNDERING_KEY
 
             key += f"+{FIXED_LAUNDERING_KEY}"
         return key
 
+    def crop_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Descriptors [..., F] (NaN rows: absent crops) -> the head's logit per crop [...] (NaN where absent)."""
+        x = features.float()
+        absent = torch.isnan(x[..., 0])
+        x = (torch.nan_to_num(x) - self.feature_mean) / self.feature_scale
+        return self.head(x).squeeze(-1).masked_fill(absent, float("nan"))
+
     def forward(self, batch):
-        x = (batch["features"] - self.feature_mean) / self.feature_scale
-        logit = self.head(x).squeeze(-1)
-        out = {"logit": logit}
+        feats = batch["features"]
+        z = self.crop_logits(feats if feats.dim() == 3 else feats[:, None])  # [B, P]
+        present = ~torch.isnan(z)
+        views = present.sum(1)
+        logit = torch.nan_to_num(z).sum(1) / views.clamp(min=1)
+        out = {"logit": logit, "views": views}
         if "label" in batch:
             out["loss"] = F.binary_cross_entropy_with_logits(logit, batch["label"].float())
         return out
@@ -156,16 +225,20 @@ class UnivFD(Detector):
         return {**info, "skipped_files": [e for e in errors if e]}
 
     def fit_head(self, feats: np.ndarray, labels: np.ndarray) -> dict:
-        """Fit the standardisation and the logistic head on features [n, V, D] of n images (V views each)."""
+        """Fit the standardisation and the logistic head on descriptors [n, V, P, F] of n images (V views
+        each, P planned crops per view; NaN rows = absent crops), every present crop a row."""
         from sklearn.preprocessing import StandardScaler
 
-        n, v, d = feats.shape
-        X = feats.reshape(n * v, d)
-        y = np.repeat(labels, v)
-        groups = np.repeat(np.arange(n), v)
+        n, v = feats.shape[:2]
+        d = feats.shape[-1]
+        flat = feats.reshape(n, -1, d)
+        present = ~np.isnan(flat[..., 0])
+        X = flat[present].astype(np.float32)
+        y = np.repeat(labels, present.sum(1))
+        groups = np.repeat(np.arange(n), present.sum(1))
         scaler = StandardScaler().fit(X)
         Xs = scaler.transform(X)
-        clf, best_c, cv_auroc = fit_logistic_cv(
+        w, b, best_c, cv_auroc = fit_logistic_cv(
             Xs, y, groups, self.config.Cs, self.config.cv_folds, self.config.max_iter
         )
         with torch.no_grad():
@@ -173,6 +246,6 @@ class UnivFD(Detector):
             self.feature_scale.copy_(
                 torch.from_numpy(np.where(scaler.scale_ > 0, scaler.scale_, 1.0).astype(np.float32))
             )
-            self.head.weight.copy_(torch.from_numpy(clf.coef_.astype(np.float32)))
-            self.head.bias.copy_(torch.from_numpy(clf.intercept_.astype(np.float32)))
-        return {"C": best_c, "cv_auroc": cv_auroc, "n_images": int(n), "n_views": int(v)}
+            self.head.weight.copy_(torch.from_numpy(w[None]))
+            self.head.bias.fill_(b)
+        return {"C": best_c, "cv_auroc": cv_auroc, "n_images": int(n), "n_views": int(v), "n_rows": int(len(X))}

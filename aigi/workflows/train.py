@@ -86,6 +86,17 @@ def data_warnings(train_set: Manifest, val_set: Manifest, cfg: TrainConfig) -> l
     return out
 
 
+def with_renders(manifest: Manifest, count: int, seed: int) -> Manifest:
+    """``manifest`` plus ``count`` rendered non-photo reals (drawn once per (count, seed) into the cache
+    folder ``renders/``; a rerun reuses them)."""
+    from aigi.data import load_data
+    from aigi.data.renders import render_set
+    from aigi.paths import cache_dir
+
+    renders = load_data(str(render_set(cache_dir() / "renders" / f"seed{seed}-n{count}", count, seed)))
+    return Manifest([*manifest, *renders], f"{manifest.source} + {count} renders (seed {seed})", manifest.layout)
+
+
 def train_detector(
     cfg: TrainConfig,
     manifest: Manifest,
@@ -100,6 +111,8 @@ def train_detector(
 
     t0 = time.time()
     torch.manual_seed(cfg.seed)  # the same initial weights in every process and every run
+    if cfg.renders:
+        manifest = with_renders(manifest, cfg.renders, cfg.seed)
     det = build_detector(cfg)
     if reserved is None:
         idx = det.reserved(manifest)

@@ -1,0 +1,262 @@
+"""Real non-photographic images, rendered: charts, UI and text screenshots, documents.
+
+A training set whose fakes include illustrations, posters and infographics while every real is a
+photograph teaches "not a photo = fake", and such a detector accuses every screenshot, chart and scan
+a user checks. These renders are real negatives of those kinds, drawn here (seeded, reproducible) with
+matplotlib and Pillow: varied fonts (the ones matplotlib ships), sizes, colours, layouts, and saved as
+PNG or as JPEG at a random quality. ``render_set`` writes them with a manifest (label ``real``,
+generator ``render-<kind>``); a different seed gives a disjoint held-out set for false-positive reports.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+KINDS = ("chart", "ui", "document", "code")
+_SYLLABLES = "ka lo mi ne ta ri su ve an or el is un de ra po li ma te co ber han sto ling mar tec ion ent".split()
+_WORDS = (
+    "the of and report total users revenue growth account settings profile message search results update "
+    "download share open close save cancel delete edit view help file system data value time date name "
+    "status active pending error warning info network server request response quarter annual summary "
+    "table figure section chapter page note reference method analysis sample average median percent "
+    "customer order invoice payment amount balance project team meeting schedule agenda notes draft"
+).split()
+
+
+def _fonts() -> list[str]:
+    """The TrueType fonts matplotlib ships (sans, serif, mono; regular, bold, italic)."""
+    import matplotlib
+
+    d = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    return sorted(str(p) for p in d.glob("DejaVu*.ttf"))
+
+
+def _word(rng: np.random.Generator) -> str:
+    if rng.random() < 0.7:
+        return str(rng.choice(_WORDS))
+    return "".join(rng.choice(_SYLLABLES, size=int(rng.integers(1, 4))))
+
+
+def _sentence(rng: np.random.Generator, lo: int = 3, hi: int = 12) -> str:
+    s = " ".join(_word(rng) for _ in range(int(rng.integers(lo, hi + 1))))
+    return s[:1].upper() + s[1:]
+
+
+def _colour(rng: np.random.Generator, light: bool) -> tuple[int, int, int]:
+    base = rng.integers(200, 256, 3) if light else rng.integers(0, 90, 3)
+    return tuple(int(v) for v in base)  # type: ignore[return-value]
+
+
+def _font(rng: np.random.Generator, size: int, mono: bool = False) -> ImageFont.FreeTypeFont:
+    fonts = [f for f in _fonts() if ("Mono" in f) == mono] or _fonts()
+    return ImageFont.truetype(str(rng.choice(fonts)), size)
+
+
+def render_chart(rng: np.random.Generator) -> Image.Image:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    styles = ["default", "ggplot", "bmh", "seaborn-v0_8-whitegrid", "fivethirtyeight", "grayscale", "dark_background"]
+    w, h = float(rng.uniform(4, 10)), float(rng.uniform(3, 7))
+    with plt.style.context(str(rng.choice(styles))):
+        fig, ax = plt.subplots(figsize=(w, h), dpi=int(rng.integers(70, 140)))
+        kind = rng.integers(0, 5)
+        n = int(rng.integers(3, 12))
+        labels = [_word(rng)[:10] for _ in range(n)]
+        if kind == 0:
+            ax.bar(labels, rng.gamma(2, 10, n))
+        elif kind == 1:
+            for _ in range(int(rng.integers(1, 4))):
+                ax.plot(np.cumsum(rng.normal(0, 1, 50)), label=_word(rng))
+            ax.legend()
+        elif kind == 2:
+            ax.scatter(rng.normal(size=200), rng.normal(size=200), s=8, c=rng.random(200))
+        elif kind == 3:
+            ax.pie(rng.gamma(2, 1, min(n, 6)), labels=labels[: min(n, 6)], autopct="%1.0f%%")
+        else:
+            ax.hist(rng.normal(size=500), bins=int(rng.integers(10, 40)))
+        ax.set_title(_sentence(rng, 2, 6))
+        if kind != 3:
+            ax.set_xlabel(_word(rng))
+            ax.set_ylabel(_word(rng))
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight")
+        plt.close(fig)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def render_ui(rng: np.random.Generator) -> Image.Image:
+    """An application or web page: a title bar, a sidebar, buttons, fields and lists of text."""
+    w, h = int(rng.integers(480, 1600)), int(rng.integers(360, 1000))
+    dark = rng.random() < 0.3
+    bg = _colour(rng, not dark)
+    img = Image.new("RGB", (w, h), bg)
+    d = ImageDraw.Draw(img)
+    fg = _colour(rng, dark)
+    accent = tuple(int(v) for v in rng.integers(0, 256, 3))
+    bar = int(rng.integers(28, 64))
+    d.rectangle([0, 0, w, bar], fill=accent)
+    d.text((12, bar // 4), _sentence(rng, 1, 4), font=_font(rng, int(bar * 0.45)), fill=(255, 255, 255))
+    side = int(rng.integers(0, w // 4)) if rng.random() < 0.6 else 0
+    if side:
+        d.rectangle([0, bar, side, h], fill=_colour(rng, not dark))
+        f = _font(rng, int(rng.integers(11, 18)))
+        for k, y in enumerate(range(bar + 16, h - 20, int(rng.integers(24, 40)))):
+            d.text((10, y), _word(rng).title(), font=f, fill=fg if k else accent)
+    y = bar + 20
+    size = int(rng.integers(11, 20))
+    f = _font(rng, size)
+    while y < h - 40:
+        x = side + 20
+        r = rng.random()
+        if r < 0.2:  # a row of buttons
+            for _ in range(int(rng.integers(1, 4))):
+                label = _word(rng).title()
+                bw = int(d.textlength(label, font=f)) + 24
+                d.rounded_rectangle([x, y, x + bw, y + size + 14], radius=int(rng.integers(0, 10)), fill=accent)
+                d.text((x + 12, y + 6), label, font=f, fill=(255, 255, 255))
+                x += bw + 12
+            y += size + 30
+        elif r < 0.35:  # an input field
+            d.text((x, y), _word(rng).title() + ":", font=f, fill=fg)
+            d.rectangle([x, y + size + 6, min(w - 20, x + int(rng.integers(150, 500))), y + 2 * size + 18], outline=fg)
+            y += 2 * size + 34
+        else:  # a line of text, sometimes with an icon-like square
+            if rng.random() < 0.3:
+                d.ellipse([x, y, x + size, y + size], fill=accent)
+                x += size + 8
+            d.text((x, y), _sentence(rng, 3, 14), font=f, fill=fg)
+            y += int(size * rng.uniform(1.5, 2.4))
+    return img
+
+
+def render_document(rng: np.random.Generator) -> Image.Image:
+    """A page of a document or a scan of one: headings, justified paragraphs, sometimes a table."""
+    w = int(rng.integers(500, 1300))
+    h = int(w * rng.uniform(1.2, 1.5))
+    paper = tuple(int(v) for v in rng.integers(235, 256, 3))
+    img = Image.new("RGB", (w, h), paper)
+    d = ImageDraw.Draw(img)
+    ink = _colour(rng, False)
+    margin = int(w * rng.uniform(0.06, 0.14))
+    size = int(w * rng.uniform(0.014, 0.024))
+    body, head = _font(rng, size), _font(rng, int(size * 1.6))
+    y = margin
+    while y < h - margin - 2 * size:
+        r = rng.random()
+        if r < 0.15:
+            d.text((margin, y), _sentence(rng, 2, 6), font=head, fill=ink)
+            y += int(size * 2.6)
+        elif r < 0.25:  # a small table
+            cols, rows = int(rng.integers(2, 6)), int(rng.integers(2, 7))
+            cw = (w - 2 * margin) // cols
+            for i in range(rows):
+                for j in range(cols):
+                    box = [margin + j * cw, y, margin + (j + 1) * cw, y + int(size * 1.8)]
+                    d.rectangle(box, outline=ink)
+                    cell = _word(rng) if i == 0 else f"{rng.gamma(2, 50):.1f}"
+                    d.text((box[0] + 4, y + 3), cell, font=body, fill=ink)
+                y += int(size * 1.8)
+            y += size
+        else:
+            for _ in range(int(rng.integers(2, 8))):
+                line = ""
+                while d.textlength(line, font=body) < w - 2 * margin - 8 * size:
+                    line += _word(rng) + " "
+                d.text((margin, y), line.strip(), font=body, fill=ink)
+                y += int(size * 1.45)
+                if y > h - margin - 2 * size:
+                    break
+            y += size
+    if rng.random() < 0.3:  # a scan: slight rotation, blur and uneven light
+        img = img.rotate(float(rng.uniform(-1.5, 1.5)), fillcolor=paper, resample=Image.Resampling.BICUBIC)
+        shade = np.linspace(float(rng.uniform(0.85, 1.0)), 1.0, h)[:, None, None]
+        img = Image.fromarray((np.asarray(img) * shade).astype(np.uint8))
+    return img
+
+
+def render_code(rng: np.random.Generator) -> Image.Image:
+    """A terminal or code editor screenshot: monospace text, light or dark theme, some colour."""
+    w, h = int(rng.integers(480, 1400)), int(rng.integers(300, 900))
+    dark = rng.random() < 0.6
+    img = Image.new("RGB", (w, h), _colour(rng, not dark))
+    d = ImageDraw.Draw(img)
+    size = int(rng.integers(11, 19))
+    f = _font(rng, size, mono=True)
+    palette = [_colour(rng, dark)] + [tuple(int(v) for v in rng.integers(60, 256, 3)) for _ in range(3)]
+    y, n = 8, 1
+    while y < h - size:
+        x = 8
+        if rng.random() < 0.5:
+            d.text((x, y), f"{n:>3}", font=f, fill=palette[0])
+            x += 5 * size
+        indent = int(rng.integers(0, 4)) * 4
+        tokens = [_word(rng) for _ in range(int(rng.integers(1, 7)))]
+        line = " " * indent + str(rng.choice(["", "def ", "if ", "return ", "$ ", "let ", "# "])) + "_".join(tokens[:2])
+        line += "(" + ", ".join(tokens[2:]) + ")" if len(tokens) > 2 else ""
+        d.text((x, y), line, font=f, fill=palette[int(rng.integers(0, len(palette)))])
+        y += int(size * 1.4)
+        n += 1
+    return img
+
+
+RENDERERS: dict[str, Callable[[np.random.Generator], Image.Image]] = {
+    "chart": render_chart,
+    "ui": render_ui,
+    "document": render_document,
+    "code": render_code,
+}
+
+
+def render_one(kind: str, rng: np.random.Generator) -> tuple[bytes, str]:
+    """One rendered image of ``kind`` as file bytes and its suffix: PNG, or JPEG at quality 60-95."""
+    img = RENDERERS[kind](rng)
+    if rng.random() < 0.5:  # shown at another size than drawn (a zoomed screenshot, a downsized scan)
+        f = float(rng.uniform(0.5, 1.5))
+        img = img.resize((max(64, round(img.width * f)), max(64, round(img.height * f))), Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    if rng.random() < 0.5:
+        img.save(buf, "PNG")
+        return buf.getvalue(), ".png"
+    img.save(buf, "JPEG", quality=int(rng.integers(60, 96)))
+    return buf.getvalue(), ".jpg"
+
+
+def render_set(out: str | Path, count: int, seed: int = 0, progress: Callable[[int], None] | None = None) -> Path:
+    """Write ``count`` renders (kinds in turn) under ``out`` with ``manifest.csv`` (path, label, generator);
+    files already there are kept, so an interrupted run resumes. Returns the manifest's path."""
+    import hashlib
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(count):
+        kind = KINDS[i % len(KINDS)]
+        stem = out / kind / f"{kind}-{seed}-{i:05d}"
+        found = [p for p in (stem.with_suffix(".png"), stem.with_suffix(".jpg")) if p.is_file()]
+        if found:
+            path = found[0]
+        else:
+            data, suffix = render_one(kind, np.random.default_rng([seed, i]))
+            path = stem.with_suffix(suffix)
+            path.parent.mkdir(exist_ok=True)
+            tmp = path.with_suffix(".part")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        rows.append([str(path.relative_to(out)), "real", f"render-{kind}", hashlib.sha256(path.read_bytes()).hexdigest()])
+        if progress:
+            progress(1)
+    manifest = out / "manifest.csv"
+    with open(manifest, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "generator", "sha256"])
+        w.writerows(rows)
+    return manifest

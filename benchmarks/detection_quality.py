@@ -1,0 +1,247 @@
+"""Detection quality on generator families never seen in training: the multi-layer, crop-plan univfd
+recipe against today's single-layer one, with its ablations, over aigi-dev + aigi-wild + renders.
+
+    python benchmarks/detection_quality.py extract [--data-root ../shared/data] [--work runs/dq]
+    python benchmarks/detection_quality.py report  [--work runs/dq]
+
+``extract`` fills the feature cache (resumable: a rerun computes only what is missing): every image's
+plain view and one seeded augmented view through DINOv2-S with every block's class and mean patch
+token, on the crop plan (the resized view + one native-scale centre crop); the rendered non-photo
+negatives (600 for training, seed 0; 300 held out, seed 1) are drawn first. ``report`` fits the heads
+(leave-family-out, seeds 0-2, every ablation) from the cache and writes
+benchmarks/results/detection-quality.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+ALL_BLOCKS = tuple(range(12))
+WIDTH = 768  # one block's descriptor: class token + mean patch token of DINOv2-S (2 x 384)
+SEEDS = (0, 1, 2)
+CS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+# name -> (blocks, crop slots, training data sets, rendered negatives in training)
+VARIANTS = {
+    "all blocks, crop plan, dev+wild": (ALL_BLOCKS, (0, 1), ("dev", "wild"), True),
+    "last block, crop plan, dev+wild": ((11,), (0, 1), ("dev", "wild"), True),
+    "all blocks, one crop, dev+wild": (ALL_BLOCKS, (0,), ("dev", "wild"), True),
+    "all blocks, crop plan, dev only": (ALL_BLOCKS, (0, 1), ("dev",), True),
+    "all blocks, crop plan, dev+wild, no renders": (ALL_BLOCKS, (0, 1), ("dev", "wild"), False),
+    "last block, one crop, dev only, no renders": ((11,), (0,), ("dev",), False),
+}
+NEW, TODAY = "all blocks, crop plan, dev+wild", "last block, one crop, dev only, no renders"
+
+
+def log(msg):
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+def manifests(data_root: Path, work: Path):
+    from aigi.data import load_data
+    from aigi.data.renders import render_set
+
+    train_r = render_set(work / "renders-train", 600, seed=0)
+    held_r = render_set(work / "renders-heldout", 300, seed=1)
+    data = load_data(f"{data_root}/aigi-dev/manifest.csv,{data_root}/aigi-wild/manifest.csv")
+    return data, load_data(str(train_r)), load_data(str(held_r))
+
+
+def detector(blocks=ALL_BLOCKS, crops=1):
+    from aigi.detectors.univfd import UnivFD, UnivFDConfig
+
+    return UnivFD(UnivFDConfig(blocks=blocks, crops=crops))
+
+
+def extract_all(args):
+    from aigi.scoring import extract
+    from aigi.transforms import DEFAULT_VIEW_RECIPE
+
+    data, train_r, held_r = manifests(args.data_root, args.work)
+    det = detector()
+    paths = [s.path for s in data] + [s.path for s in train_r] + [s.path for s in held_r]
+    for view in (0, 1):
+        log(f"view {view}: {len(paths)} images")
+        done = [0]
+
+        def progress(n):
+            done[0] += n
+            if done[0] % 500 < n:
+                log(f"  {done[0]}/{len(paths)}")
+
+        _, errors = extract(det, paths, [view], DEFAULT_VIEW_RECIPE, seed=0, batch_size=16, progress=progress)
+        log(f"view {view} done; {sum(e is not None for e in errors)} failed")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("part", choices=["extract", "report"])
+    ap.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "dq")
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.part == "extract":
+        extract_all(args)
+    else:
+        report(args)
+
+
+# --- heads from the cache ------------------------------------------------------------------
+class Pool:
+    """Every image's cached descriptors (plain view 0 and augmented view 1), labels and sources."""
+
+    def __init__(self, args):
+        from aigi.scoring import extract
+
+        data, train_r, held_r = manifests(args.data_root, args.work)
+        self.samples = list(data) + list(train_r) + list(held_r)
+        n_data, n_tr = len(data), len(train_r)
+        self.kind = np.array(["data"] * n_data + ["render"] * n_tr + ["heldout-render"] * len(held_r))
+        self.set = np.array(["wild" if "/aigi-wild/" in s.path else "dev" for s in data] + ["render"] * (n_tr + len(held_r)))
+        self.y = np.array([s.label for s in self.samples])
+        self.gen = np.array([s.generator for s in self.samples])
+        det = detector()
+        paths = [s.path for s in self.samples]
+        self.f = []
+        for view in (0, 1):
+            feats, errors = extract(det, paths, [view])
+            self.f.append(feats["features"][:, 0])  # [N, crops, 12 * WIDTH] float16
+            log(f"view {view}: {sum(e is not None for e in errors)} unreadable")
+        self.data = data
+
+    def columns(self, blocks) -> np.ndarray:
+        return np.concatenate([np.arange(b * WIDTH, (b + 1) * WIDTH) for b in blocks])
+
+    def rows(self, idx, blocks, crops, views=(0, 1)):
+        """Training rows: every present crop of every view of the images ``idx``; (X, y, groups)."""
+        cols = self.columns(blocks)
+        xs, ys, gs = [], [], []
+        for v in views:
+            for c in crops:
+                x = self.f[v][idx, c][:, cols]
+                ok = ~np.isnan(x[:, 0])
+                xs.append(x[ok].astype(np.float32))
+                ys.append(self.y[idx][ok])
+                gs.append(np.asarray(idx)[ok])
+        return np.concatenate(xs), np.concatenate(ys), np.concatenate(gs)
+
+    def score(self, head, idx, blocks, crops, view=0) -> np.ndarray:
+        """The image logit: the mean over its present crops of the plain view."""
+        import torch
+
+        cols = self.columns(blocks)
+        z = []
+        for c in crops:
+            x = torch.from_numpy(self.f[view][idx, c][:, cols].astype(np.float32))
+            z.append(head(x))
+        z = np.stack(z, 1)
+        return np.nanmean(z, 1)
+
+
+def fit(X, y, C):
+    """Standardise, then :func:`aigi.detectors.univfd.logistic_l2`; returns x [n, d] -> logit (NaN kept)."""
+    import torch
+
+    from aigi.detectors.univfd import logistic_l2
+
+    mu, sd = X.mean(0), X.std(0)
+    sd[sd == 0] = 1
+    Xt = torch.from_numpy((X - mu) / sd)
+    theta = logistic_l2(Xt, torch.from_numpy(y.astype(np.float32)), C)
+    w, b = theta[:-1], float(theta[-1])
+    mu_t, sd_t = torch.from_numpy(mu), torch.from_numpy(sd)
+    return lambda x: (((x - mu_t) / sd_t) @ w + b).numpy()
+
+
+def choose_c(pool, idx, blocks, crops):
+    """C by 3-fold cross-validation grouped by image over ``idx`` (the whole training pool)."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import GroupKFold
+
+    res = {}
+    X, y, g = pool.rows(idx, blocks, crops)
+    for c in CS:
+        aucs = []
+        for tr, va in GroupKFold(3).split(X, y, g):
+            head = fit(X[tr], y[tr], c)
+            import torch
+
+            aucs.append(roc_auc_score(y[va], head(torch.from_numpy(X[va]))))
+        res[c] = float(np.mean(aucs))
+        log(f"    C={c}: {res[c]:.4f}")
+    return max(res, key=res.get), res
+
+
+def report(args):
+    from aigi.data.splits import FAMILIES, leave_family_out
+    from aigi.evaluation.metrics import auroc
+
+    pool = Pool(args)
+    out_json = args.work / "lofo.json"
+    results = json.loads(out_json.read_text()) if out_json.exists() else {}
+    n_data = int((pool.kind == "data").sum())
+    renders_tr = np.flatnonzero(pool.kind == "render")
+    heldout = np.flatnonzero(pool.kind == "heldout-render")
+    for name, (blocks, crops, sets, renders) in VARIANTS.items():
+        r = results.setdefault(name, {})
+        in_sets = np.isin(pool.set[:n_data], sets)
+        if "C" not in r:
+            everything = np.concatenate([np.flatnonzero(in_sets), renders_tr if renders else []]).astype(int)
+            log(f"{name}: choosing C")
+            r["C"], r["cv"] = choose_c(pool, everything, blocks, crops)
+            out_json.write_text(json.dumps(results, indent=1))
+        for seed in SEEDS:
+            key = f"seed{seed}"
+            if key in r:
+                continue
+            per = {}
+            for fold in leave_family_out(pool.data, seed):
+                train = fold.train[in_sets[fold.train]]
+                if renders:
+                    train = np.concatenate([train, renders_tr])
+                X, y, _ = pool.rows(train, blocks, crops)
+                head = fit(X, y, r["C"])
+                test = fold.test
+                z = pool.score(head, test, blocks, crops)
+                yt = pool.y[test]
+                per[fold.name] = {"auroc": auroc(yt, z)}
+                for g in FAMILIES[fold.name]:
+                    m = (yt == 0) | (pool.gen[test] == g)
+                    if (pool.gen[test] == g).any():
+                        per[fold.name][g] = auroc(yt[m], z[m])
+                # renders: flagged when the threshold flags 5 % of the fold's test photos
+                zr = z[yt == 0]
+                thr = np.quantile(zr, 0.95)
+                per[fold.name]["render_fpr_at_photo_fpr5"] = float((pool.score(head, heldout, blocks, crops) > thr).mean())
+                log(f"  {name} seed {seed} {fold.name}: {per[fold.name]['auroc']:.4f}")
+            r[key] = per
+            out_json.write_text(json.dumps(results, indent=1))
+    write_markdown(results, args)
+
+
+def write_markdown(results, args):
+    from aigi.data.splits import FAMILIES
+
+    fams = list(FAMILIES)
+    lines = ["| recipe | " + " | ".join(fams) + " | mean | renders flagged at 5 % photo FPR |", "|---" * (len(fams) + 3) + "|"]
+    summary = {}
+    for name, r in results.items():
+        seeds = [r[f"seed{s}"] for s in SEEDS if f"seed{s}" in r]
+        if not seeds:
+            continue
+        per = {f: float(np.mean([s[f]["auroc"] for s in seeds])) for f in fams}
+        rf = float(np.mean([s[f]["render_fpr_at_photo_fpr5"] for s in seeds for f in fams]))
+        summary[name] = {"families": per, "mean": float(np.mean(list(per.values()))), "render_fpr": rf, "C": r["C"], "seeds": len(seeds)}
+        lines.append(f"| {name} | " + " | ".join(f"{per[f]:.3f}" for f in fams) + f" | **{summary[name]['mean']:.3f}** | {rf:.3f} |")
+    (args.work / "lofo-table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
