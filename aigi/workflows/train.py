@@ -113,6 +113,10 @@ def train_detector(
     torch.manual_seed(cfg.seed)  # the same initial weights in every process and every run
     if cfg.renders:
         manifest = with_renders(manifest, cfg.renders, cfg.seed)
+    if cfg.max_per_generator:
+        from aigi.data.splits import cap_per_generator
+
+        manifest = cap_per_generator(manifest, cfg.max_per_generator, cfg.seed)
     det = build_detector(cfg)
     if reserved is None:
         idx = det.reserved(manifest)
