@@ -32,7 +32,6 @@ VARIANTS = {
     "last block, crop plan, dev+wild": ((11,), (0, 1), ("dev", "wild"), True),
     "all blocks, one crop, dev+wild": (ALL_BLOCKS, (0,), ("dev", "wild"), True),
     "all blocks, crop plan, dev only": (ALL_BLOCKS, (0, 1), ("dev",), True),
-    "all blocks, crop plan, dev+wild, no renders": (ALL_BLOCKS, (0, 1), ("dev", "wild"), False),
     "last block, one crop, dev only, no renders": ((11,), (0,), ("dev",), False),
 }
 NEW, TODAY = "all blocks, crop plan, dev+wild", "last block, one crop, dev only, no renders"
@@ -78,7 +77,7 @@ def extract_all(args):
         log(f"view {view} done; {sum(e is not None for e in errors)} failed")
 
 
-CLIP_CAP = 100  # images per generator / real source / render kind in the backbone comparison
+CLIP_CAP = 60  # images per generator / real source / render kind in the backbone comparison
 
 
 def clip_detector():
@@ -87,10 +86,10 @@ def clip_detector():
     return UnivFD(UnivFDConfig(backbone="clip-b16", blocks=ALL_BLOCKS, crops=0, feature_dim=1536))
 
 
-def clip_subset(pool_samples):
-    """Indices of the backbone comparison's subset: <= CLIP_CAP of every (label, generator), seeded."""
+def clip_subset(samples, kinds):
+    """Indices of the backbone comparison's subset: <= CLIP_CAP of every (kind, label, generator), seeded."""
     rng = np.random.default_rng(0)
-    strata = np.array([f"{s.label}/{s.generator}" for s in pool_samples])
+    strata = np.array([f"{k}/{s.label}/{s.generator}" for s, k in zip(samples, kinds)])
     keep = []
     for st in sorted(set(strata.tolist())):
         idx = np.flatnonzero(strata == st)
@@ -103,7 +102,7 @@ def extract_clip(args):
 
     data, train_r, held_r = manifests(args.data_root, args.work)
     samples = list(data) + list(train_r) + list(held_r)
-    idx = clip_subset(samples)
+    idx = clip_subset(samples, ["data"] * len(data) + ["render"] * len(train_r) + ["heldout-render"] * len(held_r))
     paths = [samples[i].path for i in idx]
     log(f"clip-b16: {len(paths)} images, view 0")
     done = [0]
@@ -117,9 +116,82 @@ def extract_clip(args):
     log(f"clip-b16 done; {sum(e is not None for e in errors)} failed")
 
 
+def score_old(args):
+    """Today's shipped single-layer univfd (trained on aigi-dev only; ``--old``: its saved directory) on every
+    image of aigi-wild and the held-out renders, none of which it saw: calibrated p_fake per image."""
+    from aigi.detectors.base import Detector
+    from aigi.scoring import calibrated_scores
+
+    data, _, held_r = manifests(args.data_root, args.work)
+    det = Detector.from_pretrained(args.old)
+    wild = data.subset(lambda s: "/aigi-wild/" in s.path)
+    out = {}
+    for name, m in (("wild", wild), ("heldout-renders", held_r)):
+        p, _ = calibrated_scores(det, m)
+        out[name] = {"p": p.tolist(), "label": m.labels, "generator": [s.generator for s in m]}
+        log(f"old univfd on {name}: {len(m)} images")
+    out["threshold"] = det.calibration.threshold
+    (args.work / "old-univfd.json").write_text(json.dumps(out))
+
+
+ROBUST = [("clean", None), ("jpeg", 50), ("resize", 0.5), ("social", 1), ("crop", 0.5)]
+
+
+def shipped(args):
+    """The shipped default (``--detector``) on what it never trained on: the validation split of its own
+    training run (every real source, every generator) and the held-out renders: false-positive rate at its
+    default threshold per real source; robustness on a seeded subset of that split; the format swap on
+    aigi-dev's part of it."""
+    from aigi import load_detector
+    from aigi.data.splits import validation_split
+    from aigi.evaluation.format_swap import format_swap
+    from aigi.evaluation.metrics import auroc
+    from aigi.evaluation.robustness import seeded_subset
+    from aigi.scoring import calibrated_scores
+    from aigi.transforms import perturbation
+    from aigi.workflows.train import with_renders
+
+    det = load_detector(args.detector)
+    cfg = det.training_info["config"]
+    data, _, held_r = manifests(args.data_root, args.work)
+    full = with_renders(data, cfg["renders"], cfg["seed"]) if cfg.get("renders") else data
+    val = full.subset(validation_split(full, cfg["val_fraction"], cfg["seed"])[1])
+    thr = det.calibration.threshold
+    out = {"detector": det.version, "threshold": thr, "validation": val.summary()}
+    p, _ = calibrated_scores(det, val)
+    y = np.asarray(val.labels)
+    gens = np.asarray([s.generator for s in val])
+    out["fpr_per_real_source"] = {g: float((p[(gens == g) & (y == 0)] >= thr).mean()) for g in sorted(set(gens[y == 0]))}
+    out["tpr_per_generator"] = {g: float((p[gens == g] >= thr).mean()) for g in sorted(set(gens[y == 1]))}
+    out["unsure_share"] = float((np.abs(p - thr) < det.calibration.unsure_band).mean())
+    ph, _ = calibrated_scores(det, held_r)
+    hg = np.asarray([s.generator for s in held_r])
+    out["fpr_heldout_renders"] = {g: float((ph[hg == g] >= thr).mean()) for g in sorted(set(hg))}
+    out["fpr_heldout_renders"]["all"] = float((ph >= thr).mean())
+    log(f"fpr per source {out['fpr_per_real_source']}; renders {out['fpr_heldout_renders']}")
+    sub = seeded_subset(val.subset(lambda s: not s.generator.startswith("render-")), 20, 0)
+    ys = np.asarray(sub.labels)
+    out["robustness"] = {"subset": sub.summary()}
+    for name, sev in ROBUST:
+        pr, _ = calibrated_scores(det, sub, perturb=None if sev is None else perturbation(name, sev))
+        ok = ~np.isnan(pr)
+        out["robustness"][name if sev is None else f"{name} {sev}"] = {
+            "auroc": auroc(ys[ok], pr[ok]),
+            "fpr": float((pr[ok & (ys == 0)] >= thr).mean()),
+            "tpr": float((pr[ok & (ys == 1)] >= thr).mean()),
+        }
+        log(f"robustness {name} {sev}: {out['robustness'][name if sev is None else f'{name} {sev}']}")
+    dev_val = val.subset(lambda s: "/aigi-dev/" in s.path)
+    out["format_swap"] = format_swap(det, dev_val)
+    log(f"format swap: {out['format_swap']['auroc_before']:.3f} -> {out['format_swap']['auroc_after']:.3f}")
+    (args.work / "shipped.json").write_text(json.dumps(out, indent=1))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("part", choices=["extract", "extract-clip", "report"])
+    ap.add_argument("part", choices=["extract", "extract-clip", "score-old", "report", "shipped"])
+    ap.add_argument("--detector", default="univfd", help="the shipped detector to check (part shipped)")
+    ap.add_argument("--old", type=Path, default=ROOT / "runs" / "dq" / "univfd-old", help="today's univfd")
     ap.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "dq")
     args = ap.parse_args()
@@ -128,6 +200,10 @@ def main():
         extract_all(args)
     elif args.part == "extract-clip":
         extract_clip(args)
+    elif args.part == "score-old":
+        score_old(args)
+    elif args.part == "shipped":
+        shipped(args)
     else:
         report(args)
 
@@ -231,10 +307,14 @@ def report(args):
     for name, (blocks, crops, sets, renders) in VARIANTS.items():
         r = results.setdefault(name, {})
         in_sets = np.isin(pool.set[:n_data], sets)
-        if "C" not in r:
-            everything = np.concatenate([np.flatnonzero(in_sets), renders_tr if renders else []]).astype(int)
-            log(f"{name}: choosing C")
-            r["C"], r["cv"] = choose_c(pool, everything, blocks, crops)
+        if "C" not in r:  # one C per feature width, chosen on the full recipe's pool
+            shared = [v for k, v in results.items() if "C" in v and len(VARIANTS[k][0]) == len(blocks)]
+            if shared:
+                r["C"], r["C_from"] = shared[0]["C"], "shared"
+            else:
+                everything = np.concatenate([np.flatnonzero(in_sets), renders_tr if renders else []]).astype(int)
+                log(f"{name}: choosing C")
+                r["C"], r["cv"] = choose_c(pool, everything, blocks, crops)
             out_json.write_text(json.dumps(results, indent=1))
         for seed in SEEDS:
             key = f"seed{seed}"
@@ -262,7 +342,65 @@ def report(args):
                 log(f"  {name} seed {seed} {fold.name}: {per[fold.name]['auroc']:.4f}")
             r[key] = per
             out_json.write_text(json.dumps(results, indent=1))
+    if "backbones" not in results:
+        results["backbones"] = backbone_comparison(pool, args)
+        out_json.write_text(json.dumps(results, indent=1))
     write_markdown(results, args)
+
+
+def backbone_comparison(pool, args):
+    """DINOv2-S vs clip-b16 vs both (concatenated), every block, one crop, plain views, on the seeded subset
+    of <= CLIP_CAP images per generator / real source / render kind: leave-family-out, seeds 0-2."""
+    import torch
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import GroupKFold
+
+    from aigi.data.splits import leave_family_out
+    from aigi.evaluation.metrics import auroc
+    from aigi.scoring import extract
+
+    idx = clip_subset(pool.samples, pool.kind)
+    clip, errors = extract(clip_detector(), [pool.samples[i].path for i in idx], [0])
+    feats = {
+        "dinov2-s14": pool.f[0][idx, 0].astype(np.float32),
+        "clip-b16": clip["features"][:, 0, 0].astype(np.float32),
+    }
+    feats["both"] = np.concatenate([feats["dinov2-s14"], feats["clip-b16"]], 1)
+    n_sub = int((pool.kind[idx] == "data").sum())
+    sub = pool.data.subset(idx[:n_sub])  # data comes first in the pool, so idx[:n_sub] are data images
+    tr_r = np.flatnonzero(pool.kind[idx] == "render")
+    held = np.flatnonzero(pool.kind[idx] == "heldout-render")
+    y = pool.y[idx]
+    out = {"n_images": len(idx), "clip_unreadable": sum(e is not None for e in errors)}
+    for name, X in feats.items():
+        ok = ~np.isnan(X[:, 0])
+        # C by grouped 3-fold CV over the subset's training pool
+        pool_idx = np.concatenate([np.arange(n_sub), tr_r])
+        pool_idx = pool_idx[ok[pool_idx]]
+        cv = {}
+        for c in CS:
+            aucs = []
+            for a, b in GroupKFold(3).split(pool_idx, y[pool_idx], pool_idx):
+                head = fit(X[pool_idx[a]], y[pool_idx[a]], c)
+                aucs.append(roc_auc_score(y[pool_idx[b]], head(torch.from_numpy(X[pool_idx[b]]))))
+            cv[c] = float(np.mean(aucs))
+        C = max(cv, key=cv.get)
+        res = {"C": C, "cv": cv}
+        for seed in SEEDS:
+            per = {}
+            for fold in leave_family_out(sub, seed):
+                train = np.concatenate([fold.train, tr_r])
+                train = train[ok[train]]
+                head = fit(X[train], y[train], C)
+                test = fold.test[ok[fold.test]]
+                z = head(torch.from_numpy(X[test]))
+                zr = z[y[test] == 0]
+                zh = head(torch.from_numpy(X[held]))
+                per[fold.name] = {"auroc": auroc(y[test], z), "render_fpr_at_photo_fpr5": float((zh > np.quantile(zr, 0.95)).mean())}
+            res[f"seed{seed}"] = per
+            log(f"  backbone {name} seed {seed}: " + ", ".join(f"{k} {v['auroc']:.3f}" for k, v in per.items()))
+        out[name] = res
+    return out
 
 
 def write_markdown(results, args):
@@ -272,6 +410,8 @@ def write_markdown(results, args):
     lines = ["| recipe | " + " | ".join(fams) + " | mean | renders flagged at 5 % photo FPR |", "|---" * (len(fams) + 3) + "|"]
     summary = {}
     for name, r in results.items():
+        if name == "backbones":
+            continue
         seeds = [r[f"seed{s}"] for s in SEEDS if f"seed{s}" in r]
         if not seeds:
             continue

@@ -101,3 +101,16 @@ def test_records_carry_size_format_frames_and_tiny_images_are_unsure(tmp_path):
     assert (anim["width"], anim["height"], anim["format"], anim["frames"]) == (80, 72, "GIF", 3)
     assert anim["note"] == "animated: only the first of 3 frames was judged"
     assert (one["width"], one["height"], one["format"], one["frames"]) == (1, 1, "PNG", 1) and "note" not in one
+
+
+def test_records_count_the_forward_passes_of_the_crop_plan(tmp_path):
+    """The default looks at the resized image and, when the image is large enough, at a native-scale crop."""
+    det = load_detector()
+    crops = det.config.crops
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (600, 800, 3), dtype=np.uint8)).save(tmp_path / "big.png")
+    Image.new("RGB", (200, 150), (10, 120, 30)).save(tmp_path / "small.png")
+    big, small = det.predict([tmp_path / "big.png", tmp_path / "small.png"])
+    assert big["views"] == 1 + crops and small["views"] == 1
+    ens = det.predict([tmp_path / "big.png"], ensemble=True)[0]
+    assert ens["views"] == 4 * (1 + crops)  # the image and its three mild degradations, each on the plan

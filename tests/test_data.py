@@ -144,12 +144,3 @@ def test_renders_are_seeded_real_images_with_a_manifest(tmp_path):
     other = load_data(render_set(tmp_path / "other", 8, seed=4))
     assert not {s.sha256 for s in other} & {s.sha256 for s in m}
 
-
-def test_cap_per_generator_keeps_every_generator(tmp_path):
-    from aigi.data.splits import cap_per_generator
-
-    touch_images(tmp_path, [f"real/a/{i}.png" for i in range(5)] + [f"fake/g/{i}.png" for i in range(2)])
-    m = load_data(tmp_path)
-    capped = cap_per_generator(m, 3, seed=0)
-    assert sorted(s.generator for s in capped) == ["a", "a", "a", "g", "g"]
-    assert [s.path for s in cap_per_generator(m, 3, seed=0)] == [s.path for s in capped]  # seeded

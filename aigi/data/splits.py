@@ -39,18 +39,6 @@ def stratified_split(strata: list[str], fraction: float, seed: int) -> tuple[np.
     return rest, held_arr
 
 
-def cap_per_generator(manifest: Manifest, cap: int, seed: int) -> Manifest:
-    """At most ``cap`` samples of every (label, generator), drawn seeded (order kept): a subset that fits
-    a slow recipe on 2 cores without losing any generator or real source."""
-    rng = np.random.default_rng(seed)
-    strata = np.asarray([f"{s.label}/{s.generator}" for s in manifest])
-    keep: list[int] = []
-    for s in sorted(set(strata.tolist())):
-        idx = np.flatnonzero(strata == s)
-        keep.extend(idx if len(idx) <= cap else rng.choice(idx, cap, replace=False))
-    return manifest.subset(sorted(int(i) for i in keep))
-
-
 def validation_split(manifest: Manifest, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train, validation) indices: ``fraction`` of every (label, generator) held out, seeded.
     The one split ``aigi train`` calibrates on; everything that must not see those images uses it."""

@@ -114,9 +114,9 @@ def train_detector(
     if cfg.renders:
         manifest = with_renders(manifest, cfg.renders, cfg.seed)
     if cfg.max_per_generator:
-        from aigi.data.splits import cap_per_generator
+        from aigi.evaluation.robustness import seeded_subset
 
-        manifest = cap_per_generator(manifest, cfg.max_per_generator, cfg.seed)
+        manifest = seeded_subset(manifest, cfg.max_per_generator, cfg.seed)
     det = build_detector(cfg)
     if reserved is None:
         idx = det.reserved(manifest)
