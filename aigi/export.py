@@ -3,8 +3,8 @@
 ``export_onnx(detector, out_dir)`` writes a copy of the saved detector (config, weights, calibration)
 plus ``model.onnx`` into ``out_dir``; ``aigi detect --detector out_dir --runtime onnx`` then scores with
 onnxruntime alone (the calibration, unsure band and records stay the detector's own). The graph takes
-``pixels`` [B, 3, H, W] or, with a crop plan, [B, P, 3, H, W] (the detector's ``inputs``, done in Python) and returns what ``forward``
-returns as tensors (``logit``; GAMMA also ``mask`` and ``source``).
+``pixels`` [B, 3, H, W] or, with a crop plan, [B, P, 3, H, W] (the detector's ``inputs``, done in Python)
+and returns what ``forward`` returns as tensors (``logit``; GAMMA also ``mask`` and ``source``).
 
 A detector opts in with ``exportable = True`` and ``export_module()`` (a torch module over pixels with the
 frozen backbone run through transformers/torch): univfd and GAMMA do. ITEM cannot: its captions are text

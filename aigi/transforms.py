@@ -129,7 +129,9 @@ def grid_boxes(size: tuple[int, int], crop: int, n: int) -> list[tuple[int, int,
     return [(x, y, x + crop, y + crop) for y in ys for x in xs][:n]
 
 
-def crop_plan(img: Image.Image, preprocess: Preprocess, crops: int, min_side: int = NATIVE_MIN_SIDE) -> list[Image.Image]:
+def crop_plan(
+    img: Image.Image, preprocess: Preprocess, crops: int, min_side: int = NATIVE_MIN_SIDE
+) -> list[Image.Image]:
     """What a detector with a crop plan looks at: view 0 is ``preprocess.geometry`` (the image resized, its
     shorter side whole), then up to ``crops`` crops at the image's own scale on a grid (:func:`grid_boxes`)
     when its shorter side is at least ``min_side``. Each is one forward pass."""

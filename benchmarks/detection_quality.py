@@ -41,6 +41,17 @@ def log(msg):
     print(time.strftime("%H:%M:%S"), msg, flush=True)
 
 
+def progress_log(total: int, every: int):
+    done = [0]
+
+    def progress(n):
+        done[0] += n
+        if done[0] % every < n:
+            log(f"  {done[0]}/{total}")
+
+    return progress
+
+
 def manifests(data_root: Path, work: Path):
     from aigi.data import load_data
     from aigi.data.renders import render_set
@@ -66,14 +77,9 @@ def extract_all(args):
     paths = [s.path for s in data] + [s.path for s in train_r] + [s.path for s in held_r]
     for view in (0, 1):
         log(f"view {view}: {len(paths)} images")
-        done = [0]
-
-        def progress(n):
-            done[0] += n
-            if done[0] % 500 < n:
-                log(f"  {done[0]}/{len(paths)}")
-
-        _, errors = extract(det, paths, [view], DEFAULT_VIEW_RECIPE, seed=0, batch_size=16, progress=progress)
+        _, errors = extract(
+            det, paths, [view], DEFAULT_VIEW_RECIPE, seed=0, batch_size=16, progress=progress_log(len(paths), 500)
+        )
         log(f"view {view} done; {sum(e is not None for e in errors)} failed")
 
 
@@ -105,14 +111,7 @@ def extract_clip(args):
     idx = clip_subset(samples, ["data"] * len(data) + ["render"] * len(train_r) + ["heldout-render"] * len(held_r))
     paths = [samples[i].path for i in idx]
     log(f"clip-b16: {len(paths)} images, view 0")
-    done = [0]
-
-    def progress(n):
-        done[0] += n
-        if done[0] % 200 < n:
-            log(f"  {done[0]}/{len(paths)}")
-
-    _, errors = extract(clip_detector(), paths, [0], batch_size=8, progress=progress)
+    _, errors = extract(clip_detector(), paths, [0], batch_size=8, progress=progress_log(len(paths), 200))
     log(f"clip-b16 done; {sum(e is not None for e in errors)} failed")
 
 
@@ -161,7 +160,9 @@ def shipped(args):
     p, _ = calibrated_scores(det, val)
     y = np.asarray(val.labels)
     gens = np.asarray([s.generator for s in val])
-    out["fpr_per_real_source"] = {g: float((p[(gens == g) & (y == 0)] >= thr).mean()) for g in sorted(set(gens[y == 0]))}
+    out["fpr_per_real_source"] = {
+        g: float((p[(gens == g) & (y == 0)] >= thr).mean()) for g in sorted(set(gens[y == 0]))
+    }
     out["tpr_per_generator"] = {g: float((p[gens == g] >= thr).mean()) for g in sorted(set(gens[y == 1]))}
     out["unsure_share"] = float((np.abs(p - thr) < det.calibration.unsure_band).mean())
     ph, _ = calibrated_scores(det, held_r)
@@ -219,7 +220,9 @@ class Pool:
         self.samples = list(data) + list(train_r) + list(held_r)
         n_data, n_tr = len(data), len(train_r)
         self.kind = np.array(["data"] * n_data + ["render"] * n_tr + ["heldout-render"] * len(held_r))
-        self.set = np.array(["wild" if "/aigi-wild/" in s.path else "dev" for s in data] + ["render"] * (n_tr + len(held_r)))
+        self.set = np.array(
+            ["wild" if "/aigi-wild/" in s.path else "dev" for s in data] + ["render"] * (n_tr + len(held_r))
+        )
         self.y = np.array([s.label for s in self.samples])
         self.gen = np.array([s.generator for s in self.samples])
         det = detector()
@@ -338,7 +341,9 @@ def report(args):
                 # renders: flagged when the threshold flags 5 % of the fold's test photos
                 zr = z[yt == 0]
                 thr = np.quantile(zr, 0.95)
-                per[fold.name]["render_fpr_at_photo_fpr5"] = float((pool.score(head, heldout, blocks, crops) > thr).mean())
+                per[fold.name]["render_fpr_at_photo_fpr5"] = float(
+                    (pool.score(head, heldout, blocks, crops) > thr).mean()
+                )
                 log(f"  {name} seed {seed} {fold.name}: {per[fold.name]['auroc']:.4f}")
             r[key] = per
             out_json.write_text(json.dumps(results, indent=1))
@@ -396,7 +401,10 @@ def backbone_comparison(pool, args):
                 z = head(torch.from_numpy(X[test]))
                 zr = z[y[test] == 0]
                 zh = head(torch.from_numpy(X[held]))
-                per[fold.name] = {"auroc": auroc(y[test], z), "render_fpr_at_photo_fpr5": float((zh > np.quantile(zr, 0.95)).mean())}
+                per[fold.name] = {
+                    "auroc": auroc(y[test], z),
+                    "render_fpr_at_photo_fpr5": float((zh > np.quantile(zr, 0.95)).mean()),
+                }
             res[f"seed{seed}"] = per
             log(f"  backbone {name} seed {seed}: " + ", ".join(f"{k} {v['auroc']:.3f}" for k, v in per.items()))
         out[name] = res
@@ -407,7 +415,10 @@ def write_markdown(results, args):
     from aigi.data.splits import FAMILIES
 
     fams = list(FAMILIES)
-    lines = ["| recipe | " + " | ".join(fams) + " | mean | renders flagged at 5 % photo FPR |", "|---" * (len(fams) + 3) + "|"]
+    lines = [
+        "| recipe | " + " | ".join(fams) + " | mean | renders flagged at 5 % photo FPR |",
+        "|---" * (len(fams) + 3) + "|",
+    ]
     summary = {}
     for name, r in results.items():
         if name == "backbones":
@@ -417,8 +428,18 @@ def write_markdown(results, args):
             continue
         per = {f: float(np.mean([s[f]["auroc"] for s in seeds])) for f in fams}
         rf = float(np.mean([s[f]["render_fpr_at_photo_fpr5"] for s in seeds for f in fams]))
-        summary[name] = {"families": per, "mean": float(np.mean(list(per.values()))), "render_fpr": rf, "C": r["C"], "seeds": len(seeds)}
-        lines.append(f"| {name} | " + " | ".join(f"{per[f]:.3f}" for f in fams) + f" | **{summary[name]['mean']:.3f}** | {rf:.3f} |")
+        summary[name] = {
+            "families": per,
+            "mean": float(np.mean(list(per.values()))),
+            "render_fpr": rf,
+            "C": r["C"],
+            "seeds": len(seeds),
+        }
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{per[f]:.3f}" for f in fams)
+            + f" | **{summary[name]['mean']:.3f}** | {rf:.3f} |"
+        )
     (args.work / "lofo-table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return summary

@@ -143,4 +143,3 @@ def test_renders_are_seeded_real_images_with_a_manifest(tmp_path):
     assert [s.sha256 for s in again] == [s.sha256 for s in m]  # the same seed draws the same images
     other = load_data(render_set(tmp_path / "other", 8, seed=4))
     assert not {s.sha256 for s in other} & {s.sha256 for s in m}
-

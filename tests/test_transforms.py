@@ -84,7 +84,12 @@ def test_grid_boxes_hand_computed():
     assert grid_boxes((500, 375), 224, 2) == [(0, 75, 224, 299), (276, 75, 500, 299)]
     # a portrait image stacks them
     assert grid_boxes((300, 1000), 224, 2) == [(38, 0, 262, 224), (38, 776, 262, 1000)]
-    assert grid_boxes((384, 384), 224, 4) == [(0, 0, 224, 224), (160, 0, 384, 224), (0, 160, 224, 384), (160, 160, 384, 384)]
+    assert grid_boxes((384, 384), 224, 4) == [
+        (0, 0, 224, 224),
+        (160, 0, 384, 224),
+        (0, 160, 224, 384),
+        (160, 160, 384, 384),
+    ]
     assert grid_boxes((200, 400), 224, 1) == []  # smaller than a crop
     assert grid_boxes((400, 400), 224, 0) == []
 

@@ -63,7 +63,9 @@ def clip_b16_state_dict() -> dict[str, np.ndarray]:
             continue
         m = _QUANT_NODE.match(node.name)
         if m:
-            out[f"vision_model.encoder.layers.{m.group(1)}.{m.group(2).replace('/', '.')}.weight"] = dequant(node.input[1])
+            out[f"vision_model.encoder.layers.{m.group(1)}.{m.group(2).replace('/', '.')}.weight"] = dequant(
+                node.input[1]
+            )
         elif "visual_projection" in node.name:
             out["visual_projection.weight"] = dequant(node.input[1])
     return out

@@ -16,7 +16,9 @@ from aigi.cli.common import (
     read_data,
 )
 
-data_app = typer.Typer(no_args_is_help=True, help="Build training sets: reconstruction pairs, laundered images, rendered non-photos.")
+data_app = typer.Typer(
+    no_args_is_help=True, help="Build training sets: reconstruction pairs, laundered images, rendered non-photos."
+)
 app.add_typer(data_app, name="data")
 
 

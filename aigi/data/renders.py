@@ -251,7 +251,9 @@ def render_set(out: str | Path, count: int, seed: int = 0, progress: Callable[[i
             tmp = path.with_suffix(".part")
             tmp.write_bytes(data)
             tmp.replace(path)
-        rows.append([str(path.relative_to(out)), "real", f"render-{kind}", hashlib.sha256(path.read_bytes()).hexdigest()])
+        rows.append(
+            [str(path.relative_to(out)), "real", f"render-{kind}", hashlib.sha256(path.read_bytes()).hexdigest()]
+        )
         if progress:
             progress(1)
     manifest = out / "manifest.csv"

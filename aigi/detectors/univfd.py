@@ -65,8 +65,15 @@ def logistic_l2(X: torch.Tensor, y: torch.Tensor, C: float, init: torch.Tensor |
     Returns the parameters [d + 1] (weights, then the intercept)."""
     n, d = X.shape
     theta = (init.clone() if init is not None else torch.zeros(d + 1)).requires_grad_(True)
-    opt = torch.optim.LBFGS([theta], lr=1, max_iter=max_iter, tolerance_grad=1e-6, tolerance_change=1e-10,
-                            history_size=20, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [theta],
+        lr=1,
+        max_iter=max_iter,
+        tolerance_grad=1e-6,
+        tolerance_change=1e-10,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
     scale = 1.0 / (C * n)  # the objective divided by C * n, for a well-scaled gradient
 
     def closure():
@@ -165,7 +172,11 @@ class UnivFD(Detector):
         out = np.full((b * p, self.head.in_features), np.nan, np.float16)
         if present.any():
             f = self.backbone.encode_images(flat[present], blocks=bool(self.config.blocks))
-            desc = f.blocks[:, list(self.config.blocks)].reshape(int(present.sum()), -1) if self.config.blocks else f.pooled()
+            desc = (
+                f.blocks[:, list(self.config.blocks)].reshape(int(present.sum()), -1)
+                if self.config.blocks
+                else f.pooled()
+            )
             out[present] = desc
         return {"features": out.reshape(b, p, -1)}
 
