@@ -279,3 +279,20 @@ def test_eval_warns_when_shown_the_images_it_was_trained_on(sample_dir, trained_
     r = run_cli("eval", "--detector", trained_dir, "--data", fresh)
     assert r.returncode == 0, r.stderr
     assert "byte-identical" not in r.stderr
+
+
+@pytest.mark.slow
+def test_eval_leave_family_out_holds_out_whole_families(sample_dir, tmp_path):
+    rows = list(csv.DictReader(open(sample_dir / "manifest.csv")))
+    for i, row in enumerate(r for r in rows if r["label"] == "fake"):  # two early-diffusion generators, one GAN
+        row["generator"] = ["stylegan2", "ldm", "stylegan2", "glid3"][i % 4]
+    m = write_manifest(tmp_path / "families.csv", rows)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY_CONFIG)
+    out = tmp_path / "lofo.json"
+    r = run_cli("eval", "--config", cfg, "--data", m, "--protocol", "leave-family-out", "--json", out)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    assert res["protocol"] == "leave-family-out" and set(res["auroc"]) == {"gan-faces", "early-diffusion"}
+    for fold in res["folds"]:
+        assert fold["metrics"]["n_fake"] == 4  # ldm and glid3 are held out together

@@ -33,7 +33,9 @@ def evaluate(
         None, "--config", "-c", help="With --protocol: train per fold from this config."
     ),
     protocol: Optional[str] = typer.Option(
-        None, help="leave-generator-out, train-on:GEN1,GEN2, or cross-dataset (with --test-data)"
+        None,
+        help="leave-generator-out, leave-family-out (generator families of aigi-dev + aigi-wild), "
+        "train-on:GEN1,GEN2, or cross-dataset (with --test-data)",
     ),
     test_data: Optional[str] = typer.Option(
         None, "--test-data", help="With --protocol cross-dataset: the data set to test on."
@@ -62,19 +64,21 @@ def evaluate(
         if device:
             cfg.device = device
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-        if protocol == "leave-generator-out":
+        if protocol in ("leave-generator-out", "leave-family-out"):
 
             def on_fold(seed, r):
                 err_console.print(
                     f"seed {seed} held-out {r['fold']}: AUROC {r['metrics']['auroc']:.3f}", highlight=False
                 )
 
-            result = run_leave_generator_out(cfg, manifest, seed_list, on_fold=on_fold)
+            families = protocol == "leave-family-out"
+            result = run_leave_generator_out(cfg, manifest, seed_list, on_fold=on_fold, families=families)
             rows = [(g, {"AUROC": v["auroc_mean"], "sd": v["auroc_sd"]}) for g, v in result["auroc"].items()]
             rows.append(("mean", {"AUROC": result["mean_auroc"]}))
+            held = "family" if families else "generator"
             out_console.print(
                 metrics_table(
-                    f"leave-generator-out AUROC per held-out generator ({cfg.detector}, seeds {seed_list})",
+                    f"{protocol} AUROC per held-out {held} ({cfg.detector}, seeds {seed_list})",
                     rows,
                     ["AUROC", "sd"],
                 )
@@ -95,7 +99,10 @@ def evaluate(
             rows = [("all", result["metrics"])] + [(g, m) for g, m in result["per_generator"].items()]
             out_console.print(metrics_table(result["fold"], rows, ["auroc", "recall", "specificity", "mean_p_fake"]))
         else:
-            fail(f"unknown protocol {protocol!r}: use leave-generator-out, train-on:GEN1,GEN2 or cross-dataset")
+            fail(
+                f"unknown protocol {protocol!r}: use leave-generator-out, leave-family-out, train-on:GEN1,GEN2 "
+                "or cross-dataset"
+            )
     else:
         from aigi.scoring import calibrated_scores
 

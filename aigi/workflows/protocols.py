@@ -85,27 +85,30 @@ def run_leave_generator_out(
     progress: Callable[[int], None] | None = None,
     on_fold: Callable[[int, dict], None] | None = None,
     reserved: Manifest | None = None,
+    families: bool = False,
 ) -> dict:
-    """AUROC per held-out generator (mean and sd over ``seeds``), plus every fold's metrics. Samples the
-    detector reserves for pre-training are taken out before the folds are drawn (or are given as
-    ``reserved``, already outside ``manifest``)."""
+    """AUROC per held-out generator (or, with ``families``, per held-out family of ``FAMILIES``; mean and
+    sd over ``seeds``), plus every fold's metrics. Samples the detector reserves for pre-training are taken
+    out before the folds are drawn (or are given as ``reserved``, already outside ``manifest``)."""
+    from aigi.data.splits import leave_family_out
+
     if reserved is None:
         reserved, manifest = split_reserved(cfg, manifest)
     folds_out = []
     for seed in seeds:
-        for fold in leave_generator_out(manifest, seed=seed):
+        for fold in (leave_family_out if families else leave_generator_out)(manifest, seed=seed):
             r = run_fold(cfg, manifest, fold, progress, reserved)
             r["seed"] = seed
             folds_out.append(r)
             if on_fold:
                 on_fold(seed, r)
     summary = {}
-    for g in manifest.generators(label=1):
+    for g in dict.fromkeys(f["fold"] for f in folds_out):
         vals = [f["metrics"]["auroc"] for f in folds_out if f["fold"] == g]
         summary[g] = {"auroc_mean": float(np.mean(vals)), "auroc_sd": float(np.std(vals)), "n_seeds": len(vals)}
     means = [v["auroc_mean"] for v in summary.values()]
     return {
-        "protocol": "leave-generator-out",
+        "protocol": "leave-family-out" if families else "leave-generator-out",
         "seeds": list(seeds),
         "n_reserved": len(reserved),
         "auroc": summary,
