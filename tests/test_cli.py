@@ -296,3 +296,13 @@ def test_eval_leave_family_out_holds_out_whole_families(sample_dir, tmp_path):
     assert res["protocol"] == "leave-family-out" and set(res["auroc"]) == {"gan-faces", "early-diffusion"}
     for fold in res["folds"]:
         assert fold["metrics"]["n_fake"] == 4  # ldm and glid3 are held out together
+
+
+def test_data_render_writes_a_manifest_of_real_non_photos(tmp_path):
+    r = run_cli("data", "render", "--count", "4", "--seed", "2", "--out", tmp_path / "renders")
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(open(tmp_path / "renders" / "manifest.csv")))
+    assert len(rows) == 4 and {row["label"] for row in rows} == {"real"}
+    assert all((tmp_path / "renders" / row["path"]).is_file() for row in rows)
+    bad = run_cli("data", "render", "--count", "0", "--out", tmp_path / "none")
+    assert bad.returncode == 2 and "--count must be at least 1" in bad.stderr
