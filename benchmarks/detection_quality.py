@@ -205,11 +205,11 @@ def main():
         score_old(args)
     elif args.part == "shipped":
         shipped(args)
+    elif args.part == "report":
+        report(args)
     if args.part in ("report", "shipped", "score-old"):
         path = args.work / "lofo.json"
         write_markdown(json.loads(path.read_text()) if path.exists() else {}, args)
-    else:
-        report(args)
 
 
 # --- heads from the cache ------------------------------------------------------------------
