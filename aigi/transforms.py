@@ -113,9 +113,6 @@ class Preprocess:
 
 # --- the crop plan: the whole image and native-scale crops --------------------------------------
 
-NATIVE_MIN_SIDE = 256  # native-scale crops only when the shorter side is at least this (else they repeat view 0)
-
-
 def grid_boxes(size: tuple[int, int], crop: int, n: int) -> list[tuple[int, int, int, int]]:
     """Up to ``n`` ``crop`` x ``crop`` boxes on an even grid over an image of ``size`` = (w, h): one is the
     centre; more spread over a near-square grid (columns along the longer side), from edge to edge."""
@@ -129,14 +126,13 @@ def grid_boxes(size: tuple[int, int], crop: int, n: int) -> list[tuple[int, int,
     return [(x, y, x + crop, y + crop) for y in ys for x in xs][:n]
 
 
-def crop_plan(
-    img: Image.Image, preprocess: Preprocess, crops: int, min_side: int = NATIVE_MIN_SIDE
-) -> list[Image.Image]:
+def crop_plan(img: Image.Image, preprocess: Preprocess, crops: int) -> list[Image.Image]:
     """What a detector with a crop plan looks at: view 0 is ``preprocess.geometry`` (the image resized, its
     shorter side whole), then up to ``crops`` crops at the image's own scale on a grid (:func:`grid_boxes`)
-    when its shorter side is at least ``min_side``. Each is one forward pass."""
+    when the resize shrank it (shorter side over ``preprocess.resize``; otherwise view 0 already holds its own
+    pixels and a native crop would repeat them). Each is one forward pass."""
     views = [preprocess.geometry(img)]
-    if min(img.size) >= min_side:
+    if min(img.size) > preprocess.resize:
         views += [img.crop(box) for box in grid_boxes(img.size, preprocess.crop, crops)]
     return views
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ALL_BLOCKS = tuple(range(12))
 WIDTH = 768  # one block's descriptor: class token + mean patch token of DINOv2-S (2 x 384)
 SEEDS = (0, 1, 2)
-CS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+CS = (3e-3, 1e-2, 3e-2)  # 1e-3 scored below 3e-3 (CV AUROC 0.9737 vs 0.9755) on the full recipe
 # name -> (blocks, crop slots, training data sets, rendered negatives in training)
 VARIANTS = {
     "all blocks, crop plan, dev+wild": (ALL_BLOCKS, (0, 1), ("dev", "wild"), True),
@@ -275,7 +275,7 @@ def fit(X, y, C):
     mu, sd = X.mean(0), X.std(0)
     sd[sd == 0] = 1
     Xt = torch.from_numpy((X - mu) / sd)
-    theta = logistic_l2(Xt, torch.from_numpy(y.astype(np.float32)), C)
+    theta = logistic_l2(Xt, torch.from_numpy(y.astype(np.float32)), C, max_iter=60)
     w, b = theta[:-1], float(theta[-1])
     mu_t, sd_t = torch.from_numpy(mu), torch.from_numpy(sd)
     return lambda x: (((x - mu_t) / sd_t) @ w + b).numpy()
@@ -310,19 +310,24 @@ def report(args):
     n_data = int((pool.kind == "data").sum())
     renders_tr = np.flatnonzero(pool.kind == "render")
     heldout = np.flatnonzero(pool.kind == "heldout-render")
-    for name, (blocks, crops, sets, renders) in VARIANTS.items():
-        r = results.setdefault(name, {})
-        in_sets = np.isin(pool.set[:n_data], sets)
-        if "C" not in r:  # one C per feature width, chosen on the full recipe's pool
-            shared = [v for k, v in results.items() if "C" in v and len(VARIANTS[k][0]) == len(blocks)]
-            if shared:
-                r["C"], r["C_from"] = shared[0]["C"], "shared"
-            else:
-                everything = np.concatenate([np.flatnonzero(in_sets), renders_tr if renders else []]).astype(int)
-                log(f"{name}: choosing C")
-                r["C"], r["cv"] = choose_c(pool, everything, blocks, crops)
-            out_json.write_text(json.dumps(results, indent=1))
-        for seed in SEEDS:
+    for seed in SEEDS:  # every variant on seed 0; the new recipe and today's on seeds 1-2 too
+        for name, (blocks, crops, sets, renders) in VARIANTS.items():
+            if seed and name not in (NEW, TODAY):
+                continue
+            r = results.setdefault(name, {})
+            in_sets = np.isin(pool.set[:n_data], sets)
+            if "C" not in r:  # one C per feature width, chosen on the full recipe's pool
+                shared = [v for k, v in results.items() if "C" in v and len(VARIANTS[k][0]) == len(blocks)]
+                if shared:
+                    r["C"], r["C_from"] = shared[0]["C"], "shared"
+                elif len(blocks) == 12:  # measured on this pool before (3-fold grouped CV): 1e-3 0.9737, 3e-3 0.9755;
+                    # larger C was not tried here (each fit of 15k rows x 9216 features takes ~40 s on 2 cores)
+                    r["C"], r["cv"] = 3e-3, {"0.001": 0.9737, "0.003": 0.9755}
+                else:
+                    everything = np.concatenate([np.flatnonzero(in_sets), renders_tr if renders else []]).astype(int)
+                    log(f"{name}: choosing C")
+                    r["C"], r["cv"] = choose_c(pool, everything, blocks, crops)
+                out_json.write_text(json.dumps(results, indent=1))
             key = f"seed{seed}"
             if key in r:
                 continue
@@ -342,11 +347,9 @@ def report(args):
                     if (pool.gen[test] == g).any():
                         per[fold.name][g] = auroc(yt[m], z[m])
                 # renders: flagged when the threshold flags 5 % of the fold's test photos
-                zr = z[yt == 0]
-                thr = np.quantile(zr, 0.95)
-                per[fold.name]["render_fpr_at_photo_fpr5"] = float(
-                    (pool.score(head, heldout, blocks, crops) > thr).mean()
-                )
+                thr = np.quantile(z[yt == 0], 0.95)
+                zh = pool.score(head, heldout, blocks, crops)
+                per[fold.name]["render_fpr_at_photo_fpr5"] = float((zh > thr).mean())
                 log(f"  {name} seed {seed} {fold.name}: {per[fold.name]['auroc']:.4f}")
             r[key] = per
             out_json.write_text(json.dumps(results, indent=1))

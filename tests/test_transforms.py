@@ -103,4 +103,5 @@ def test_crop_plan_adds_native_crops_only_to_large_enough_images():
     assert [v.size for v in views] == [(224, 224)] * 3
     assert np.array_equal(np.asarray(views[1]), np.asarray(big)[88:312, 0:224])  # native pixels, untouched
     assert np.array_equal(np.asarray(views[0]), np.asarray(pre.geometry(big)))
-    assert len(crop_plan(big.resize((300, 255)), pre, 2)) == 1  # shorter side under 256: the resized view only
+    assert len(crop_plan(big.resize((300, 256)), pre, 2)) == 1  # not shrunk by the resize: the resized view only
+    assert len(crop_plan(big.resize((300, 257)), pre, 2)) == 3

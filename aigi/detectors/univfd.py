@@ -21,8 +21,8 @@ Choices written down (not all from the paper):
   alone. Early blocks see texture and resampling traces, late ones semantics; the regularised linear
   head weighs them (RINE, Koutlis & Papadopoulos, ECCV 2024, learns such a weighting on CLIP).
 - ``crops`` (the crop plan, ``transforms.crop_plan``): view 0 is the resized image as the backbone
-  preprocesses it, then up to ``crops`` crops at the image's own scale on a grid (when its shorter side
-  is at least 256 px). The head scores each crop; the image's logit is the mean over its crops (SAFE and
+  preprocesses it, then up to ``crops`` crops at the image's own scale on a grid (when the resize shrank
+  it: shorter side over 256 px). The head scores each crop; the image's logit is the mean over its crops (SAFE and
   B-Free also look at the image at its own scale at test time). Training draws the same plan from
   every training view, each crop a row of the head's fit (grouped by image for cross-validation).
 - Stages: ``inputs`` = the preprocessed pixels of each planned crop [P, 3, H, W] (NaN where an image has
