@@ -32,6 +32,9 @@ class TrainConfig:
     parity: bool = False  # re-encode every image identically (256 px square, JPEG q90) before anything else
     calibration: str = "platt"  # none | temperature | platt | isotonic, fitted on the validation split
     unsure_band: float = 0.1  # calibrated scores this close to the threshold are "unsure"
+    # > 0: the default threshold is the lowest (at least 0.5) at which no real source of the validation split
+    # (with >= 10 images there) has more than this false-positive rate
+    max_source_fpr: float = 0.0
     batch_size: int = 16
     device: str = "auto"
 

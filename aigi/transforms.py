@@ -113,6 +113,7 @@ class Preprocess:
 
 # --- the crop plan: the whole image and native-scale crops --------------------------------------
 
+
 def grid_boxes(size: tuple[int, int], crop: int, n: int) -> list[tuple[int, int, int, int]]:
     """Up to ``n`` ``crop`` x ``crop`` boxes on an even grid over an image of ``size`` = (w, h): one is the
     centre; more spread over a near-square grid (columns along the longer side), from edge to edge."""

@@ -138,3 +138,17 @@ def test_robustness_and_compare_commands(sample_dir, tmp_path):
     assert set(data["detectors"]) == {"a", "b"} and data["default_rule"]["default"] == "a"
     assert data["detectors"]["b"]["validation"]["calibration"] == "isotonic"
     assert {r["perturbation"] for r in data["detectors"]["a"]["robustness"]} >= {"none", "jpeg", "social"}
+
+
+def test_source_fpr_threshold_lets_the_worst_real_source_set_the_bar():
+    from aigi.workflows.train import source_fpr_threshold
+
+    a = [0.95, 0.85] + [0.1] * 18  # 20 reals: at 5 % one may be flagged, so the bar sits just above 0.85
+    b = [0.2] * 20
+    c = [0.99] * 5  # too few images to set a bar
+    p = np.array(a + b + c + [0.9, 0.3])
+    y = np.array([0] * 45 + [1, 1])
+    src = np.array(["a"] * 20 + ["b"] * 20 + ["c"] * 5 + ["gen", "gen"])
+    t = source_fpr_threshold(p, y, src, 0.05)
+    assert 0.85 < t < 0.85 + 1e-9
+    assert source_fpr_threshold(np.array(b + [0.9]), np.array([0] * 20 + [1]), np.array(["b"] * 21), 0.05) == 0.5

@@ -86,6 +86,19 @@ def data_warnings(train_set: Manifest, val_set: Manifest, cfg: TrainConfig) -> l
     return out
 
 
+def source_fpr_threshold(p, y, sources, max_fpr: float, min_images: int = 10) -> float:
+    """The lowest threshold (at least 0.5) at which no real source with ``min_images`` or more images has a
+    false-positive rate above ``max_fpr``: the sources a user holds differ, and the worst one sets the bar."""
+    from aigi.calibration import threshold_at_fpr
+
+    thr = 0.5
+    for src in sorted(set(sources[y == 0].tolist())):
+        real = p[(y == 0) & (sources == src)]
+        if len(real) >= min_images:
+            thr = max(thr, threshold_at_fpr(real, max_fpr))
+    return float(thr)
+
+
 def with_renders(manifest: Manifest, count: int, seed: int) -> Manifest:
     """``manifest`` plus ``count`` rendered non-photo reals (drawn once per (count, seed) into the cache
     folder ``renders/``; a rerun reuses them)."""
@@ -153,6 +166,9 @@ def train_detector(
         if det.raw_decision_logit is not None:
             det.calibration.threshold = float(det.calibration.apply_logit(np.array([det.raw_decision_logit]))[0])
         p = det.calibration.apply_logit(raw[ok])
+        if cfg.max_source_fpr > 0:
+            sources = np.asarray([s.generator for s in val_set])[ok]
+            det.calibration.threshold = source_fpr_threshold(p, y[ok], sources, cfg.max_source_fpr)
         info["validation"] = {
             "data": val_set.summary(),
             "metrics": binary_metrics(y[ok], p),
