@@ -124,8 +124,10 @@ def main() -> None:
     md = f"""# Throughput: `aigi detect` pipeline vs bare backbone
 
 Machine: {os.cpu_count()} CPU cores, {platform.platform()}. Data: {a.n} images drawn (seed 0) from
-`{Path(a.data).parent.name}` (JPEGs of 256x256 to ~500x375 and larger), batch size {a.batch_size},
-best of {a.repeats} runs, detector {a.detector or "univfd (the default)"} (DINOv2-S/14 through onnxruntime).
+{" + ".join(f"`{Path(d).parent.name}`" for d in a.data.split(","))} (JPEGs of 256x256 to ~500x375 and larger),
+batch size {a.batch_size}, best of {a.repeats} runs, detector {a.detector or "univfd (the default)"}
+(DINOv2-S/14 through onnxruntime). A forward pass is one 224 px view through the backbone: the crop plan
+looks at an image once, or twice when the resize shrank it (a native-scale crop beside the resized view).
 
 | mode | images/s | forward passes per image | s per image | peak RSS (MB) |
 |---|---|---|---|---|
@@ -136,7 +138,7 @@ best of {a.repeats} runs, detector {a.detector or "univfd (the default)"} (DINOv
 Pipeline throughput = **{ratio:.1%}** of the bare backbone's (target: >= 85%). Provenance (C2PA check, XMP,
 EXIF and text chunks, watermark decoder) adds {added_ms:+.1f} ms per image to the pipeline (budget 20 ms). Decoding and
 preprocessing run in a thread pool a few batches ahead of the forward pass (`aigi/pipeline.py`).
-Re-run: `.venv/bin/python benchmarks/throughput.py{" --detector " + a.detector if a.detector else ""}`.
+Re-run: `.venv/bin/python benchmarks/throughput.py --data {a.data} --n {a.n} --repeats {a.repeats}{" --detector " + a.detector if a.detector else ""}`.
 """
     Path(a.out + ".md").write_text(md)
     print(md)

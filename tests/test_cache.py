@@ -20,7 +20,7 @@ class CountingBackbone(Backbone):
     def __init__(self):
         self.images_seen = 0
 
-    def encode_images(self, pixels, tokens=False):
+    def encode_images(self, pixels, tokens=False, blocks=False):
         self.images_seen += len(pixels)
         m = pixels.mean(axis=(2, 3))
         return ImageFeatures(cls=m, patch_mean=-m)
@@ -57,7 +57,7 @@ def test_features_are_cached_and_reused(tmp_path):
     paths = make_images(tmp_path, 5)
     det, bb = counting_detector()
     f1, err = pooled(det, paths, [0, 1, 2])
-    assert bb.images_seen == 15 and err == [None] * 5 and f1.shape == (5, 3, 6)
+    assert bb.images_seen == 15 and err == [None] * 5 and f1.shape == (5, 3, 1, 6)  # images, views, planned crops, features
     f2, _ = pooled(det, paths, [0, 1, 2])
     assert bb.images_seen == 15  # nothing recomputed
     np.testing.assert_array_equal(f1, f2)

@@ -306,3 +306,14 @@ def test_data_render_writes_a_manifest_of_real_non_photos(tmp_path):
     assert all((tmp_path / "renders" / row["path"]).is_file() for row in rows)
     bad = run_cli("data", "render", "--count", "0", "--out", tmp_path / "none")
     assert bad.returncode == 2 and "--count must be at least 1" in bad.stderr
+
+
+@pytest.mark.slow
+def test_shipped_gamma_writes_heatmaps_out_of_the_box(sample_dir, tmp_path):
+    imgs = [sample_dir / "real" / "coffee.png", sample_dir / "fake" / "dcgan-face-01.png"]
+    r = run_cli("detect", "--detector", "gamma", "--explain", tmp_path / "hm", *imgs, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    recs = json.loads(r.stdout)
+    assert [x["detector"] for x in recs] == ["gamma", "gamma"] and all(len(x["mask"]) == 16 for x in recs)
+    written = sorted(p.name for p in (tmp_path / "hm").iterdir())
+    assert len(written) == 2 and written[0].startswith("coffee-") and written[1].startswith("dcgan-face-01-")
