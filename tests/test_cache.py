@@ -57,7 +57,8 @@ def test_features_are_cached_and_reused(tmp_path):
     paths = make_images(tmp_path, 5)
     det, bb = counting_detector()
     f1, err = pooled(det, paths, [0, 1, 2])
-    assert bb.images_seen == 15 and err == [None] * 5 and f1.shape == (5, 3, 1, 6)  # images, views, planned crops, features
+    assert bb.images_seen == 15 and err == [None] * 5
+    assert f1.shape == (5, 3, 1, 6)  # images, views, planned crops, features
     f2, _ = pooled(det, paths, [0, 1, 2])
     assert bb.images_seen == 15  # nothing recomputed
     np.testing.assert_array_equal(f1, f2)
