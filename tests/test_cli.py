@@ -181,7 +181,9 @@ def test_parity_training_is_saved_and_applied(sample_dir, tmp_path):
 
     from aigi.scoring import view_inputs
 
-    np.testing.assert_array_equal(view_inputs(det, img, "")["pixels"], det.backbone.preprocess(parity_image(img)))
+    pixels = view_inputs(det, img, "")["pixels"]  # [crops planned, 3, H, W]: here the resized view alone
+    assert pixels.shape[0] == 1
+    np.testing.assert_array_equal(pixels[0], det.backbone.preprocess(parity_image(img)))
 
 
 @pytest.mark.slow
