@@ -311,7 +311,7 @@ def test_data_render_writes_a_manifest_of_real_non_photos(tmp_path):
 
 
 @pytest.mark.slow
-def test_shipped_gamma_writes_heatmaps_out_of_the_box(sample_dir, tmp_path):
+def test_shipped_gamma_writes_heatmaps_and_pixel_scores_out_of_the_box(sample_dir, tmp_path):
     imgs = [sample_dir / "real" / "coffee.png", sample_dir / "fake" / "dcgan-face-01.png"]
     r = run_cli("detect", "--detector", "gamma", "--explain", tmp_path / "hm", *imgs, "--format", "json")
     assert r.returncode == 0, r.stderr
@@ -319,3 +319,6 @@ def test_shipped_gamma_writes_heatmaps_out_of_the_box(sample_dir, tmp_path):
     assert [x["detector"] for x in recs] == ["gamma", "gamma"] and all(len(x["mask"]) == 16 for x in recs)
     written = sorted(p.name for p in (tmp_path / "hm").iterdir())
     assert len(written) == 2 and written[0].startswith("coffee-") and written[1].startswith("dcgan-face-01-")
+    r = run_cli("detect", "--detector", "pixel", *imgs, "--format", "json")  # the pixel baseline ships too
+    assert r.returncode == 0, r.stderr
+    assert [x["detector"] for x in json.loads(r.stdout)] == ["pixel", "pixel"]
