@@ -152,3 +152,24 @@ def test_source_fpr_threshold_lets_the_worst_real_source_set_the_bar():
     t = source_fpr_threshold(p, y, src, 0.05)
     assert 0.85 < t < 0.85 + 1e-9
     assert source_fpr_threshold(np.array(b + [0.9]), np.array([0] * 20 + [1]), np.array(["b"] * 21), 0.05) == 0.5
+
+
+def test_recipe_manifest_adds_renders_then_caps_every_group(sample_dir):
+    """What a protocol fold trains on is what ``aigi train`` trains on: renders added, then the cap."""
+    from aigi.config import TrainConfig
+    from aigi.workflows.train import recipe_manifest
+
+    m = load_data(sample_dir / "manifest.csv")  # 8 real photos of one source per kind, 8 DCGAN faces
+    assert recipe_manifest(TrainConfig(detector="univfd"), m) is m
+    capped = recipe_manifest(TrainConfig(detector="univfd", max_per_generator=3), m)
+    groups = {}
+    for s in capped:
+        groups[(s.label, s.generator)] = groups.get((s.label, s.generator), 0) + 1
+    assert max(groups.values()) == 3 and len(groups) == len({(s.label, s.generator) for s in m})
+    with_r = recipe_manifest(TrainConfig(detector="univfd", renders=4, max_per_generator=3), m)
+    rendered = [s for s in with_r if s.generator.startswith("render-")]
+    assert rendered and all(s.label == 0 for s in rendered)
+    assert len(with_r) == len(capped) + len(rendered)
+    assert [s.path for s in with_r] == [
+        s.path for s in recipe_manifest(TrainConfig(detector="univfd", renders=4, max_per_generator=3), m)
+    ]

@@ -34,10 +34,13 @@ def fit_for_protocol(
     """A detector trained on ``train`` for a protocol fold: AUROC needs no calibration, so there is no
     validation split, except for detectors with a second stage fitted on one (AlignGemini's
     fusion): those get ``cfg.val_fraction`` of ``train`` for it. ``reserved`` samples (see
-    :func:`split_reserved`) go to the detector's ``pretrain`` first. Returns (detector, fit info)."""
+    :func:`split_reserved`) go to the detector's ``pretrain`` first. ``train`` goes through the recipe's
+    renders and per-generator cap (:func:`~aigi.workflows.train.recipe_manifest`); the test side never
+    does. Returns (detector, fit info)."""
     from aigi.data.splits import validation_split
-    from aigi.workflows.train import build_detector
+    from aigi.workflows.train import build_detector, recipe_manifest
 
+    train = recipe_manifest(cfg, train)
     fold_cfg = dataclasses.replace(cfg, val_fraction=0.0)
     det = build_detector(fold_cfg)
     if reserved is not None and len(reserved):

@@ -110,6 +110,19 @@ def with_renders(manifest: Manifest, count: int, seed: int) -> Manifest:
     return Manifest([*manifest, *renders], f"{manifest.source} + {count} renders (seed {seed})", manifest.layout)
 
 
+def recipe_manifest(cfg: TrainConfig, manifest: Manifest) -> Manifest:
+    """The images ``cfg``'s recipe trains on: ``manifest`` plus ``cfg.renders`` rendered non-photo reals,
+    then at most ``cfg.max_per_generator`` of every (label, generator or source), seeded. ``aigi train``
+    and every evaluation protocol's training fold go through here, so a fold trains as the shipped run did."""
+    if cfg.renders:
+        manifest = with_renders(manifest, cfg.renders, cfg.seed)
+    if cfg.max_per_generator:
+        from aigi.evaluation.robustness import seeded_subset
+
+        manifest = seeded_subset(manifest, cfg.max_per_generator, cfg.seed)
+    return manifest
+
+
 def train_detector(
     cfg: TrainConfig,
     manifest: Manifest,
@@ -124,12 +137,7 @@ def train_detector(
 
     t0 = time.time()
     torch.manual_seed(cfg.seed)  # the same initial weights in every process and every run
-    if cfg.renders:
-        manifest = with_renders(manifest, cfg.renders, cfg.seed)
-    if cfg.max_per_generator:
-        from aigi.evaluation.robustness import seeded_subset
-
-        manifest = seeded_subset(manifest, cfg.max_per_generator, cfg.seed)
+    manifest = recipe_manifest(cfg, manifest)
     det = build_detector(cfg)
     if reserved is None:
         idx = det.reserved(manifest)
