@@ -132,16 +132,17 @@ def train_detector(
 ) -> Detector:
     """Train on ``manifest`` minus a stratified validation split; calibrate on that split; save.
     Samples the detector reserves for pre-training (``Detector.reserved``) go to ``pretrain`` and are
-    removed before the split (or, when ``reserved`` is given, those samples, already outside ``manifest``)."""
+    removed first, before the recipe's renders and cap (:func:`recipe_manifest`) and the split (or, when
+    ``reserved`` is given, those samples, already outside ``manifest``)."""
     from aigi.training.loop import world
 
     t0 = time.time()
     torch.manual_seed(cfg.seed)  # the same initial weights in every process and every run
-    manifest = recipe_manifest(cfg, manifest)
     det = build_detector(cfg)
     if reserved is None:
         idx = det.reserved(manifest)
         reserved, manifest = manifest.subset(idx), without(manifest, idx)
+    manifest = recipe_manifest(cfg, manifest)  # after the reservation, as in the protocols
     pretrain_info = det.pretrain(reserved, cfg) if len(reserved) else None
     if cfg.val_fraction > 0:
         train_idx, val_idx = validation_split(manifest, cfg.val_fraction, cfg.seed)
