@@ -35,7 +35,8 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         exe = Path(sys.executable).with_name("aigi")
         env = dict(os.environ, **(env_extra or {}))
-        self.log = Path(tempfile.mkdtemp(prefix="aigi-serve-log-")) / "server.log"  # read by tests, never blocks
+        self._logdir = tempfile.TemporaryDirectory(prefix="aigi-serve-log-")  # removed by stop()
+        self.log = Path(self._logdir.name) / "server.log"  # read by tests, never blocks
         self.proc = subprocess.Popen(
             [str(exe), "serve", "--port", str(self.port), *map(str, args)],
             stdout=self.log.open("w"),
@@ -46,13 +47,17 @@ class Server:
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()}")
+                log = self.log.read_text()
+                self.stop()
+                raise RuntimeError(f"server exited: {log}")
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.3)
-        raise RuntimeError("server did not come up")
+        log = self.log.read_text()
+        self.stop()
+        raise RuntimeError(f"server did not come up: {log}")
 
     def stop(self):
         self.proc.terminate()
@@ -60,6 +65,8 @@ class Server:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait(10)
+        self._logdir.cleanup()
 
 
 def png_bytes(img: Image.Image) -> bytes:
