@@ -216,6 +216,17 @@ def test_training_on_unreadable_data_is_a_clear_error(tmp_path):
     assert "training failed: none of the 2 training images could be read" in r.stderr and "a.jpg" in r.stderr
 
 
+def test_training_says_what_the_recipe_keeps_and_trains_on_it(tmp_path, sample_dir):
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("detector: pixel\noptions: {steps: 2}\nval_fraction: 0\nrenders: 4\nmax_per_generator: 3\n")
+    r = run_cli("train", "--config", cfg, "--data", sample_dir / "manifest.csv", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    assert "(from 16: 4 rendered non-photo reals added, at most 3 of every generator and real source kept)" in r.stderr
+    banner = r.stderr.split("training pixel on ", 1)[1].split(" images", 1)[0]
+    saved = json.loads((tmp_path / "o" / "config.json").read_text())["training"]
+    assert saved["train"].startswith(f"{banner} images") and int(banner) < 16 + 4
+
+
 def test_every_shipped_config_parses_and_builds_its_detector():
     from pathlib import Path
 

@@ -28,7 +28,7 @@ def train(
     data-parallel (gloo on CPU, nccl on GPUs); rank 0 calibrates and saves."""
     from aigi.config import ConfigError, load_train_config
     from aigi.data import ManifestError, load_data
-    from aigi.workflows.train import distributed, train_detector
+    from aigi.workflows.train import distributed, recipe_manifest, train_detector
 
     try:
         cfg = load_train_config(config)
@@ -36,12 +36,20 @@ def train(
     except (ConfigError, ManifestError) as e:
         fail(str(e))
     with distributed(cfg.device) as (rank, size):
+        used = recipe_manifest(cfg, manifest)  # what the run will see (the renders are drawn once, cached)
         if rank == 0:
+            recipe = []
+            if cfg.renders:
+                recipe.append(f"{cfg.renders} rendered non-photo reals added")
+            if cfg.max_per_generator:
+                recipe.append(f"at most {cfg.max_per_generator} of every generator and real source kept")
             err_console.print(
-                f"training {cfg.detector} on {manifest.summary()}" + (f" with {size} processes" if size > 1 else ""),
+                f"training {cfg.detector} on {used.summary()}"
+                + (f" (from {len(manifest)}: {', '.join(recipe)})" if recipe else "")
+                + (f" with {size} processes" if size > 1 else ""),
                 highlight=False,
             )
-        prog, advance = progress_bar(len(manifest) * len(cfg.train_views()), "features")
+        prog, advance = progress_bar(len(used) * len(cfg.train_views()), "features")
         with prog:
             try:
                 det = train_detector(cfg, manifest, out, advance)
