@@ -11,7 +11,9 @@ from aigi.records import RECORD_FIELDS
 
 
 def test_load_detector_predict_returns_records(sample_dir, tmp_path):
-    assert "univfd" in shipped_detectors()
+    from aigi.detectors.registry import REGISTRY
+
+    assert set(shipped_detectors()) == set(REGISTRY)  # every method ships weights
     det = load_detector()
     paths = (
         sorted(str(p) for p in (sample_dir / "real").glob("*.png"))[:3]

@@ -322,7 +322,7 @@ def test_data_render_writes_a_manifest_of_real_non_photos(tmp_path):
 
 
 @pytest.mark.slow
-def test_shipped_gamma_writes_heatmaps_and_pixel_scores_out_of_the_box(sample_dir, tmp_path):
+def test_shipped_gamma_writes_heatmaps_and_pixel_and_aligngemini_score_out_of_the_box(sample_dir, tmp_path):
     imgs = [sample_dir / "real" / "coffee.png", sample_dir / "fake" / "dcgan-face-01.png"]
     r = run_cli("detect", "--detector", "gamma", "--explain", tmp_path / "hm", *imgs, "--format", "json")
     assert r.returncode == 0, r.stderr
@@ -333,3 +333,10 @@ def test_shipped_gamma_writes_heatmaps_and_pixel_scores_out_of_the_box(sample_di
     r = run_cli("detect", "--detector", "pixel", *imgs, "--format", "json")  # the pixel baseline ships too
     assert r.returncode == 0, r.stderr
     assert [x["detector"] for x in json.loads(r.stdout)] == ["pixel", "pixel"]
+    r = run_cli("detect", "--detector", "aligngemini", *imgs, "--format", "json")  # and AlignGemini
+    assert r.returncode == 0, r.stderr
+    recs = json.loads(r.stdout)
+    assert [x["detector"] for x in recs] == ["aligngemini", "aligngemini"]
+    assert all(
+        set(x["branch_scores"]) == {"semantic", "pixel"} and x["verdict"] in ("real", "fake", "unsure") for x in recs
+    )
