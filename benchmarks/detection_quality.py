@@ -325,7 +325,7 @@ def methods_section(work: Path) -> tuple[list[str], dict]:
         "capped at 20 per generator and source, one manipulated view; aligngemini's semantic branch on laundered "
         "images (every block, resized view only) and a pixel expert on reconstruction pairs, OR-fused (its six "
         "folds share one pixel expert trained on their common reals: the pool's 80 % and the renders); pixel the "
-        "NPR CNN on ordinary real/fake data; item the offline vision-language space. On this smaller pool "
+        "NPR CNN on ordinary real/fake data. On this smaller pool "
         "univfd scores 0.828 against 0.882 on the full data (table above); today's single-layer recipe is the "
         "last row of that table (0.704 on the full data).",
     ], summary
