@@ -326,8 +326,11 @@ def methods_section(work: Path) -> tuple[list[str], dict]:
         "images (every block, resized view only) and a pixel expert on reconstruction pairs, OR-fused (its six "
         "folds share one pixel expert trained on their common reals: the pool's 80 % and the renders); pixel the "
         "NPR CNN on ordinary real/fake data. On this smaller pool "
-        "univfd scores 0.828 against 0.882 on the full data (table above); today's single-layer recipe is the "
-        "last row of that table (0.704 on the full data).",
+        "univfd scores 0.828 against 0.882 on the full data (table above). univfd-plain-probe is the "
+        "single-layer linear probe (the last block's normalised class + mean patch token, one 224 px centre "
+        "crop, no shortcut-denial views, no renders; `configs/univfd-plain-probe.yaml`) on the same folds; "
+        "today's single-layer recipe with its shortcut denial is the last row of the table above (0.704 on "
+        "the full data, trained on aigi-dev only).",
     ], summary
 
 
