@@ -238,9 +238,7 @@ def shared_pixel_expert(cfg, pool, work: Path) -> Path:
     training data to fit the fusion: the shared expert has seen those reals too). It saves building 2,600
     pairs six times on 2 cores."""
     import dataclasses
-    import tempfile
 
-    from aigi.augment.reconstruct import build_pixel_pairs, load_reconstructor, shipped_reconstructors
     from aigi.data.splits import leave_family_out
     from aigi.workflows.train import build_detector, recipe_manifest
 
@@ -248,15 +246,10 @@ def shared_pixel_expert(cfg, pool, work: Path) -> Path:
     if (out / "config.json").exists():
         return out
     fold = leave_family_out(pool, seed=0)[0]
-    train = recipe_manifest(cfg, pool.subset(fold.train))
-    reals = train.subset([i for i, s in enumerate(train) if s.label == 0])
     det = build_detector(cfg)
-    recs = [load_reconstructor(str(r)) for r in shipped_reconstructors()]
-    with tempfile.TemporaryDirectory(prefix="aigi-lofo-pixel-") as tmp:
-        pairs, errors = build_pixel_pairs(reals, recs, tmp, det.config.max_side)
-        log(f"pixel expert: {pairs.summary()} ({len(errors)} skipped)")
-        det.pixel.fit(pairs, dataclasses.replace(cfg, val_fraction=0.0))
-    det.pixel.training_info = {"data": f"reconstruction pairs of {reals.summary()}", "train": pairs.summary()}
+    info = det.fit_pixel(recipe_manifest(cfg, pool.subset(fold.train)), dataclasses.replace(cfg, val_fraction=0.0))
+    log(f"pixel expert: {info['pairs']} ({len(info['skipped_files'])} skipped)")
+    det.pixel.training_info = {"data": "reconstruction pairs of the folds' training reals", **info}
     det.pixel.save_pretrained(out)
     return out
 

@@ -200,10 +200,11 @@ class AlignGemini(Detector):
                 "fit": expert.training_info.get("fit"),
             }
         else:
-            info["pixel"] = self._fit_pixel(manifest, train_config)
+            info["pixel"] = self.fit_pixel(manifest, train_config)
         return info
 
-    def _fit_pixel(self, manifest, train_config) -> dict:
+    def fit_pixel(self, manifest, train_config) -> dict:
+        """Train the pixel branch on reconstruction pairs of ``manifest``'s real images (fakes are ignored)."""
         from aigi.augment.reconstruct import build_pixel_pairs, load_reconstructor, shipped_reconstructors
 
         specs = list(self.config.reconstructors) or [str(p) for p in shipped_reconstructors()]

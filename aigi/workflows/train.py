@@ -172,12 +172,12 @@ def train_detector(
             cfg.unsure_band,
             source=f"validation split of {manifest.source} ({int(ok.sum())} images)",
         )
-        if det.raw_decision_logit is not None:
-            det.calibration.threshold = float(det.calibration.apply_logit(np.array([det.raw_decision_logit]))[0])
         p = det.calibration.apply_logit(raw[ok])
-        if cfg.max_source_fpr > 0:
+        if cfg.max_source_fpr > 0:  # the per-source rule replaces any decision point of the detector's own
             sources = np.asarray([s.generator for s in val_set])[ok]
             det.calibration.threshold = source_fpr_threshold(p, y[ok], sources, cfg.max_source_fpr)
+        elif det.raw_decision_logit is not None:
+            det.calibration.threshold = float(det.calibration.apply_logit(np.array([det.raw_decision_logit]))[0])
         info["validation"] = {
             "data": val_set.summary(),
             "metrics": binary_metrics(y[ok], p),
