@@ -11,12 +11,12 @@ negatives (600 for training, seed 0; 300 held out, seed 1) are drawn first. ``re
 (leave-family-out, seeds 0-2, every ablation) from the cache and writes
 benchmarks/results/detection-quality.{json,md}.
 
-    python benchmarks/detection_quality.py methods [--method univfd] [--work runs/dq]
+    python benchmarks/detection_quality.py methods [--method univfd] [--seeds 0 1 2] [--work runs/dq]
 
 ``methods`` runs every method's shipped recipe (``configs/<name>.yaml``) through ``aigi eval --protocol
 leave-family-out`` on a seeded pool (at most 100 images of every generator and real source of aigi-dev +
-aigi-wild), split seed 0, one method at a time (resumable: a finished method is kept in
-``<work>/methods/<name>.json``, the same file ``aigi eval --json`` writes).
+aigi-wild), one method and split seed at a time (resumable: a finished one is kept in
+``<work>/methods/<name>-seed<k>.json``, the same file ``aigi eval --json`` writes).
 """
 
 from __future__ import annotations
@@ -222,15 +222,21 @@ METHOD_POOL = 100  # images per generator and real source in the per-method pool
 
 
 def method_pool(data_root: Path):
+    """(every image of aigi-dev + aigi-wild, the seeded pool of at most ``METHOD_POOL`` per group)."""
     from aigi.data import load_data
     from aigi.evaluation.robustness import seeded_subset
 
     data = load_data(f"{data_root}/aigi-dev/manifest.csv,{data_root}/aigi-wild/manifest.csv")
-    return seeded_subset(data, METHOD_POOL, 0)
+    return data, seeded_subset(data, METHOD_POOL, 0)
 
 
-def shared_pixel_expert(cfg, pool, work: Path) -> Path:
-    """AlignGemini's pixel expert for every fold at once, saved in ``<work>/methods/pixel-expert``.
+def method_result_path(work: Path, name: str, seed: int) -> Path:
+    return work / "methods" / f"{name}-seed{seed}.json"
+
+
+def shared_pixel_expert(cfg, pool, work: Path, seed: int) -> Path:
+    """AlignGemini's pixel expert for every fold of split seed ``seed`` at once, saved in
+    ``<work>/methods/pixel-expert-seed<seed>``.
 
     The expert learns from real images only, and every leave-family-out fold of one split seed trains on the
     same reals (the pool's 80 % plus the recipe's renders), so one expert trained on those reals' reconstruction
@@ -242,43 +248,52 @@ def shared_pixel_expert(cfg, pool, work: Path) -> Path:
     from aigi.data.splits import leave_family_out
     from aigi.workflows.train import build_detector, recipe_manifest
 
-    out = work / "methods" / "pixel-expert"
+    out = work / "methods" / f"pixel-expert-seed{seed}"
     if (out / "config.json").exists():
         return out
-    fold = leave_family_out(pool, seed=0)[0]
+    fold = leave_family_out(pool, seed=seed)[0]
     det = build_detector(cfg)
     info = det.fit_pixel(recipe_manifest(cfg, pool.subset(fold.train)), dataclasses.replace(cfg, val_fraction=0.0))
-    log(f"pixel expert: {info['pairs']} ({len(info['skipped_files'])} skipped)")
+    log(f"pixel expert (seed {seed}): {info['pairs']} ({len(info['skipped_files'])} skipped)")
     det.pixel.training_info = {"data": "reconstruction pairs of the folds' training reals", **info}
     det.pixel.save_pretrained(out)
     return out
 
 
 def run_methods(args):
-    """Each method's recipe through the leave-family-out protocol on the pool (split seed 0)."""
+    """Each method's recipe through the leave-family-out protocol on the pool, one split seed at a time
+    (resumable: a finished (method, seed) is kept in ``<work>/methods/<name>-seed<k>.json``)."""
     import dataclasses
 
     from aigi.config import load_train_config
+    from aigi.data.splits import without
     from aigi.workflows.protocols import run_leave_generator_out
+    from aigi.workflows.train import build_detector
 
-    pool = method_pool(args.data_root)
-    out_dir = args.work / "methods"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in [args.method] if args.method else METHODS:
-        path = out_dir / f"{name}.json"
-        if path.exists():
-            continue
-        log(f"{name}: leave-family-out on {len(pool)} images")
-        cfg = load_train_config(ROOT / "configs" / f"{name}.yaml")
-        if name == "aligngemini":
-            expert = shared_pixel_expert(cfg, pool, args.work)
-            cfg = dataclasses.replace(cfg, options={**cfg.options, "pixel_expert": str(expert)})
+    data, pool = method_pool(args.data_root)
+    (args.work / "methods").mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        for name in [args.method] if args.method else METHODS:
+            path = method_result_path(args.work, name, seed)
+            if path.exists():
+                continue
+            cfg = load_train_config(ROOT / "configs" / f"{name}.yaml")
+            # a detector's reserved pre-training samples (ITEM's alignment slice) come from all of the data,
+            # as in its shipped recipe, and leave the pool (the pool has too few for the slice)
+            held = build_detector(cfg).reserved(data)
+            reserved = data.subset(held)
+            held_paths = {data.samples[i].path for i in held}
+            on = without(pool, [i for i, s in enumerate(pool) if s.path in held_paths]) if len(held) else pool
+            log(f"{name} seed {seed}: leave-family-out on {len(on)} images ({len(held)} reserved)")
+            if name == "aligngemini":
+                expert = shared_pixel_expert(cfg, on, args.work, seed)
+                cfg = dataclasses.replace(cfg, options={**cfg.options, "pixel_expert": str(expert)})
 
-        def on_fold(seed, r, name=name):
-            log(f"  {name} held-out {r['fold']}: AUROC {r['metrics']['auroc']:.3f}")
+            def on_fold(seed, r, name=name):
+                log(f"  {name} seed {seed} held-out {r['fold']}: AUROC {r['metrics']['auroc']:.3f}")
 
-        result = run_leave_generator_out(cfg, pool, (0,), on_fold=on_fold, families=True)
-        path.write_text(json.dumps(result, indent=2, default=str))
+            result = run_leave_generator_out(cfg, on, (seed,), on_fold=on_fold, reserved=reserved, families=True)
+            path.write_text(json.dumps(result, indent=2, default=str))
 
 
 def methods_section(work: Path) -> tuple[list[str], dict]:
@@ -288,30 +303,46 @@ def methods_section(work: Path) -> tuple[list[str], dict]:
     fams = list(FAMILIES)
     rows, summary = [], {}
     for name in METHODS:
-        path = work / "methods" / f"{name}.json"
-        if not path.exists():
+        runs = {s: method_result_path(work, name, s) for s in SEEDS}
+        res = {s: json.loads(p.read_text()) for s, p in runs.items() if p.exists()}
+        if not res:
             continue
-        r = json.loads(path.read_text())
-        per = {f: r["auroc"][f]["auroc_mean"] for f in fams if f in r["auroc"]}
-        cells = " | ".join(f"{per[f]:.3f}" if f in per else "–" for f in fams)
-        rows.append(f"| {name} | {cells} | **{r['mean_auroc']:.3f}** | {r.get('n_reserved', 0)} |")
-        summary[name] = {"families": per, "mean": r["mean_auroc"], "n_reserved": r.get("n_reserved", 0)}
+        per_seed = {s: {f: r["auroc"][f]["auroc_mean"] for f in fams if f in r["auroc"]} for s, r in res.items()}
+        per = {f: float(np.mean([v[f] for v in per_seed.values() if f in v])) for f in fams}
+        sd = {f: float(np.std([v[f] for v in per_seed.values() if f in v])) for f in fams}
+        means = [float(np.mean(list(v.values()))) for v in per_seed.values()]
+        n_res = max(r.get("n_reserved", 0) for r in res.values())
+        cells = " | ".join(f"{per[f]:.3f} ±{sd[f]:.3f}" if len(res) > 1 else f"{per[f]:.3f}" for f in fams)
+        rows.append(
+            f"| {name} | {cells} | **{np.mean(means):.3f}**{f' ±{np.std(means):.3f}' if len(res) > 1 else ''} | "
+            f"{','.join(map(str, sorted(res)))} | {n_res} |"
+        )
+        summary[name] = {
+            "families": per,
+            "families_sd": sd,
+            "mean": float(np.mean(means)),
+            "mean_per_seed": dict(zip(map(str, res), means)),
+            "seeds": sorted(res),
+            "n_reserved": n_res,
+        }
     if not rows:
         return [], summary
     return [
         "",
-        "## Every method, leave-family-out (split seed 0, seeded pool)",
+        "## Every method, leave-family-out (split seeds 0-2, seeded pool)",
         "",
         f"Each method's shipped recipe (`configs/<name>.yaml`: its data cap, renders, views and head) trained "
-        f"per fold by `aigi eval --protocol leave-family-out --seeds 0` on a seeded pool of aigi-dev + aigi-wild "
+        f"per fold by `aigi eval --protocol leave-family-out` on a seeded pool of aigi-dev + aigi-wild "
         f"(at most {METHOD_POOL} images of every generator and real source; 1,701 images), so that every method "
         "runs on 2 CPU cores. The test side of each fold is the family's pool fakes against the same held-out "
         "20 % of the pool's reals (about 115); the recipe's renders and cap apply to the training side only. "
-        "The last column: the reals a method reserves for pre-training (ITEM's alignment slice), taken out "
-        "before the folds.",
+        "Cells: mean ± sd over the split seeds listed (a split seed draws the 20 % of the pool's reals that "
+        "every fold holds out for testing; training seeds stay 0). The last column: the reals a method reserves for pre-training (ITEM's alignment "
+        "slice of 300 ImageNet reals, drawn from all of the data as in its shipped recipe, and taken out of the "
+        "pool before the folds).",
         "",
-        "| method | " + " | ".join(fams) + " | mean | reserved |",
-        "|---" * (len(fams) + 3) + "|",
+        "| method | " + " | ".join(fams) + " | mean | seeds | reserved |",
+        "|---" * (len(fams) + 4) + "|",
         *rows,
         "",
         "Recipes as shipped: univfd every block, crop plan, plain + 1 shortcut-denial view, 600 renders; gamma "
@@ -331,6 +362,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("part", choices=["extract", "extract-clip", "score-old", "report", "shipped", "methods"])
     ap.add_argument("--method", choices=METHODS, help="part methods: only this one")
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="part methods: these split seeds")
     ap.add_argument("--detector", default="univfd", help="the shipped detector to check (part shipped)")
     ap.add_argument("--old", type=Path, default=ROOT / "runs" / "dq" / "univfd-old", help="today's univfd")
     ap.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")

@@ -26,7 +26,8 @@ from aigi.data import load_data
 from aigi.data.splits import leave_generator_out, validation_split
 from aigi.evaluation.metrics import auroc
 from aigi.scoring import calibrated_scores, score_manifest
-from aigi.workflows.protocols import fit_for_protocol, split_reserved
+from aigi.workflows.protocols import fit_for_protocol
+from aigi.workflows.train import split_reserved
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared/data/aigi-dev/manifest.csv"

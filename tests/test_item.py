@@ -203,11 +203,12 @@ def test_train_save_load_detect_through_a_tiny_clip(sample_dir, tmp_path, tiny_m
 @pytest.mark.slow
 def test_offline_lit_space_reserves_aligns_and_trains(sample_dir, tmp_path):
     """DINOv2-S + MiniLM-L6 aligned on a reserved slice of named reals, which no split then holds."""
-    from aigi.config import train_config_from_dict
+    import yaml
+
+    from aigi import load_detector
     from aigi.data.manifest import load_data
     from aigi.samples import real_photos
     from aigi.training.cache import hash_files
-    from aigi.workflows.train import train_detector
 
     named = tmp_path / "named"
     named.mkdir()
@@ -218,23 +219,33 @@ def test_offline_lit_space_reserves_aligns_and_trains(sample_dir, tmp_path):
     rows = [{"path": str(p), "label": "real", "generator": "photo"} for p in sorted(named.iterdir())]
     rows += [{"path": str(p), "label": "fake", "generator": "dcgan"} for p in sorted((sample_dir / "fake").iterdir())]
     manifest = load_data(str(write_manifest(tmp_path / "m.csv", rows)))
-    cfg = train_config_from_dict(
-        {
-            "detector": "item",
-            "views": 1,
-            "val_fraction": 0.25,
-            "batch_size": 8,
-            "options": {
-                "align_images": 6,
-                "align_views": 2,
-                "align_steps": 20,
-                "align_batch": 4,
-                "steps": 40,
-                "hidden": 16,
-            },
-        }
+    cfg = tmp_path / "item.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "detector": "item",
+                "views": 1,
+                "val_fraction": 0.25,
+                "batch_size": 8,
+                "options": {
+                    "align_images": 6,
+                    "align_views": 2,
+                    "align_steps": 20,
+                    "align_batch": 4,
+                    "steps": 40,
+                    "hidden": 16,
+                },
+            }
+        )
     )
-    det = train_detector(cfg, manifest, tmp_path / "item-lit")
+    r = run_cli("train", "--config", cfg, "--data", tmp_path / "m.csv", "--out", tmp_path / "item-lit")
+    assert r.returncode == 0, r.stderr
+    # the banner counts what the run trains on: the data minus the reserved slice
+    assert (
+        f"training item on {len(manifest) - 6} images" in r.stderr
+        and f"(from {len(manifest)}: 6 reserved for pre-training)" in r.stderr
+    )
+    det = load_detector(str(tmp_path / "item-lit"))
     info = det.training_info
     reserved = set(det.reserved_sha256)
     assert len(reserved) == 6 and len(det.aligned_terms) == 6
@@ -246,8 +257,6 @@ def test_offline_lit_space_reserves_aligns_and_trains(sample_dir, tmp_path):
     assert det.reserved(manifest).tolist() == [i for i, sha in enumerate(shas) if sha in reserved]
     assert all(class_name_from_path(manifest.samples[i].path) for i in det.reserved(manifest))
     # saved and loaded, it keeps its aligned vocabulary and reserved list, and names aligned concepts
-    from aigi import load_detector
-
     again = load_detector(str(tmp_path / "item-lit"))
     assert set(again.reserved_sha256) == reserved
     meta = json.loads((tmp_path / "item-lit" / "config.json").read_text())

@@ -28,7 +28,7 @@ def train(
     data-parallel (gloo on CPU, nccl on GPUs); rank 0 calibrates and saves."""
     from aigi.config import ConfigError, load_train_config
     from aigi.data import ManifestError, load_data
-    from aigi.workflows.train import distributed, recipe_manifest, train_detector
+    from aigi.workflows.train import distributed, recipe_manifest, split_reserved, train_detector
 
     try:
         cfg = load_train_config(config)
@@ -36,9 +36,11 @@ def train(
     except (ConfigError, ManifestError) as e:
         fail(str(e))
     with distributed(cfg.device) as (rank, size):
-        used = recipe_manifest(cfg, manifest)  # what the run will see (the renders are drawn once, cached)
+        # what the run will see, as train_detector draws it (the renders are drawn once, cached)
+        reserved, rest = split_reserved(cfg, manifest)
+        used = recipe_manifest(cfg, rest)
         if rank == 0:
-            recipe = []
+            recipe = [f"{len(reserved)} reserved for pre-training"] if len(reserved) else []
             if cfg.renders:
                 recipe.append(f"{cfg.renders} rendered non-photo reals added")
             if cfg.max_per_generator:
@@ -52,7 +54,7 @@ def train(
         prog, advance = progress_bar(len(used) * len(cfg.train_views()), "features")
         with prog:
             try:
-                det = train_detector(cfg, manifest, out, advance)
+                det = train_detector(cfg, rest, out, advance, reserved=reserved)
             except (ValueError, FileNotFoundError, KeyError) as e:
                 fail(f"training failed: {e}")
     if rank != 0:

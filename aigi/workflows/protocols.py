@@ -17,15 +17,7 @@ from aigi.data.manifest import Manifest
 from aigi.data.splits import Fold, leave_generator_out, train_on_generators
 from aigi.evaluation.metrics import binary_metrics, per_generator
 from aigi.scoring import score_manifest
-
-
-def split_reserved(cfg: TrainConfig, manifest: Manifest) -> tuple[Manifest, Manifest]:
-    """(the samples ``cfg``'s detector reserves for pre-training, the rest): protocols split the rest only."""
-    from aigi.data.splits import without
-    from aigi.workflows.train import build_detector
-
-    idx = build_detector(cfg).reserved(manifest)
-    return manifest.subset(idx), without(manifest, idx)
+from aigi.workflows.train import split_reserved
 
 
 def fit_for_protocol(
@@ -34,9 +26,9 @@ def fit_for_protocol(
     """A detector trained on ``train`` for a protocol fold: AUROC needs no calibration, so there is no
     validation split, except for detectors with a second stage fitted on one (AlignGemini's
     fusion): those get ``cfg.val_fraction`` of ``train`` for it. ``reserved`` samples (see
-    :func:`split_reserved`) go to the detector's ``pretrain`` first. ``train`` goes through the recipe's
-    renders and per-generator cap (:func:`~aigi.workflows.train.recipe_manifest`); the test side never
-    does. Returns (detector, fit info)."""
+    :func:`~aigi.workflows.train.split_reserved`) go to the detector's ``pretrain`` first. ``train`` goes
+    through the recipe's renders and per-generator cap (:func:`~aigi.workflows.train.recipe_manifest`); the
+    test side never does. Returns (detector, fit info)."""
     from aigi.data.splits import validation_split
     from aigi.workflows.train import build_detector, recipe_manifest
 

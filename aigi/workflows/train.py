@@ -123,6 +123,13 @@ def recipe_manifest(cfg: TrainConfig, manifest: Manifest) -> Manifest:
     return manifest
 
 
+def split_reserved(cfg: TrainConfig, manifest: Manifest, det: Detector | None = None) -> tuple[Manifest, Manifest]:
+    """(the samples ``cfg``'s detector reserves for pre-training (``Detector.reserved``), the rest). Training
+    and every protocol take them out of the whole data first; only the rest goes through the recipe."""
+    idx = (det or build_detector(cfg)).reserved(manifest)
+    return manifest.subset(idx), without(manifest, idx)
+
+
 def train_detector(
     cfg: TrainConfig,
     manifest: Manifest,
@@ -140,8 +147,7 @@ def train_detector(
     torch.manual_seed(cfg.seed)  # the same initial weights in every process and every run
     det = build_detector(cfg)
     if reserved is None:
-        idx = det.reserved(manifest)
-        reserved, manifest = manifest.subset(idx), without(manifest, idx)
+        reserved, manifest = split_reserved(cfg, manifest, det)
     manifest = recipe_manifest(cfg, manifest)  # after the reservation, as in the protocols
     pretrain_info = det.pretrain(reserved, cfg) if len(reserved) else None
     if cfg.val_fraction > 0:
