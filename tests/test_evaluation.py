@@ -154,6 +154,38 @@ def test_source_fpr_threshold_lets_the_worst_real_source_set_the_bar():
     assert source_fpr_threshold(np.array(b + [0.9]), np.array([0] * 20 + [1]), np.array(["b"] * 21), 0.05) == 0.5
 
 
+@pytest.mark.slow
+def test_training_sets_the_threshold_by_the_worst_validation_source_and_records_the_rates(sample_dir):
+    """``max_source_fpr`` end to end: the saved threshold is the lowest at which no validation real source of
+    10 or more images flags more than the cap, and the run records every source's rate at it."""
+    from aigi.calibration import sigmoid
+    from aigi.config import TrainConfig
+    from aigi.data.splits import validation_split
+    from aigi.scoring import score_manifest
+    from aigi.workflows.train import recipe_manifest, train_detector
+
+    cfg = TrainConfig(
+        detector="pixel", options={"steps": 2}, val_fraction=0.5, renders=80, max_source_fpr=0.1, calibration="none"
+    )
+    m = load_data(sample_dir / "manifest.csv")
+    det = train_detector(cfg, m)
+    at = det.training_info["validation"]["at_threshold"]
+    thr = det.calibration.threshold
+    assert at["threshold"] == thr >= 0.5
+    val = recipe_manifest(cfg, m).subset(validation_split(recipe_manifest(cfg, m), 0.5, 0)[1])
+    p = sigmoid(score_manifest(det, val)[0])
+    y, src = np.array(val.labels), np.array([s.generator for s in val])
+    big = [g for g in set(src[y == 0]) if ((src == g) & (y == 0)).sum() >= 10]
+    assert sorted(big) == ["render-chart", "render-code", "render-document", "render-ui"]
+    for g, r in at["fpr_per_real_source"].items():  # the recorded rates are the rates
+        m_g = (src == g) & (y == 0)
+        assert r == {"n": int(m_g.sum()), "rate": pytest.approx(float((p[m_g] >= thr).mean()))}
+    assert all(at["fpr_per_real_source"][g]["rate"] <= 0.1 for g in big)
+    if thr > 0.5:  # and it is the lowest: a hair below, some large source is over the cap
+        assert any((p[(src == g) & (y == 0)] >= thr - 1e-6).mean() > 0.1 for g in big)
+    assert set(at["tpr_per_generator"]) == {"dcgan-face"}
+
+
 def test_recipe_manifest_adds_renders_then_caps_every_group(sample_dir):
     """What a protocol fold trains on is what ``aigi train`` trains on: renders added, then the cap."""
     from aigi.config import TrainConfig

@@ -86,6 +86,19 @@ def data_warnings(train_set: Manifest, val_set: Manifest, cfg: TrainConfig) -> l
     return out
 
 
+def rates_at_threshold(p, y, generators, threshold: float, ok=None) -> dict:
+    """At ``threshold``: the false-positive rate of every real source and the share of every generator's
+    images flagged, each with its image count (what a model card reports)."""
+    gens = np.asarray(generators)[ok if ok is not None else slice(None)]
+    flagged = np.asarray(p) >= threshold
+    out: dict = {"threshold": float(threshold), "fpr_per_real_source": {}, "tpr_per_generator": {}}
+    for label, key in ((0, "fpr_per_real_source"), (1, "tpr_per_generator")):
+        for g in sorted(set(gens[y == label].tolist())):
+            m = (gens == g) & (y == label)
+            out[key][g] = {"n": int(m.sum()), "rate": float(flagged[m].mean())}
+    return out
+
+
 def source_fpr_threshold(p, y, sources, max_fpr: float, min_images: int = 10) -> float:
     """The lowest threshold (at least 0.5) at which no real source with ``min_images`` or more images has a
     false-positive rate above ``max_fpr``: the sources a user holds differ, and the worst one sets the bar."""
@@ -189,6 +202,7 @@ def train_detector(
             "metrics": binary_metrics(y[ok], p),
             "metrics_uncalibrated": binary_metrics(y[ok], sigmoid(raw[ok])),
             "selective": selective_metrics(y[ok], p, 0.5, cfg.unsure_band),
+            "at_threshold": rates_at_threshold(p, y[ok], [s.generator for s in val_set], det.calibration.threshold, ok),
         }
     info["seconds"] = round(time.time() - t0, 1)
     det.training_info = info
