@@ -176,6 +176,8 @@ def test_declarations_decide_records_through_the_cli_and_the_pixels_stay_availab
     a1111.add_text("parameters", "a cat\nSteps: 20, Sampler: Euler a, Model: v1-5")
     (d / "a1111.png").write_bytes(picture("PNG", pnginfo=a1111))
     (d / "camera.jpg").write_bytes(picture("JPEG", quality=90))
+    (d / "bare.png").write_bytes(picture("PNG"))  # the same pixels as signed.png and a1111.png, declaring nothing
+    (d / "bare.jpg").write_bytes(picture("JPEG"))  # the same bytes as signed.jpg before its manifest went in
     r = run_cli("detect", d, "--format", "json")
     assert r.returncode == 0, r.stderr
     recs = {Path(x["path"]).name: x for x in json.loads(r.stdout)}
@@ -194,6 +196,11 @@ def test_declarations_decide_records_through_the_cli_and_the_pixels_stay_availab
         recs["camera.jpg"]["provenance"] == []
         and recs["camera.jpg"]["verdict"] == recs["camera.jpg"]["detector_verdict"]
     )
+    # metadata never reaches the detector: the same pixels score the same, declared or not (up to the float
+    # noise of their places in the batch)
+    same = pytest.approx(recs["bare.png"]["p_fake"], abs=1e-6)
+    assert recs["signed.png"]["p_fake"] == same and recs["a1111.png"]["p_fake"] == same
+    assert recs["signed.jpg"]["p_fake"] == pytest.approx(recs["bare.jpg"]["p_fake"], abs=1e-6)
     r = run_cli("detect", d, "--format", "json", "--no-provenance")
     plain = {Path(x["path"]).name: x for x in json.loads(r.stdout)}
     assert all("provenance" not in x and "detector_verdict" not in x for x in plain.values())
