@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -280,8 +281,10 @@ def run_methods(args):
     for seed in args.seeds:
         for name in [args.method] if args.method else METHODS:
             path = method_result_path(args.work, name, seed)
-            if path.exists():
-                continue
+            lock = path.with_suffix(".running")
+            if path.exists() or (lock.exists() and Path(f"/proc/{lock.read_text().strip()}").exists()):
+                continue  # done, or another process is on it (two can share the machine's cores)
+            lock.write_text(str(os.getpid()))
             cfg = load_train_config(ROOT / "configs" / f"{name}.yaml")
             # a detector's reserved pre-training samples (ITEM's alignment slice) come from all of the data,
             # as in its shipped recipe, and leave the pool (the pool has too few for the slice)
@@ -299,6 +302,7 @@ def run_methods(args):
 
             result = run_leave_generator_out(cfg, on, (seed,), on_fold=on_fold, reserved=reserved, families=True)
             path.write_text(json.dumps(result, indent=2, default=str))
+            lock.unlink()
 
 
 def methods_section(work: Path) -> tuple[list[str], dict]:
