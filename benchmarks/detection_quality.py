@@ -272,9 +272,8 @@ def run_methods(args):
     import dataclasses
 
     from aigi.config import load_train_config
-    from aigi.data.splits import without
     from aigi.workflows.protocols import run_leave_generator_out
-    from aigi.workflows.train import build_detector
+    from aigi.workflows.train import split_reserved
 
     data, pool = method_pool(args.data_root)
     (args.work / "methods").mkdir(parents=True, exist_ok=True)
@@ -288,11 +287,10 @@ def run_methods(args):
             cfg = load_train_config(ROOT / "configs" / f"{name}.yaml")
             # a detector's reserved pre-training samples (ITEM's alignment slice) come from all of the data,
             # as in its shipped recipe, and leave the pool (the pool has too few for the slice)
-            held = build_detector(cfg).reserved(data)
-            reserved = data.subset(held)
-            held_paths = {data.samples[i].path for i in held}
-            on = without(pool, [i for i, s in enumerate(pool) if s.path in held_paths]) if len(held) else pool
-            log(f"{name} seed {seed}: leave-family-out on {len(on)} images ({len(held)} reserved)")
+            reserved = split_reserved(cfg, data)[0]
+            taken = {s.path for s in reserved}
+            on = pool.subset(lambda s, taken=taken: s.path not in taken)
+            log(f"{name} seed {seed}: leave-family-out on {len(on)} images ({len(reserved)} reserved)")
             if name == "aligngemini":
                 expert = shared_pixel_expert(cfg, on, args.work, seed)
                 cfg = dataclasses.replace(cfg, options={**cfg.options, "pixel_expert": str(expert)})

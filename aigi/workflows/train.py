@@ -86,10 +86,9 @@ def data_warnings(train_set: Manifest, val_set: Manifest, cfg: TrainConfig) -> l
     return out
 
 
-def rates_at_threshold(p, y, generators, threshold: float, ok=None) -> dict:
+def rates_at_threshold(p, y, gens, threshold: float) -> dict:
     """At ``threshold``: the false-positive rate of every real source and the share of every generator's
-    images flagged, each with its image count (what a model card reports)."""
-    gens = np.asarray(generators)[ok if ok is not None else slice(None)]
+    images flagged (``gens``: each image's generator or real source), each with its image count."""
     flagged = np.asarray(p) >= threshold
     out: dict = {"threshold": float(threshold), "fpr_per_real_source": {}, "tpr_per_generator": {}}
     for label, key in ((0, "fpr_per_real_source"), (1, "tpr_per_generator")):
@@ -192,8 +191,8 @@ def train_detector(
             source=f"validation split of {manifest.source} ({int(ok.sum())} images)",
         )
         p = det.calibration.apply_logit(raw[ok])
+        sources = np.asarray([s.generator for s in val_set])[ok]
         if cfg.max_source_fpr > 0:  # the per-source rule replaces any decision point of the detector's own
-            sources = np.asarray([s.generator for s in val_set])[ok]
             det.calibration.threshold = source_fpr_threshold(p, y[ok], sources, cfg.max_source_fpr)
         elif det.raw_decision_logit is not None:
             det.calibration.threshold = float(det.calibration.apply_logit(np.array([det.raw_decision_logit]))[0])
@@ -202,7 +201,7 @@ def train_detector(
             "metrics": binary_metrics(y[ok], p),
             "metrics_uncalibrated": binary_metrics(y[ok], sigmoid(raw[ok])),
             "selective": selective_metrics(y[ok], p, 0.5, cfg.unsure_band),
-            "at_threshold": rates_at_threshold(p, y[ok], [s.generator for s in val_set], det.calibration.threshold, ok),
+            "at_threshold": rates_at_threshold(p, y[ok], sources, det.calibration.threshold),
         }
     info["seconds"] = round(time.time() - t0, 1)
     det.training_info = info
