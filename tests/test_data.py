@@ -143,3 +143,16 @@ def test_renders_are_seeded_real_images_with_a_manifest(tmp_path):
     assert [s.sha256 for s in again] == [s.sha256 for s in m]  # the same seed draws the same images
     other = load_data(render_set(tmp_path / "other", 8, seed=4))
     assert not {s.sha256 for s in other} & {s.sha256 for s in m}
+
+
+def test_every_render_font_draws_text():
+    """A font without the glyphs draws nothing: a "text" render would come out blank."""
+    from PIL import ImageDraw, ImageFont
+
+    from aigi.data.renders import _fonts
+
+    assert len(_fonts()) >= 6
+    for path in _fonts():
+        img = Image.new("L", (200, 40), 255)
+        ImageDraw.Draw(img).text((4, 4), "Revenue 42", font=ImageFont.truetype(path, 24), fill=0)
+        assert (np.asarray(img) < 128).sum() > 50, path

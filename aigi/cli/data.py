@@ -119,11 +119,15 @@ def build_semantic(
 @data_app.command("render")
 def render(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the images and their manifest.csv."),
-    count: int = typer.Option(300, help="How many images (charts, UI, documents and code in turn)."),
+    count: int = typer.Option(
+        300,
+        help="How many images (every kind in turn: charts, UI, documents, code, graphics, diagrams, slides, figures).",
+    ),
     seed: int = typer.Option(1, help="Seed; `aigi train` draws its own with the training seed (`renders:`)."),
 ):
-    """Render real non-photographic images (charts, UI and text screenshots, documents, code): negatives to
-    train on, or a held-out set to measure false positives on."""
+    """Render real non-photographic images (charts, UI and text screenshots, documents, code, logos and flat
+    graphics, diagrams, slides, heatmaps and other data figures): negatives to train on, or a held-out set to
+    measure false positives on."""
     from aigi.data.renders import render_set
 
     if count < 1:

@@ -115,10 +115,11 @@ def with_renders(manifest: Manifest, count: int, seed: int) -> Manifest:
     """``manifest`` plus ``count`` rendered non-photo reals (drawn once per (count, seed) into the cache
     folder ``renders/``; a rerun reuses them)."""
     from aigi.data import load_data
-    from aigi.data.renders import render_set
+    from aigi.data.renders import VERSION, render_set
     from aigi.paths import cache_dir
 
-    renders = load_data(str(render_set(cache_dir() / "renders" / f"seed{seed}-n{count}", count, seed)))
+    folder = cache_dir() / "renders" / f"v{VERSION}-seed{seed}-n{count}"
+    renders = load_data(str(render_set(folder, count, seed)))
     return Manifest([*manifest, *renders], f"{manifest.source} + {count} renders (seed {seed})", manifest.layout)
 
 
