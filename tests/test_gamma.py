@@ -228,6 +228,7 @@ def test_lora_and_last_blocks_train_through_a_tiny_transformers_vit(sample_dir, 
             GammaConfig(
                 backbone=str(vit),
                 finetune=mode,
+                blocks=(0, 1) if mode == "last" else (),  # trained through, the blocks' sequences side by side
                 **{**TINY, "steps": 15},
                 lora_rank=2,
                 last_blocks=1,
@@ -344,3 +345,29 @@ def test_cli_trains_explains_with_a_heatmap_and_previews(sample_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     grid = Image.open(tmp_path / "grid.png")
     assert grid.width > 400 and grid.height > 200
+
+
+def test_blocks_feed_the_chosen_blocks_sequences_side_by_side(tmp_path):
+    """``blocks: [0, 1]``: the tokens are block 0's and block 1's output sequences concatenated channel-wise
+    (as transformers computes them), cached under their own key; the torch export graph reads the same."""
+    from aigi.backbones.tiny import build_tiny_clip
+
+    vit = str(build_tiny_clip(tmp_path / "tiny-clip"))
+    small = {"hidden": 8, "queries": 1, "heads": 1}
+    det = Gamma(GammaConfig(backbone=vit, blocks=(0, 1), **small)).eval()
+    last = Gamma(GammaConfig(backbone=vit, **small))
+    x = det.inputs(noise(40, 40))["pixels"][None]
+    tokens = det.features({"pixels": x})["tokens"]
+    with torch.no_grad():
+        hs = det.backbone.model.vision_model(pixel_values=torch.from_numpy(x), output_hidden_states=True).hidden_states
+    width = hs[0].shape[-1]
+    assert tokens.shape == (1, hs[1].shape[1], 2 * width) and det.norm.normalized_shape == (2 * width,)
+    np.testing.assert_allclose(tokens[..., :width], hs[1].numpy(), atol=2e-3)  # float16, as cached
+    np.testing.assert_allclose(tokens[..., width:], hs[2].numpy(), atol=2e-3)
+    assert det.feature_key() != last.feature_key() and det.feature_key().startswith(last.feature_key())
+    with torch.no_grad():
+        engine = det({"tokens": torch.from_numpy(tokens.astype(np.float32))})["logit"]
+        graph = det.export_module()(torch.from_numpy(x))["logit"]
+    np.testing.assert_allclose(graph.numpy(), engine.numpy(), atol=1e-3)
+    with pytest.raises(ValueError, match="block 7 asked for; this backbone has 2 blocks"):
+        Gamma(GammaConfig(backbone=vit, blocks=(7,), **small)).features({"pixels": x})

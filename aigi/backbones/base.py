@@ -16,13 +16,16 @@ class ImageFeatures:
     ``cls``: [B, D] the class/pooled token; ``patch_mean``: [B, D] mean of patch tokens;
     ``tokens``: [B, 1+N, D] the full final token sequence (None when not asked for);
     ``blocks``: [B, L, 2D] the class token and the mean patch token of the output of each of the L
-    transformer blocks (the residual stream, before the final norm; None when not asked for).
+    transformer blocks (the residual stream, before the final norm; None when not asked for);
+    ``block_tokens``: [B, 1+N, k*D] the whole token sequences of the k blocks asked for (same stream),
+    concatenated along the channel axis in the order asked (None when none were).
     """
 
     cls: np.ndarray
     patch_mean: np.ndarray
     tokens: np.ndarray | None = None
     blocks: np.ndarray | None = None
+    block_tokens: np.ndarray | None = None
 
     def pooled(self) -> np.ndarray:
         """CLS concatenated with the mean patch token, [B, 2D]: the UnivFD-style descriptor."""
@@ -35,6 +38,17 @@ def pool_blocks(sequences) -> np.ndarray:
     return np.stack([np.concatenate([s[:, 0], s[:, 1:].mean(axis=1)], axis=1) for s in sequences], axis=1)
 
 
+def block_fields(sequences, blocks: bool, block_tokens: tuple[int, ...]) -> dict:
+    """:class:`ImageFeatures`' per-block fields from every block's sequence (L arrays [B, 1+N, D])."""
+    for i in block_tokens:
+        if not -len(sequences) <= i < len(sequences):
+            raise ValueError(f"block {i} asked for; this backbone has {len(sequences)} blocks")
+    return {
+        "blocks": pool_blocks(sequences) if blocks else None,
+        "block_tokens": np.concatenate([sequences[i] for i in block_tokens], axis=-1) if block_tokens else None,
+    }
+
+
 class Backbone:
     """A frozen image encoder. Subclasses set ``name``, ``dim`` and ``preprocess``."""
 
@@ -43,9 +57,11 @@ class Backbone:
     preprocess: Preprocess
     has_text: bool = False
 
-    def encode_images(self, pixels: np.ndarray, tokens: bool = False, blocks: bool = False) -> ImageFeatures:
+    def encode_images(
+        self, pixels: np.ndarray, tokens: bool = False, blocks: bool = False, block_tokens: tuple[int, ...] = ()
+    ) -> ImageFeatures:
         """``pixels``: [B, 3, H, W] float32 already preprocessed by ``self.preprocess``; ``blocks`` also
-        returns every block's pooled tokens."""
+        returns every block's pooled tokens, ``block_tokens`` the listed blocks' whole sequences."""
         raise NotImplementedError
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aigi.backbones.base import Backbone, ImageFeatures, pool_blocks
+from aigi.backbones.base import Backbone, ImageFeatures, block_fields
 from aigi.transforms import Preprocess
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -121,20 +121,23 @@ class ClipB16Backbone(Backbone):
         self.model = load_clip_b16_torch(device)
         self.model_type = "clip_vision_model"
 
-    def encode_images(self, pixels: np.ndarray, tokens: bool = False, blocks: bool = False) -> ImageFeatures:
+    def encode_images(
+        self, pixels: np.ndarray, tokens: bool = False, blocks: bool = False, block_tokens: tuple[int, ...] = ()
+    ) -> ImageFeatures:
         import torch
 
+        want = blocks or bool(block_tokens)
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)
-            out = self.model.vision_model(pixel_values=x, output_hidden_states=blocks)
+            out = self.model.vision_model(pixel_values=x, output_hidden_states=want)
             seq = out.last_hidden_state.float().cpu().numpy()
             pooled = out.pooler_output.float().cpu().numpy()  # the post-norm class token
-            hidden = [h.float().cpu().numpy() for h in out.hidden_states[1:]] if blocks else []
+            hidden = [h.float().cpu().numpy() for h in out.hidden_states[1:]] if want else []
         return ImageFeatures(
             cls=pooled,
             patch_mean=seq[:, 1:].mean(axis=1),
             tokens=seq if tokens else None,
-            blocks=pool_blocks(hidden) if blocks else None,
+            **block_fields(hidden, blocks, block_tokens),
         )
 
     def embed_images(self, pixels: np.ndarray) -> np.ndarray:

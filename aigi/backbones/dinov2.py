@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aigi.backbones.base import Backbone, ImageFeatures, pool_blocks
+from aigi.backbones.base import Backbone, ImageFeatures, block_fields
 from aigi.transforms import Preprocess
 
 INPUT_NAME = "input_image"
@@ -114,16 +114,18 @@ class Dinov2OnnxBackbone(Backbone):
             providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(_encoder_model_bytes(), opts, providers=providers)
 
-    def encode_images(self, pixels: np.ndarray, tokens: bool = False, blocks: bool = False) -> ImageFeatures:
+    def encode_images(
+        self, pixels: np.ndarray, tokens: bool = False, blocks: bool = False, block_tokens: tuple[int, ...] = ()
+    ) -> ImageFeatures:
         if pixels.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
             raise ValueError(f"dinov2-s14 (onnx) takes 224x224 inputs, got {pixels.shape[-2:]}")
-        names = [TOKENS_NAME, *BLOCK_NAMES] if blocks else [TOKENS_NAME]
+        names = [TOKENS_NAME, *BLOCK_NAMES] if blocks or block_tokens else [TOKENS_NAME]
         seq, *per_block = self.session.run(names, {INPUT_NAME: np.ascontiguousarray(pixels, np.float32)})
         return ImageFeatures(
             cls=seq[:, 0],
             patch_mean=seq[:, 1:].mean(axis=1),
             tokens=seq if tokens else None,
-            blocks=pool_blocks(per_block) if blocks else None,
+            **block_fields(per_block, blocks, block_tokens),
         )
 
 
@@ -224,16 +226,19 @@ class Dinov2TorchBackbone(Backbone):
         self.device = device
         self.model = load_dinov2_torch(device)
 
-    def encode_images(self, pixels: np.ndarray, tokens: bool = False, blocks: bool = False) -> ImageFeatures:
+    def encode_images(
+        self, pixels: np.ndarray, tokens: bool = False, blocks: bool = False, block_tokens: tuple[int, ...] = ()
+    ) -> ImageFeatures:
         import torch
 
+        hidden = blocks or bool(block_tokens)
         with torch.inference_mode():
-            out = self.model(pixel_values=torch.from_numpy(pixels).to(self.device), output_hidden_states=blocks)
+            out = self.model(pixel_values=torch.from_numpy(pixels).to(self.device), output_hidden_states=hidden)
             seq = out.last_hidden_state.float().cpu().numpy()
-            per_block = [h.float().cpu().numpy() for h in out.hidden_states[1:]] if blocks else []
+            per_block = [h.float().cpu().numpy() for h in out.hidden_states[1:]] if hidden else []
         return ImageFeatures(
             cls=seq[:, 0],
             patch_mean=seq[:, 1:].mean(axis=1),
             tokens=seq if tokens else None,
-            blocks=pool_blocks(per_block) if blocks else None,
+            **block_fields(per_block, blocks, block_tokens),
         )

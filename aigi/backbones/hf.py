@@ -14,7 +14,7 @@ import json
 import numpy as np
 import torch
 
-from aigi.backbones.base import Backbone, ImageFeatures, pool_blocks
+from aigi.backbones.base import Backbone, ImageFeatures, block_fields
 from aigi.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
 _PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
@@ -92,18 +92,21 @@ class HFBackbone(Backbone):
         self._tokenizer = None
 
     @torch.inference_mode()
-    def encode_images(self, pixels: np.ndarray, tokens: bool = False, blocks: bool = False) -> ImageFeatures:
+    def encode_images(
+        self, pixels: np.ndarray, tokens: bool = False, blocks: bool = False, block_tokens: tuple[int, ...] = ()
+    ) -> ImageFeatures:
         x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)
         module = torch_vision_tokens(self)
-        pooled, patches, seq, *rest = module(x, hidden_states=blocks)  # SigLIP has no class token
+        want = blocks or bool(block_tokens)
+        pooled, patches, seq, *rest = module(x, hidden_states=want)  # SigLIP has no class token
         hidden = rest[0] if rest else ()
-        if blocks and self.model_type in ("siglip", "siglip2"):  # no class token: the patch mean stands in
+        if want and self.model_type in ("siglip", "siglip2"):  # no class token: the patch mean stands in
             hidden = tuple(torch.cat([h.mean(1, keepdim=True), h], 1) for h in hidden)
         return ImageFeatures(
             cls=pooled.float().cpu().numpy(),
             patch_mean=patches.float().mean(1).cpu().numpy(),
             tokens=seq.float().cpu().numpy() if tokens else None,
-            blocks=pool_blocks([h.float().cpu().numpy() for h in hidden]) if blocks else None,
+            **block_fields([h.float().cpu().numpy() for h in hidden], blocks, block_tokens),
         )
 
     @torch.inference_mode()

@@ -4,7 +4,9 @@ Yan et al., "GAMMA: Generalizable Alignment via Multi-task and Manipulation-Augm
 AI-Generated Image Detection", arXiv 2509.10250 (ICASSP'26). The paper's code is not public; everything
 below that the paper does not pin down is our choice, written here.
 
-Model (on the backbone's final patch tokens; DINOv2-S offline, any transformers ViT by id or directory):
+Model (on the backbone's final tokens, or with ``blocks`` the token sequences of those blocks concatenated
+channel-wise, e.g. ``[8, 11]`` for a middle and the last block; DINOv2-S offline, any transformers ViT by
+id or directory):
 - tokens -> LayerNorm -> linear projection to ``hidden``; patch tokens laid out on their grid;
 - segmentation features: a depthwise-separable 3x3 convolution with a residual on the grid;
 - head A (``mask``): per patch, authentic vs manipulated/generated (sigmoid);
@@ -58,6 +60,7 @@ FINETUNE = ("frozen", "last", "lora")
 @dataclass
 class GammaConfig:
     backbone: str = "dinov2-s14"
+    blocks: tuple[int, ...] = ()  # empty: the final (normed) tokens; else these blocks' sequences, concatenated
     hidden: int = 128
     queries: int = 4
     heads: int = 4
@@ -89,6 +92,11 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 
+def block_sequence(hidden_states, blocks) -> torch.Tensor:
+    """The listed blocks' output sequences (``hidden_states`` without the embeddings) side by side."""
+    return torch.cat([hidden_states[i] for i in blocks], dim=-1)
+
+
 def _torch_encoder(name: str):
     """A trainable transformers vision model for ``name`` (the offline DINOv2-S, a hub id or a directory)."""
     if name == "dinov2-s14":
@@ -112,7 +120,13 @@ class _GammaFromPixels(torch.nn.Module):
             self.tokens = torch_vision_tokens(load_backbone(det.config.backbone, runtime="torch"))
 
     def forward(self, pixels):
-        batch = {"pixels": pixels} if self.det.encoder is not None else {"tokens": self.tokens(pixels)[2]}
+        blocks = self.det.config.blocks
+        if self.det.encoder is not None:
+            batch = {"pixels": pixels}
+        elif blocks:
+            batch = {"tokens": block_sequence(self.tokens(pixels, hidden_states=True)[3], blocks)}
+        else:
+            batch = {"tokens": self.tokens(pixels)[2]}
         out = self.det(batch)
         return {k: out[k] for k in ("logit", "mask", "source")}
 
@@ -154,12 +168,13 @@ class Gamma(Detector):
     def _init_encoder(self) -> int:
         """Build the trainable backbone when fine-tuning; return the token width."""
         cfg = self.config
+        width = max(1, len(cfg.blocks))
         if cfg.finetune == "frozen":
             if cfg.backbone == "dinov2-s14":
                 from aigi.backbones.dinov2 import DIM
 
-                return DIM
-            return self.backbone.dim
+                return DIM * width
+            return self.backbone.dim * width
         enc = _torch_encoder(cfg.backbone)
         for p in enc.parameters():
             p.requires_grad_(False)
@@ -183,13 +198,14 @@ class Gamma(Detector):
                 )
             enc = get_peft_model(enc, LoraConfig(r=cfg.lora_rank, lora_alpha=2 * cfg.lora_rank, target_modules=targets))
         self.encoder = enc
-        return int(enc.config.hidden_size)
+        return int(enc.config.hidden_size) * width
 
     # --- model --------------------------------------------------------------------------
     def forward(self, batch):
         cfg = self.config
         if "pixels" in batch:
-            tokens = self.encoder(pixel_values=batch["pixels"]).last_hidden_state
+            out = self.encoder(pixel_values=batch["pixels"], output_hidden_states=bool(cfg.blocks))
+            tokens = block_sequence(out.hidden_states[1:], cfg.blocks) if cfg.blocks else out.last_hidden_state
         else:
             tokens = batch["tokens"]
         t = self.proj(self.norm(tokens.float()))
@@ -230,9 +246,13 @@ class Gamma(Detector):
         return {"pixels": self.preprocessing(image)}
 
     def features(self, inputs):
-        """Frozen: the backbone's token sequence (float16, as cached); fine-tuned: the pixels themselves."""
+        """Frozen: the backbone's token sequence (or the ``blocks``' sequences; float16, as cached); fine-tuned:
+        the pixels themselves."""
         if self.encoder is not None:
             return {"pixels": inputs["pixels"]}
+        if self.config.blocks:
+            f = self.backbone.encode_images(inputs["pixels"], block_tokens=tuple(self.config.blocks))
+            return {"tokens": f.block_tokens.astype(np.float16)}
         return {"tokens": self.backbone.encode_images(inputs["pixels"], tokens=True).tokens.astype(np.float16)}
 
     def feature_key(self) -> str | None:
@@ -240,7 +260,8 @@ class Gamma(Detector):
             return None
         from aigi.backbones import backbone_cache_key
 
-        return backbone_cache_key(self.config.backbone, lambda: self.backbone)  # the default's without onnxruntime
+        key = backbone_cache_key(self.config.backbone, lambda: self.backbone)  # the default's without onnxruntime
+        return key + "-blocks" + "_".join(map(str, self.config.blocks)) if self.config.blocks else key
 
     def preprocess_size(self) -> int:
         return int(self.preprocessing.crop)
