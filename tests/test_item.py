@@ -127,6 +127,35 @@ def test_bad_settings_fail_when_the_detector_is_built():
         ITEM(ITEMConfig(levels="regional"))
     with pytest.raises(ValueError, match="representation"):
         ITEM(ITEMConfig(representation="euclid"))
+    with pytest.raises(ValueError, match="blocks need the lit space"):
+        ITEM(ITEMConfig(backbone="any/clip", vocabulary="imagenet", blocks=(3,)))
+
+
+def test_lit_space_with_blocks_reads_those_blocks_each_normed_on_its_own():
+    """``blocks: [5, 11]``: the image tokens are blocks 5 and 11 of DINOv2-S side by side, and the image
+    head reads each part layer-normed on its own (by hand below)."""
+    from aigi.backbones import load_backbone
+    from aigi.detectors.item import ITEM, ITEMConfig
+
+    space = ITEM(ITEMConfig(blocks=(5, 11), embed_dim=16)).lit
+    assert space.image_head.in_features == space.patch_head.in_features == 768
+    assert space.token_cache_key().endswith("-blocks5_11")
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (80, 90, 3), dtype=np.uint8))
+    x = space.preprocess(img)[None]
+    tok = space.image_tokens(x)
+    pooled = load_backbone("dinov2-s14").encode_images(x, blocks=True).blocks  # [1, 12, 2 x 384]
+    assert tok.shape == (1, 257, 768)
+    np.testing.assert_allclose(tok[:, 0, :384], pooled[:, 5, :384], rtol=1e-2, atol=5e-2)  # float16 tokens
+    np.testing.assert_allclose(tok[:, 0, 384:], pooled[:, 11, :384], rtol=1e-2, atol=5e-2)
+    t32 = torch.from_numpy(tok.astype(np.float32))
+    g, p = space.project_image(t32)
+
+    def norm(v):
+        return (v - v.mean(-1, keepdim=True)) / torch.sqrt(v.var(-1, unbiased=False, keepdim=True) + 1e-5)
+
+    by_hand = torch.cat([norm(t32[:, 0, :384]), norm(t32[:, 0, 384:])], -1)
+    torch.testing.assert_close(g, by_hand @ space.image_head.weight.T + space.image_head.bias, atol=1e-4, rtol=1e-4)
+    assert p.shape == (1, 256, 16)
 
 
 def test_tiny_clip_has_the_real_clip_tokenizer(tmp_path):

@@ -10,7 +10,8 @@ Two kinds, one interface (what ITEM reads):
 - :class:`LiTSpace`: the offline default. Frozen DINOv2-S (images) and frozen MiniLM-L6 (texts)
   joined by three linear projection heads (global image, patch, text) trained contrastively,
   LiT-style, on captioned pairs (``aigi.training.alignment``). Only the heads are parameters; they
-  are saved with the detector.
+  are saved with the detector. With ``blocks`` the image side reads those DINOv2 blocks' token sequences
+  side by side (each layer-normed on its own) instead of the final tokens.
 
 Both expose ``image_tokens(pixels)`` (the frozen encoder's token sequence, cacheable) and
 ``joint(tokens) -> (global [B, E], patches [B, N, E])``, L2-normalised, and ``encode_texts``.
@@ -92,15 +93,26 @@ class CLIPSpace(VisionLanguageSpace):
 
 
 class LiTSpace(VisionLanguageSpace):
-    """DINOv2-S + MiniLM-L6, frozen, joined by trained linear heads (``dim`` wide)."""
+    """DINOv2-S + MiniLM-L6, frozen, joined by trained linear heads (``dim`` wide). ``blocks``: the image
+    tokens are those blocks' output sequences concatenated channel-wise (empty: the final tokens)."""
 
     IMAGE_BACKBONE = "dinov2-s14"
 
-    def __init__(self, dim: int = 128, image_width: int = 384, text_width: int = 384, device: str = "cpu"):
+    def __init__(
+        self,
+        dim: int = 128,
+        image_width: int = 384,
+        text_width: int = 384,
+        device: str = "cpu",
+        blocks: tuple[int, ...] = (),
+    ):
         super().__init__()
         from aigi.backbones import preprocess_for
 
         self.dim = dim
+        self.blocks = tuple(blocks)
+        self.token_width = image_width
+        image_width *= max(1, len(self.blocks))
         self.preprocess = preprocess_for(self.IMAGE_BACKBONE)
         self.image_head = torch.nn.Linear(image_width, dim)
         self.patch_head = torch.nn.Linear(image_width, dim)
@@ -114,18 +126,24 @@ class LiTSpace(VisionLanguageSpace):
     def token_cache_key(self) -> str:
         from aigi.backbones import backbone_cache_key
 
-        return backbone_cache_key(self.IMAGE_BACKBONE)
+        key = backbone_cache_key(self.IMAGE_BACKBONE)
+        return key + "-blocks" + "_".join(map(str, self.blocks)) if self.blocks else key
 
     def image_tokens(self, pixels: np.ndarray) -> np.ndarray:
         if self._image_encoder is None:
             from aigi.backbones import load_backbone
 
             self.__dict__["_image_encoder"] = load_backbone(self.IMAGE_BACKBONE, self.device_name)
+        if self.blocks:
+            return self._image_encoder.encode_images(pixels, block_tokens=self.blocks).block_tokens.astype(np.float16)
         return self._image_encoder.encode_images(pixels, tokens=True).tokens.astype(np.float16)
 
     def project_image(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Unnormalised (global, patches) projections of encoder tokens (layer-normed, no affine)."""
-        h = F.layer_norm(tokens.float(), tokens.shape[-1:])
+        """Unnormalised (global, patches) projections of encoder tokens (each block's part layer-normed on
+        its own, no affine)."""
+        t = tokens.float()
+        parts = t.reshape(*t.shape[:-1], -1, self.token_width)
+        h = F.layer_norm(parts, parts.shape[-1:]).reshape(t.shape)
         return self.image_head(h[:, 0]), self.patch_head(h[:, 1:])
 
     def joint(self, tokens: torch.Tensor):
@@ -156,9 +174,14 @@ class LiTSpace(VisionLanguageSpace):
             return F.normalize(self.project_text(torch.from_numpy(self.raw_text_features(list(texts)))), dim=-1)
 
 
-def load_space(spec: str, dim: int = 128, device: str = "cpu") -> VisionLanguageSpace:
-    """``lit`` (offline DINOv2-S + MiniLM with trained heads) or a CLIP/SigLIP hub id / directory."""
-    return LiTSpace(dim, device=device) if spec == LIT else CLIPSpace(spec, device)
+def load_space(spec: str, dim: int = 128, device: str = "cpu", blocks: tuple[int, ...] = ()) -> VisionLanguageSpace:
+    """``lit`` (offline DINOv2-S + MiniLM with trained heads; ``blocks``: see :class:`LiTSpace`) or a
+    CLIP/SigLIP hub id / directory (its own joint head reads the final tokens, so no ``blocks``)."""
+    if spec == LIT:
+        return LiTSpace(dim, device=device, blocks=blocks)
+    if blocks:
+        raise ValueError(f"blocks need the lit space: {spec}'s joint head reads its final tokens only")
+    return CLIPSpace(spec, device)
 
 
 __all__ = ["VisionLanguageSpace", "CLIPSpace", "LiTSpace", "load_space", "LIT"]
