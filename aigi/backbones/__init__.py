@@ -34,11 +34,15 @@ def preprocess_for(name: str, load=None):
     return (load() if load else load_backbone(name)).preprocess
 
 
-def backbone_cache_key(name: str, load=None) -> str:
-    """A backbone's feature-cache key (``Backbone.cache_key``), without starting the offline default."""
-    if name == OFFLINE_DEFAULT:
-        return f"{name}-{preprocess_for(name).key()}"
-    return (load() if load else load_backbone(name)).cache_key()
+def backbone_cache_key(name: str, load=None, blocks: tuple[int, ...] = ()) -> str:
+    """A backbone's feature-cache key (``Backbone.cache_key``), without starting the offline default;
+    with ``blocks``, the key of those blocks' token sequences (``Backbone.token_sequence``)."""
+    key = (
+        f"{name}-{preprocess_for(name).key()}"
+        if name == OFFLINE_DEFAULT
+        else (load() if load else load_backbone(name)).cache_key()
+    )
+    return key + "-blocks" + "_".join(map(str, blocks)) if blocks else key
 
 
 __all__ = ["Backbone", "ImageFeatures", "load_backbone", "preprocess_for", "backbone_cache_key", "OFFLINE_DEFAULT"]

@@ -64,6 +64,12 @@ class Backbone:
         returns every block's pooled tokens, ``block_tokens`` the listed blocks' whole sequences."""
         raise NotImplementedError
 
+    def token_sequence(self, pixels: np.ndarray, blocks: tuple[int, ...] = ()) -> np.ndarray:
+        """The final token sequence [B, 1+N, D], or with ``blocks`` those blocks' sequences side by side
+        [B, 1+N, k*D]; float16, as the token caches store it."""
+        f = self.encode_images(pixels, tokens=not blocks, block_tokens=tuple(blocks))
+        return (f.block_tokens if blocks else f.tokens).astype(np.float16)
+
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError(f"backbone {self.name} has no text tower")
 

@@ -74,7 +74,7 @@ class CLIPSpace(VisionLanguageSpace):
         return self.backbone.cache_key()
 
     def image_tokens(self, pixels: np.ndarray) -> np.ndarray:
-        return self.backbone.encode_images(pixels, tokens=True).tokens.astype(np.float16)
+        return self.backbone.token_sequence(pixels)
 
     @torch.inference_mode()
     def joint(self, tokens: torch.Tensor):
@@ -126,17 +126,14 @@ class LiTSpace(VisionLanguageSpace):
     def token_cache_key(self) -> str:
         from aigi.backbones import backbone_cache_key
 
-        key = backbone_cache_key(self.IMAGE_BACKBONE)
-        return key + "-blocks" + "_".join(map(str, self.blocks)) if self.blocks else key
+        return backbone_cache_key(self.IMAGE_BACKBONE, blocks=self.blocks)
 
     def image_tokens(self, pixels: np.ndarray) -> np.ndarray:
         if self._image_encoder is None:
             from aigi.backbones import load_backbone
 
             self.__dict__["_image_encoder"] = load_backbone(self.IMAGE_BACKBONE, self.device_name)
-        if self.blocks:
-            return self._image_encoder.encode_images(pixels, block_tokens=self.blocks).block_tokens.astype(np.float16)
-        return self._image_encoder.encode_images(pixels, tokens=True).tokens.astype(np.float16)
+        return self._image_encoder.token_sequence(pixels, self.blocks)
 
     def project_image(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Unnormalised (global, patches) projections of encoder tokens (each block's part layer-normed on

@@ -63,11 +63,26 @@ def _font(rng: np.random.Generator, size: int, mono: bool = False) -> ImageFont.
     return ImageFont.truetype(str(rng.choice(fonts)), size)
 
 
-def render_chart(rng: np.random.Generator) -> Image.Image:
+def _pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _figure_image(fig) -> Image.Image:
+    """A matplotlib figure rasterised as the PNG it would be saved as (then closed)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    _pyplot().close(fig)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def render_chart(rng: np.random.Generator) -> Image.Image:
+    plt = _pyplot()
 
     styles = ["default", "ggplot", "bmh", "seaborn-v0_8-whitegrid", "fivethirtyeight", "grayscale", "dark_background"]
     w, h = float(rng.uniform(4, 10)), float(rng.uniform(3, 7))
@@ -92,10 +107,7 @@ def render_chart(rng: np.random.Generator) -> Image.Image:
         if kind != 3:
             ax.set_xlabel(_word(rng))
             ax.set_ylabel(_word(rng))
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", bbox_inches="tight")
-        plt.close(fig)
-    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+        return _figure_image(fig)
 
 
 def render_ui(rng: np.random.Generator) -> Image.Image:
@@ -371,10 +383,7 @@ def render_slide(rng: np.random.Generator) -> Image.Image:
 def render_field(rng: np.random.Generator) -> Image.Image:
     """A scientific or data figure with image-like content: a heatmap, contour map, 3-D surface or a
     false-colour field (smooth noise through a colour map), with axes and a colour bar."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     n = int(rng.integers(16, 200))
     # smooth random field: white noise, low-passed in the Fourier domain
@@ -405,10 +414,7 @@ def render_field(rng: np.random.Generator) -> Image.Image:
                     ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7)
         fig.colorbar(im, ax=ax)
     ax.set_title(_sentence(rng, 2, 5))
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    return _figure_image(fig)
 
 
 RENDERERS: dict[str, Callable[[np.random.Generator], Image.Image]] = {

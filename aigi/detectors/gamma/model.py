@@ -250,18 +250,15 @@ class Gamma(Detector):
         the pixels themselves."""
         if self.encoder is not None:
             return {"pixels": inputs["pixels"]}
-        if self.config.blocks:
-            f = self.backbone.encode_images(inputs["pixels"], block_tokens=tuple(self.config.blocks))
-            return {"tokens": f.block_tokens.astype(np.float16)}
-        return {"tokens": self.backbone.encode_images(inputs["pixels"], tokens=True).tokens.astype(np.float16)}
+        return {"tokens": self.backbone.token_sequence(inputs["pixels"], tuple(self.config.blocks))}
 
     def feature_key(self) -> str | None:
         if self.encoder is not None:  # a trainable backbone: nothing frozen to cache
             return None
         from aigi.backbones import backbone_cache_key
 
-        key = backbone_cache_key(self.config.backbone, lambda: self.backbone)  # the default's without onnxruntime
-        return key + "-blocks" + "_".join(map(str, self.config.blocks)) if self.config.blocks else key
+        # the default's without starting onnxruntime
+        return backbone_cache_key(self.config.backbone, lambda: self.backbone, tuple(self.config.blocks))
 
     def preprocess_size(self) -> int:
         return int(self.preprocessing.crop)
