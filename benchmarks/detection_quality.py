@@ -549,29 +549,31 @@ def report(args):
         results["backbones"] = backbone_comparison(pool, args)
         out_json.write_text(json.dumps(results, indent=1))
     held = results.setdefault("held_out_reals", {})
-    for name, row in source_holdout(pool, done=held):
+    for name, row in source_holdout(pool, results[NEW]["C"], done=held):
         held[name] = row
         out_json.write_text(json.dumps(results, indent=1))
 
 
-def source_holdout(pool, done: dict):
+def source_holdout(pool, C: float, done: dict):
     """The new recipe on real images of a kind it never saw: each real source of aigi-dev + aigi-wild (and
     real faces together with the only fake faces, StyleGAN2), then each render kind, left out of training
     whole. A seeded 20 % of every other group is kept for validation; the threshold is the shipped rule's
     (no validation real source above 4 %) and the left-out images' false-positive rate is read at it, with
-    their AUROC against the validation fakes. Yields (name, result) for those not in ``done``."""
+    their AUROC against the validation fakes. ``C``: the new recipe's. Yields (name, result) for those not
+    in ``done``."""
+    from aigi.config import load_train_config
+    from aigi.data.splits import stratified_split
     from aigi.evaluation.metrics import auroc
     from aigi.workflows.train import source_fpr_threshold
 
     blocks, crops, _, _ = VARIANTS[NEW]
+    max_fpr = load_train_config(ROOT / "configs" / "univfd.yaml").max_source_fpr  # the shipped rule
     n_data = int((pool.kind == "data").sum())
     train_kinds = pool.kind == "render"
-    rng = np.random.default_rng(0)
-    val = np.zeros(len(pool.y), bool)
-    for g in sorted(set(pool.gen[pool.kind != "heldout-render"].tolist())):
-        idx = np.flatnonzero((pool.gen == g) & (pool.kind != "heldout-render"))
-        val[rng.permutation(idx)[: max(1, len(idx) // 5)]] = True
     usable = (pool.kind == "data") | train_kinds
+    idx = np.flatnonzero(usable)  # validation: 20 % of every (label, group), drawn as aigi train draws its split
+    val = np.zeros(len(pool.y), bool)
+    val[idx[stratified_split([f"{pool.y[i]}/{pool.gen[i]}" for i in idx], 0.2, 0)[1]]] = True
     reals = sorted(set(pool.gen[:n_data][pool.y[:n_data] == 0].tolist()))
     cases = {f"source {s}": ([s], [s]) for s in reals}
     cases["source unsplash-face with stylegan2"] = (["unsplash-face", "stylegan2"], ["unsplash-face"])
@@ -583,10 +585,10 @@ def source_holdout(pool, done: dict):
         left_out = np.isin(pool.gen, out_groups)
         train = np.flatnonzero(usable & ~val & ~left_out)
         X, y, _ = pool.rows(train, blocks, crops)
-        head = fit(X, y, 3e-3)
+        head = fit(X, y, C)
         v = np.flatnonzero(usable & val & ~left_out)
         zv = pool.score(head, v, blocks, crops)
-        thr = source_fpr_threshold(zv, pool.y[v], pool.gen[v], 0.04, min_images=5)
+        thr = source_fpr_threshold(zv, pool.y[v], pool.gen[v], max_fpr, min_images=5)
         # the left-out images: a data source's every image, a render kind's held-out renders
         test = np.flatnonzero(np.isin(pool.gen, measured) & ((pool.kind == "data") | (pool.kind == "heldout-render")))
         zs = pool.score(head, test, blocks, crops)
