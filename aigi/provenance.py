@@ -3,12 +3,22 @@
 Each finding is a small dict ``{kind, says, generator, detail, verified}``:
 
 - ``kind``: ``c2pa`` (a Content Credentials manifest, read and validated by the official ``c2pa-python``
-  bindings, offline), ``xmp`` (IPTC ``DigitalSourceType``, ``xmp:CreatorTool``), ``exif`` (``Software``,
-  ``ImageDescription``, ``UserComment``, ``MakerNote``, ``Make``), ``png-text`` (text chunks written by
-  generation front-ends), ``watermark`` (the DWT-DCT watermark of the Stable Diffusion reference scripts);
-- ``says``: ``ai`` (a generator made it), ``edited`` (AI took part), ``camera`` or ``unknown``;
+  bindings, offline), ``xmp`` (IPTC ``DigitalSourceType``, ``xmp:CreatorTool``), ``exif`` (``Software``),
+  ``png-text`` (the chunks generation front-ends write, with their structure), ``watermark`` (the DWT-DCT
+  watermark of the Stable Diffusion reference scripts), or ``mention``: a generator named inside free text (EXIF
+  ``ImageDescription``/``UserComment``/``MakerNote``, XMP description, title or headline, the IPTC caption,
+  headline or keywords, PNG ``Description``/``Comment``/``Title``, or a front-end's key without its structure);
+- ``says``: ``ai`` (a generator made it), ``edited`` (AI took part), ``camera`` or ``unknown`` (always, for a
+  mention);
 - ``verified``: the declaration's integrity was checked cryptographically (an intact, signed C2PA
   manifest). No trust list is fetched: a C2PA finding says so in ``detail``.
+
+Only structured declarations decide a verdict (:func:`decisive`): a valid C2PA manifest's actions, an IPTC/XMP
+``DigitalSourceType``, a tool field (EXIF ``Software``, XMP ``CreatorTool``, PNG ``Software``) whose whole value
+is a generator's name (with at most a version after it), a front-end's chunk with its structure (A1111
+``parameters`` with ``Steps:`` and ``Sampler:``, ComfyUI ``prompt``/``workflow`` JSON with nodes, InvokeAI
+JSON), and the watermark. A caption such as "Flux capacitor prop at the museum" or "Midjourney CEO speaks at a
+conference" is a ``mention``: shown, never deciding.
 
 What this can and cannot prove: a declaration of AI generation is strong evidence when present; its absence,
 or a camera EXIF, proves nothing (metadata is stripped by most re-encodes and trivially forged), so it never
@@ -22,25 +32,29 @@ import io
 import json
 import re
 
-# Generator signatures in EXIF/XMP text fields: (pattern, generator). Case-insensitive; first match wins.
+# Generator names: (pattern, generator). Case-insensitive; first match wins. Found anywhere in free text they
+# only make a mention (match_generator); a tool field decides only when its whole value is one of them
+# (tool_signature).
 SIGNATURES: list[tuple[str, str]] = [
-    (r"OpenAI--ImageGeneration|Made with OpenAI|DALL[·.\- ]?E|ChatGPT|gpt-image", "OpenAI"),
+    (r"OpenAI--ImageGeneration|Made with OpenAI|DALL[·.\- ]?E(?: ?[23])?|ChatGPT|gpt-image(?:-1)?|GPT-4o", "OpenAI"),
     (r"Midjourney", "Midjourney"),
     (r"Adobe Firefly", "Adobe Firefly"),
-    (r"Imagen|Gemini|Nano Banana|Google AI", "Google"),
-    (r"Microsoft Designer|Bing Image Creator|Image Creator from Microsoft", "Microsoft Designer"),
+    (r"Google Imagen|Imagen|Gemini|Nano Banana(?: Pro)?|Made with Google AI|Google AI", "Google"),
+    (r"Microsoft Designer|Bing Image Creator|Image Creator from Microsoft(?: Designer)?", "Microsoft Designer"),
     (r"NovelAI", "NovelAI"),
     (
-        r"Stable Diffusion|AUTOMATIC1111|stable-diffusion-webui|ComfyUI|InvokeAI|Fooocus|DreamStudio|SDXL",
+        r"Stable Diffusion(?: XL)?|AUTOMATIC1111|stable-diffusion-webui|ComfyUI|InvokeAI|Fooocus|DreamStudio|SDXL",
         "Stable Diffusion",
     ),
-    (r"\bFLUX(\.1)?\b|Black Forest Labs", "FLUX"),
+    (r"\bFLUX(?:\.\d)?(?:[ -](?:dev|pro|schnell|kontext))?\b|Black Forest Labs", "FLUX"),
     (r"Leonardo\.Ai", "Leonardo.Ai"),
     (r"Ideogram", "Ideogram"),
 ]
+# what may follow a generator's name in a tool field: a version ("2.1", "v6", "1.0.3 (build 12)")
+_VERSION = r"(?:[\s_/-]*v?\d[\w.\-]*(?:\s*\([^)]*\))?)?"
 # IPTC digital source types (the vocabulary C2PA actions and XMP share)
 AI_SOURCE_TYPES = {"trainedAlgorithmicMedia": "ai", "compositeWithTrainedAlgorithmicMedia": "edited",
-                   "algorithmicMedia": "ai"}  # fmt: skip
+                   "algorithmicMedia": "ai", "compositeSynthetic": "edited"}  # fmt: skip
 CAMERA_SOURCE_TYPES = {"digitalCapture", "negativeFilm", "positiveFilm", "print"}
 # The Stable Diffusion reference scripts' watermark payload (invisible-watermark, dwtDct, 136 bits), and
 # SDXL's 48-bit message (its reference sampling code, dwtDct, "bits" mode)
@@ -55,10 +69,29 @@ def finding(kind: str, says: str, detail: str, generator: str | None = None, ver
 
 
 def match_generator(text: str) -> str | None:
+    """The generator a text names anywhere in it (for a mention, never a decision)."""
     for pattern, generator in SIGNATURES:
         if re.search(pattern, text, re.IGNORECASE):
             return generator
     return None
+
+
+def tool_signature(value: str) -> str | None:
+    """The generator a tool field (EXIF ``Software``, XMP ``CreatorTool``) declares: only when the whole value is
+    a generator's name, optionally with a version ("Adobe Firefly", "Midjourney v6", "DALL-E 3"); prose that
+    contains a name ("Flux capacitor prop") declares nothing."""
+    for pattern, generator in SIGNATURES:
+        if re.fullmatch(rf"\s*(?:{pattern}){_VERSION}\s*", value, re.IGNORECASE):
+            return generator
+    return None
+
+
+def mention(where: str, text: str) -> list[dict]:
+    """A generator named in free text: a finding that is shown and never decides."""
+    gen = match_generator(text)
+    if gen is None:
+        return []
+    return [finding("mention", "unknown", f"{where} names {gen} in free text: {text.strip()[:120]!r}", gen)]
 
 
 def read_provenance(data: bytes, watermark: bool = True, rgb=None) -> list[dict]:
@@ -77,14 +110,19 @@ def read_provenance(data: bytes, watermark: bool = True, rgb=None) -> list[dict]
 
 
 def decisive(findings: list[dict]) -> dict | None:
-    """The finding that decides a verdict, if any: a verified AI declaration, else an unambiguous one (a
-    generator named in its own metadata, or the SD watermark). Camera claims never decide."""
-    ai = [f for f in findings if f["says"] in ("ai", "edited") and not f["detail"].startswith("could not")]
+    """The finding that decides a verdict, if any: a verified C2PA declaration of AI first, else a structured one
+    (XMP ``DigitalSourceType``, a tool field that is a generator's name, a front-end's structured chunk, the SD
+    watermark). Mentions in free text, failed manifests and camera claims never decide."""
+    ai = [
+        f
+        for f in findings
+        if f["says"] in ("ai", "edited") and f["kind"] != "mention" and not f["detail"].startswith("could not")
+    ]
     for f in ai:
         if f["verified"]:
             return f
     for f in ai:
-        if f["kind"] != "c2pa" and f["generator"]:  # a failed manifest never decides
+        if f["kind"] != "c2pa":  # a manifest that fails validation never decides
             return f
     return None
 
@@ -139,6 +177,9 @@ def _c2pa(data: bytes) -> list[dict]:
 
 
 # --- XMP ---------------------------------------------------------------------------------------------------
+XMP_FREE_TEXT = ("dc:description", "dc:title", "photoshop:Headline", "exif:UserComment")
+
+
 def _xmp(data: bytes) -> list[dict]:
     start = data.find(b"<x:xmpmeta")
     if start < 0:
@@ -146,21 +187,25 @@ def _xmp(data: bytes) -> list[dict]:
     end = data.find(b"</x:xmpmeta>", start)
     xmp = data[start : end if end > 0 else start + 65536].decode("utf-8", "replace")
     out = []
+    tool = re.search(r"CreatorTool(?:>|=\")\s*([^<\"]+)", xmp)
+    declared = tool_signature(tool.group(1)) if tool else None
     m = re.search(r"DigitalSourceType(?:>|=\")\s*([^<\"]+)", xmp)
     if m:
         kind = m.group(1).strip().rsplit("/", 1)[-1]
         says = AI_SOURCE_TYPES.get(kind, "camera" if kind in CAMERA_SOURCE_TYPES else "unknown")
-        out.append(
-            finding("xmp", says, f"DigitalSourceType {kind}", match_generator(xmp) if says != "camera" else None)
-        )
-    m = re.search(r"CreatorTool(?:>|=\")\s*([^<\"]+)", xmp)
-    if m and (gen := match_generator(m.group(1))):
-        out.append(finding("xmp", "ai", f"CreatorTool {m.group(1).strip()[:120]}", gen))
+        out.append(finding("xmp", says, f"DigitalSourceType {kind}", declared if says != "camera" else None))
+    if tool and declared:
+        out.append(finding("xmp", "ai", f"CreatorTool {tool.group(1).strip()[:120]}", declared))
+    for tag in XMP_FREE_TEXT:
+        for body in re.findall(rf"<{tag}[^>]*>(.*?)</{tag}>", xmp, re.DOTALL):
+            out.extend(mention(f"XMP {tag}", re.sub(r"<[^>]+>", " ", body)))
     return out
 
 
-# --- EXIF and text chunks -------------------------------------------------------------------------------
-EXIF_FIELDS = {305: "Software", 270: "ImageDescription", 271: "Make", 37510: "UserComment", 37500: "MakerNote"}
+# --- EXIF, IPTC and text chunks ---------------------------------------------------------------------------
+EXIF_TOOL_FIELDS = {305: "Software"}
+EXIF_FREE_TEXT = {270: "ImageDescription", 37510: "UserComment", 37500: "MakerNote"}
+IPTC_FREE_TEXT = {(2, 120): "caption", (2, 105): "headline", (2, 25): "keywords"}
 FRONT_END_CHUNKS = {  # PNG/WebP text keys written by generation front-ends
     "parameters": "Stable Diffusion web UI (AUTOMATIC1111/Forge)",
     "prompt": "ComfyUI",
@@ -169,34 +214,76 @@ FRONT_END_CHUNKS = {  # PNG/WebP text keys written by generation front-ends
     "sd-metadata": "InvokeAI",
     "fooocus_scheme": "Fooocus",
 }
+PNG_FREE_TEXT = ("Comment", "Description", "Title", "Source")
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _exif_and_text(data: bytes) -> list[dict]:
-    from PIL import Image
+    from PIL import Image, IptcImagePlugin
 
     with Image.open(io.BytesIO(data)) as img:
         info = dict(img.info)
         # a PNG's getexif() decodes the whole image to look for an eXIf chunk after the pixels; read only
         # the one before them (where writers put it), so a file without metadata costs no decode
         exif = img.getexif() if img.format != "PNG" or "exif" in info else Image.Exif()
-        fields = {name: exif.get(tag) for tag, name in EXIF_FIELDS.items() if exif.get(tag) is not None}
         sub = exif.get_ifd(0x8769)  # the Exif IFD: UserComment, MakerNote
-        fields.update({name: sub.get(tag) for tag, name in EXIF_FIELDS.items() if sub.get(tag) is not None})
+        fields = {**{t: exif.get(t) for t in exif}, **{t: sub.get(t) for t in sub}}
+        iptc = (IptcImagePlugin.getiptcinfo(img) or {}) if img.format in ("JPEG", "TIFF") else {}
     out = []
-    for name, value in fields.items():
-        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-        gen = match_generator(text) if name != "Make" else None
-        if gen:
-            out.append(finding("exif", "ai", f"{name}: {text.strip()[:160]}", gen))
+    for tag, name in EXIF_TOOL_FIELDS.items():
+        if fields.get(tag) is not None:
+            text = _text(fields[tag])
+            if gen := tool_signature(text):
+                out.append(finding("exif", "ai", f"{name}: {text.strip()[:160]}", gen))
+            else:
+                out.extend(mention(f"EXIF {name}", text))
+    for tag, name in EXIF_FREE_TEXT.items():
+        if fields.get(tag) is not None:
+            out.extend(mention(f"EXIF {name}", _text(fields[tag])))
+    for key, name in IPTC_FREE_TEXT.items():
+        values = iptc.get(key)
+        for v in values if isinstance(values, list) else [values] if values else []:
+            out.extend(mention(f"IPTC {name}", _text(v)))
     for key, front_end in FRONT_END_CHUNKS.items():
         if key in info and isinstance(info[key], str):
-            out.append(
-                finding("png-text", "ai", f"{key}: {_summary(key, info[key])}", _model_of(key, info[key]) or front_end)
-            )
-    for key in ("Software", "Comment", "Description", "Source"):
-        if isinstance(info.get(key), str) and (gen := match_generator(info[key])):
-            out.append(finding("png-text", "ai", f"{key}: {info[key].strip()[:160]}", gen))
+            if _structured(key, info[key]):
+                gen = _model_of(key, info[key]) or front_end
+                out.append(finding("png-text", "ai", f"{key}: {_summary(key, info[key])}", gen))
+            else:
+                out.append(
+                    finding("mention", "unknown", f"a {key!r} text chunk without {front_end}'s structure", front_end)
+                )
+    if isinstance(info.get("Software"), str):
+        if gen := tool_signature(info["Software"]):
+            out.append(finding("png-text", "ai", f"Software: {info['Software'].strip()[:160]}", gen))
+        else:
+            out.extend(mention("PNG Software", info["Software"]))
+    for key in PNG_FREE_TEXT:
+        if isinstance(info.get(key), str):
+            out.extend(mention(f"PNG {key}", info[key]))
     return out
+
+
+def _structured(key: str, text: str) -> bool:
+    """Whether a front-end's chunk has that front-end's own structure (not just its key name)."""
+    if key == "parameters":  # A1111/Forge: the settings line
+        return bool(re.search(r"\bSteps: \d+", text) and re.search(r"\bSampler: \S", text))
+    if key == "fooocus_scheme":
+        return text.strip() in ("fooocus", "a1111")
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return False
+    if key == "prompt":  # ComfyUI: node id -> {"class_type", "inputs"}
+        return (
+            isinstance(doc, dict) and bool(doc) and all(isinstance(v, dict) and "class_type" in v for v in doc.values())
+        )
+    if key == "workflow":
+        return isinstance(doc, dict) and isinstance(doc.get("nodes"), list)
+    return isinstance(doc, dict) and bool(doc)  # InvokeAI: a JSON object of settings
 
 
 def _model_of(key: str, text: str) -> str | None:
@@ -262,4 +349,12 @@ def _watermark(data: bytes, rgb=None) -> list[dict]:
     return []
 
 
-__all__ = ["read_provenance", "decisive", "finding", "match_generator", "decode_dwt_dct", "SIGNATURES"]
+__all__ = [
+    "read_provenance",
+    "decisive",
+    "finding",
+    "match_generator",
+    "tool_signature",
+    "decode_dwt_dct",
+    "SIGNATURES",
+]

@@ -104,6 +104,8 @@ def test_eval_prints_metrics_per_generator(sample_dir, trained_dir, tmp_path):
     res = json.loads(out.read_text())
     assert res["overall"]["n"] == 16 and 0 <= res["overall"]["auroc"] <= 1
     assert set(res["per_generator"]) == {"dcgan-face", "package-photo"}
+    # eval scores pixels only, and says so (detect on the same files may differ where files declare an origin)
+    assert res["provenance"] == "not used" and "provenance: not used" in r.stderr
 
 
 @pytest.mark.slow

@@ -122,8 +122,13 @@ def test_generation_front_end_chunks_and_exif_are_found():
     f = read_provenance(picture("JPEG", exif=exif.tobytes()))
     assert [(x["kind"], x["generator"]) for x in f] == [("exif", "Adobe Firefly")]
     exif = Image.Exif()
-    exif[270] = "OpenAI--ImageGeneration--abc123"
-    assert [x["generator"] for x in read_provenance(picture("JPEG", exif=exif.tobytes()))] == ["OpenAI"]
+    exif[305] = "Midjourney v6"  # a tool field whose whole value is a generator's name, with a version
+    f = read_provenance(picture("JPEG", exif=exif.tobytes()))
+    assert [(x["kind"], x["generator"]) for x in f] == [("exif", "Midjourney")] and decisive(f) == f[0]
+    exif = Image.Exif()
+    exif[270] = "OpenAI--ImageGeneration--abc123"  # a description field is free text: shown, never deciding
+    f = read_provenance(picture("JPEG", exif=exif.tobytes()))
+    assert [(x["kind"], x["generator"]) for x in f] == [("mention", "OpenAI")] and decisive(f) is None
 
 
 def test_the_stable_diffusion_watermark_is_decoded():
@@ -242,3 +247,135 @@ def test_the_audit_counts_declarations_per_label(tmp_path):
     assert res["declarations"]["fake"] == {"ai": 12, "camera": 0, "files": 12}
     assert res["declarations"]["real"]["ai"] == 0
     assert any("only the fakes declare ai origin (12 files)" in w for w in res["warnings"])
+
+
+# Real photos whose captions name a generator (or a word that is one): each must be a mention, never a verdict.
+CAPTIONS = {
+    "Flux capacitor prop at the museum": "FLUX",
+    "Gemini constellation over the desert": "Google",
+    "Imagen Photography studio portrait": "Google",
+    "Midjourney CEO David Holz speaks at a conference": "Midjourney",
+    "Stable Diffusion lecture, room 4": "Stable Diffusion",
+    "Poster reading DALL-E exhibition": "OpenAI",
+}
+
+
+def xmp_packet(body: str) -> bytes:
+    return (
+        b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+        b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
+        b'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
+        b'xmlns:xmp="http://ns.adobe.com/xap/1.0/">' + body.encode() + b"</rdf:Description></rdf:RDF></x:xmpmeta>"
+        b'<?xpacket end="w"?>'
+    )
+
+
+def iptc_caption(jpeg: bytes, caption: str) -> bytes:
+    """``jpeg`` with an IPTC-IIM caption (2:120) in a Photoshop APP13 segment, as newsroom tools write it."""
+    text = caption.encode()
+    iim = b"\x1c\x02\x78" + len(text).to_bytes(2, "big") + text
+    block = b"8BIM\x04\x04\x00\x00" + len(iim).to_bytes(4, "big") + iim + (b"\x00" if len(iim) % 2 else b"")
+    seg = b"Photoshop 3.0\x00" + block
+    return jpeg[:2] + b"\xff\xed" + (len(seg) + 2).to_bytes(2, "big") + seg + jpeg[2:]
+
+
+def captioned(caption: str, where: str) -> bytes:
+    """A plain photo-like file whose caption, in one free-text field, is ``caption``."""
+    from PIL import PngImagePlugin
+
+    if where == "exif-description":
+        exif = Image.Exif()
+        exif[270] = caption
+        return picture("JPEG", exif=exif.tobytes())
+    if where == "exif-usercomment":
+        exif = Image.Exif()
+        exif.get_ifd(0x8769)[37510] = b"ASCII\x00\x00\x00" + caption.encode()
+        return picture("JPEG", exif=exif.tobytes())
+    if where == "xmp-description":
+        body = f'<dc:description><rdf:Alt><rdf:li xml:lang="x-default">{caption}</rdf:li></rdf:Alt></dc:description>'
+        return picture("JPEG", xmp=xmp_packet(body))
+    if where == "iptc-caption":
+        return iptc_caption(picture("JPEG"), caption)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Description", caption)
+    return picture("PNG", pnginfo=info)
+
+
+PLACES = ("exif-description", "exif-usercomment", "xmp-description", "iptc-caption", "png-description")
+
+
+@pytest.mark.parametrize("where", PLACES)
+@pytest.mark.parametrize("caption", list(CAPTIONS))
+def test_a_caption_that_names_a_generator_is_a_mention_and_never_decides(caption, where):
+    f = read_provenance(captioned(caption, where))
+    assert [(x["kind"], x["says"], x["generator"]) for x in f] == [("mention", "unknown", CAPTIONS[caption])]
+    assert "free text" in f[0]["detail"] and decisive(f) is None
+
+
+def test_only_structured_declarations_decide():
+    from PIL import PngImagePlugin
+
+    from aigi.provenance import tool_signature
+
+    # a tool field decides only when its whole value is a generator (and a version)
+    assert [tool_signature(v) for v in ("Adobe Firefly 2.1 (build 33)", "DALL-E 3", "FLUX.1-dev", "gpt-image-1")] == [
+        "Adobe Firefly", "OpenAI", "FLUX", "OpenAI"]  # fmt: skip
+    assert [tool_signature(v) for v in ("Flux capacitor prop", "Imagen AI", "Adobe Photoshop 25.0", "")] == [None] * 4
+    exif = Image.Exif()
+    exif[305] = "Stable Diffusion lecture, room 4"
+    f = read_provenance(picture("JPEG", exif=exif.tobytes()))
+    assert [x["kind"] for x in f] == ["mention"] and decisive(f) is None
+    # XMP DigitalSourceType decides even with no generator named; CreatorTool names it
+    f = read_provenance(
+        picture("JPEG", xmp=xmp_packet(f"<Iptc4xmpExt:DigitalSourceType>{AI}</Iptc4xmpExt:DigitalSourceType>"))
+    )
+    assert decisive(f) is not None and decisive(f)["detail"] == "DigitalSourceType trainedAlgorithmicMedia"
+    f = read_provenance(picture("JPEG", xmp=xmp_packet("<xmp:CreatorTool>Adobe Firefly</xmp:CreatorTool>")))
+    assert decisive(f)["generator"] == "Adobe Firefly"
+    f = read_provenance(picture("JPEG", xmp=xmp_packet("<xmp:CreatorTool>Stable Diffusion fan club</xmp:CreatorTool>")))
+    assert decisive(f) is None
+    # a front-end's key without its structure is a mention; with it, a declaration
+    for key, text in (("parameters", "holiday at the lake"), ("prompt", "not json"), ("workflow", '{"a": 1}')):
+        info = PngImagePlugin.PngInfo()
+        info.add_text(key, text)
+        f = read_provenance(picture("PNG", pnginfo=info))
+        assert [x["kind"] for x in f] == ["mention"] and decisive(f) is None, key
+    info = PngImagePlugin.PngInfo()
+    info.add_text("invokeai_metadata", json.dumps({"model": "sdxl", "steps": 30}))
+    assert decisive(read_provenance(picture("PNG", pnginfo=info)))["generator"] == "InvokeAI"
+
+
+@pytest.fixture(scope="module")
+def caption_dir(tmp_path_factory):
+    """One file per caption (EXIF ImageDescription) and the same pixels bare."""
+    d = tmp_path_factory.mktemp("captions")
+    for i, caption in enumerate(CAPTIONS):
+        (d / f"caption-{i}.jpg").write_bytes(captioned(caption, "exif-description"))
+    (d / "bare.jpg").write_bytes(picture("JPEG"))
+    return d
+
+
+def assert_pixels_decide(records):
+    recs = {Path(r["path"]).name: r for r in records}
+    bare = recs.pop("bare.jpg")
+    assert len(recs) == len(CAPTIONS)
+    for name, r in recs.items():
+        assert r["verdict"] == r["detector_verdict"] == bare["verdict"], (name, r.get("reason"))
+        assert not (r.get("reason") or "").startswith("provenance")
+        assert [f["kind"] for f in r["provenance"]] == ["mention"]
+        assert r["p_fake"] == pytest.approx(bare["p_fake"], abs=1e-6)
+
+
+def test_captions_never_decide_through_detect(caption_dir):
+    from conftest import run_cli
+
+    r = run_cli("detect", caption_dir, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert_pixels_decide(json.loads(r.stdout))
+
+
+def test_captions_never_decide_through_the_python_api(caption_dir):
+    from aigi import load_detector
+
+    det = load_detector()
+    assert_pixels_decide(det.predict(sorted(str(p) for p in caption_dir.iterdir())))

@@ -490,3 +490,15 @@ def test_the_service_reports_content_credentials(server):
     assert rec["verdict"] == "fake" and rec["reason"].startswith("provenance: Test Image Generator")
     assert rec["provenance"][0]["kind"] == "c2pa" and rec["provenance"][0]["verified"]
     assert "signed by aigi test signer" in rec["provenance"][0]["detail"] and rec["detector_verdict"]
+
+
+def test_the_service_never_decides_on_a_caption(server):
+    from test_provenance import CAPTIONS, assert_pixels_decide, captioned, picture
+
+    files = [
+        ("files", (f"caption-{i}.jpg", captioned(c, "exif-description"), "image/jpeg")) for i, c in enumerate(CAPTIONS)
+    ]
+    files.append(("files", ("bare.jpg", picture("JPEG"), "image/jpeg")))
+    r = httpx.post(server.url + "/v1/detect", files=files, timeout=120)
+    assert r.status_code == 200
+    assert_pixels_decide(r.json()["results"])

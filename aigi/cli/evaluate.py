@@ -24,6 +24,11 @@ from aigi.cli.common import (
     warn_if_seen,
 )
 
+PIXELS_ONLY = (
+    "provenance: not used (eval scores the pixels alone; `aigi detect` also reads what files declare, so its "
+    "verdicts can differ on files with C2PA, generator metadata or a watermark)"
+)
+
 
 @app.command("eval")
 def evaluate(
@@ -170,6 +175,9 @@ def evaluate(
         )
         for e in result["errors"]:
             error_line(e)
+    # eval measures what the pixels say; detect also reads what files declare, so the two can differ
+    result["provenance"] = "not used"
+    err_console.print(PIXELS_ONLY, highlight=False)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=2, default=str))
