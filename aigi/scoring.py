@@ -138,6 +138,7 @@ def predict(
     thr = cal.threshold_for(threshold, fpr)
     band = cal.unsure_band if unsure_band is None else float(unsure_band)
     variants = list(MILD_DEGRADATIONS.items()) if ensemble else []
+    det.ready()  # the model is built before any image: its failure is the run's, not an image's
     common = {"threshold": thr, "detector": det.name, "detector_version": det.version}
 
     def load(key):
@@ -306,6 +307,8 @@ def extract(
         progress(len(paths) * len(views) - sum(len(js) for js in todo.values()))
 
     jobs = [(i, j) for i, js in todo.items() for j in js]
+    if jobs:
+        det.ready()
     decoded: dict[int, Any] = {}
     lock = threading.Lock()
     remaining = {i: len(js) for i, js in todo.items()}

@@ -80,3 +80,26 @@ def test_clip_b16_dequantised_weights_match_the_int8_graph():
     assert cos.min() > 0.95  # int8 activations cost a little; a wrong weight mapping gives ~0
     f = b.encode_images(x, blocks=True)
     assert f.blocks.shape == (3, 12, 1536) and f.cls.shape == (3, 768)
+
+
+@pytest.mark.slow
+def test_a_clip_b16_detector_scores_every_image_and_a_model_that_cannot_load_fails_the_run(sample_dir, tmp_path):
+    """Decoding threads ask for the backbone at once: it is built once, before any image, so the first image
+    scores like the others (it used to come back as an ImportError record); a model that cannot be built fails
+    the run (exit 2) instead of being recorded against each image."""
+    import json
+
+    from conftest import run_cli
+
+    from aigi.detectors.univfd import UnivFD, UnivFDConfig
+
+    UnivFD(UnivFDConfig(backbone="clip-b16", feature_dim=1536)).save_pretrained(tmp_path / "clip")
+    r = run_cli("detect", sample_dir / "real", "--detector", tmp_path / "clip", "--format", "json", "--batch-size", "2")
+    assert r.returncode == 0, r.stderr
+    recs = json.loads(r.stdout)
+    assert len(recs) == 8 and all(x["verdict"] != "error" for x in recs), [x["error"] for x in recs]
+    cfg = json.loads((tmp_path / "clip" / "config.json").read_text())
+    cfg["config"]["backbone"] = str(tmp_path / "no-such-checkpoint")
+    (tmp_path / "clip" / "config.json").write_text(json.dumps(cfg))
+    r = run_cli("detect", sample_dir / "real", "--detector", tmp_path / "clip", "--format", "json")
+    assert r.returncode == 2 and "no-such-checkpoint" in r.stderr and '"verdict"' not in r.stdout

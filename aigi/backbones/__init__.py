@@ -31,6 +31,10 @@ def preprocess_for(name: str, load=None):
         from aigi.backbones.dinov2 import DINOV2_PREPROCESS
 
         return DINOV2_PREPROCESS
+    if name == "clip-b16":
+        from aigi.backbones.clip_b16 import CLIP_PREPROCESS
+
+        return CLIP_PREPROCESS
     return (load() if load else load_backbone(name)).preprocess
 
 

@@ -19,6 +19,7 @@ into ``state.json``, never into the Config. Saving and loading: :mod:`aigi.detec
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -105,13 +106,26 @@ class Detector(torch.nn.Module):
         """Restore what ``get_state`` returned."""
 
     # --- plumbing ----------------------------------------------------------------------------
+    _backbone_lock: ClassVar[threading.Lock] = threading.Lock()
+
     @property
     def backbone(self):
+        """The frozen encoder, built once. Decoding threads ask for it at once (``inputs``); building it in
+        two threads at a time raced in transformers' lazy imports, so one thread builds it under a lock."""
         if self._backbone is None:
-            from aigi.backbones import load_backbone
+            with self._backbone_lock:
+                if self._backbone is None:
+                    from aigi.backbones import load_backbone
 
-            self._backbone = load_backbone(self.config.backbone, self.device_name)
+                    self._backbone = load_backbone(self.config.backbone, self.device_name)
         return self._backbone
+
+    def ready(self) -> Detector:
+        """Build what scoring needs (the backbone) now, in the caller's thread: a failure to build the model is
+        the run's failure, raised here, never recorded against an image."""
+        if getattr(self.config, "backbone", "none") not in (None, "none"):
+            _ = self.backbone
+        return self
 
     def prepare(self, img):
         """What every decoded image goes through first: parity re-encoding, when the detector was
