@@ -313,6 +313,24 @@ def test_eval_leave_family_out_holds_out_whole_families(sample_dir, tmp_path):
         assert fold["metrics"]["n_fake"] == 4  # ldm and glid3 are held out together
 
 
+@pytest.mark.slow
+def test_eval_leave_source_out_reads_each_left_out_sources_false_positive_rate(sample_dir, tmp_path):
+    rows = list(csv.DictReader(open(sample_dir / "manifest.csv")))
+    for i, row in enumerate(r for r in rows if r["label"] == "real"):
+        row["generator"] = "skimage-photo" if i % 2 else "sklearn-photo"
+    m = write_manifest(tmp_path / "sources.csv", rows)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY_CONFIG)
+    out = tmp_path / "loso.json"
+    r = run_cli("eval", "--config", cfg, "--data", m, "--protocol", "leave-source-out", "--json", out)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    assert res["protocol"] == "leave-source-out" and set(res["fpr"]) == {"skimage-photo", "sklearn-photo"}
+    for fold in res["folds"]:
+        assert fold["n"] == 4 and 0 <= fold["fpr"] <= 1 and 0.5 <= fold["threshold"] <= 1
+    assert "left out skimage-photo" in r.stderr and "leave-source-out" in r.stdout
+
+
 def test_data_render_writes_a_manifest_of_real_non_photos(tmp_path):
     r = run_cli("data", "render", "--count", "4", "--seed", "2", "--out", tmp_path / "renders")
     assert r.returncode == 0, r.stderr

@@ -120,6 +120,27 @@ def test_leave_family_out_holds_out_whole_families(tmp_path):
     assert len(set(f.train) & set(f.test)) == 0 and sum(gens[f.test] == "cam") == 2  # 20 % of the reals
 
 
+def test_leave_source_out_holds_out_each_real_source_whole(tmp_path):
+    import pytest
+
+    from aigi.data.splits import FAMILIES, leave_source_out
+
+    rels = [f"real/{src}/{src}{i}.png" for src, n in (("faces", 3), ("paintings", 2)) for i in range(n)]
+    rels += [f"fake/sdxl/s{i}.png" for i in range(2)]
+    touch_images(tmp_path, rels)
+    m = load_data(tmp_path)
+    gens = np.array([s.generator for s in m])
+    folds = {f.name: f for f in leave_source_out(m)}
+    assert sorted(folds) == ["faces", "paintings"]
+    assert sorted(gens[folds["faces"].test]) == ["faces"] * 3  # all of it, and only it
+    assert sorted(gens[folds["faces"].train]) == ["paintings", "paintings", "sdxl", "sdxl"]
+    with pytest.raises(ValueError, match="no images"):
+        leave_source_out(m, ["camera"])
+    # every family of the four shared sets is named once
+    names = [g for gs in FAMILIES.values() for g in gs]
+    assert len(names) == len(set(names)) and {"sdxl", "flux-1-dev", "midjourney-v6"} <= set(names)
+
+
 def test_several_sources_joined_by_commas(tmp_path):
     touch_images(tmp_path / "a", ["real/x.png", "fake/g/y.png"])
     touch_images(tmp_path / "b", ["real/z.png"])

@@ -31,6 +31,16 @@ def test_default_rule_by_hand():
     assert d["default"] == "x" and d["changed"]
     with pytest.raises(ValueError):
         choose_default({"x": cur}, "cur")
+    # leave-source-out: a candidate that flags over 5 % of a real source it never saw is never chosen
+    better, best = {"a": 0.89, "b": 0.83, "c": 0.67}, {"a": 0.95, "b": 0.95, "c": 0.95}
+    logo = {"cur": cur, "x": better, "y": best}
+    loso = {"cur": {"faces": 0.20}, "x": {"faces": 0.05, "art": 0.0}, "y": {"faces": 0.06, "art": 0.0}}
+    d = choose_default(logo, "cur", loso=loso)
+    assert d["default"] == "x" and "y (faces 0.060)" in d["reason"]
+    assert choose_default(logo, "cur")["default"] == "y"  # without the leave-source-out numbers
+    loso["x"]["art"] = 0.051
+    d = choose_default(logo, "cur", loso=loso)
+    assert d["default"] == "cur" and not d["changed"] and "x (art 0.051)" in d["reason"]
 
 
 @pytest.mark.parametrize("q", [30, 50, 75, 80, 95])

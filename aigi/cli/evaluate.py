@@ -39,7 +39,8 @@ def evaluate(
     ),
     protocol: Optional[str] = typer.Option(
         None,
-        help="leave-generator-out, leave-family-out (generator families of aigi-dev + aigi-wild), "
+        help="leave-generator-out, leave-family-out (generator families by maker and line), leave-source-out "
+        "(each real source left out of training whole: its false-positive rate at the rule's threshold), "
         "train-on:GEN1,GEN2, or cross-dataset (with --test-data)",
     ),
     test_data: Optional[str] = typer.Option(
@@ -58,7 +59,12 @@ def evaluate(
     manifest = read_data(data)
     if protocol:
         from aigi.config import ConfigError, load_train_config
-        from aigi.workflows.protocols import run_cross_dataset, run_leave_generator_out, run_train_on
+        from aigi.workflows.protocols import (
+            run_cross_dataset,
+            run_leave_generator_out,
+            run_leave_source_out,
+            run_train_on,
+        )
 
         if config is None:
             fail("--protocol needs --config (the recipe to train per fold)")
@@ -88,6 +94,27 @@ def evaluate(
                     ["AUROC", "sd"],
                 )
             )
+        elif protocol == "leave-source-out":
+
+            def on_source(seed, r):
+                err_console.print(
+                    f"seed {seed} left out {r['fold']}: {r['fpr']:.3f} of {r['n']} flagged at {r['threshold']:.3f}",
+                    highlight=False,
+                )
+
+            try:
+                result = run_leave_source_out(cfg, manifest, seed_list, on_fold=on_source)
+            except ValueError as e:
+                fail(str(e))
+            rows = [(g, {"FPR": v["fpr_mean"], "max": v["fpr_max"]}) for g, v in result["fpr"].items()]
+            out_console.print(
+                metrics_table(
+                    f"leave-source-out: false-positive rate of each real source left out ({cfg.detector}, "
+                    f"seeds {seed_list})",
+                    rows,
+                    ["FPR", "max"],
+                )
+            )
         elif protocol.startswith("train-on:"):
             gens = [g for g in protocol.split(":", 1)[1].split(",") if g]
             try:
@@ -105,8 +132,8 @@ def evaluate(
             out_console.print(metrics_table(result["fold"], rows, ["auroc", "recall", "specificity", "mean_p_fake"]))
         else:
             fail(
-                f"unknown protocol {protocol!r}: use leave-generator-out, leave-family-out, train-on:GEN1,GEN2 "
-                "or cross-dataset"
+                f"unknown protocol {protocol!r}: use leave-generator-out, leave-family-out, leave-source-out, "
+                "train-on:GEN1,GEN2 or cross-dataset"
             )
     else:
         from aigi.scoring import calibrated_scores

@@ -45,15 +45,17 @@ def validation_split(manifest: Manifest, fraction: float, seed: int) -> tuple[np
     return stratified_split([f"{s.label}/{s.generator}" for s in manifest], fraction, seed)
 
 
-# Generator families of aigi-dev + aigi-wild: a family is held out whole (leave-family-out), so a
-# detector is tested on a kind of generator, not on a sibling of one it trained on.
+# Generator families over aigi-dev, aigi-wild, aigi-modern and aigi-human, by maker and model line: a family
+# is held out whole (leave-family-out), so a detector is tested on a kind of generator, not on a sibling of
+# one it trained on. Names absent from a manifest are ignored.
 FAMILIES: dict[str, list[str]] = {
-    "gan-faces": ["stylegan2"],
+    "gan-faces": ["stylegan2", "stylegan1-3-face"],
     "early-diffusion": ["ldm", "glid3", "disco-diffusion", "dalle-mini"],
-    "stable-diffusion": ["sd-1.5"],
+    "stable-diffusion": ["sd-1.5", "sdxl", "sd-1.5-face"],
     "openai": ["gpt-4o", "gpt-image-1", "chatgpt-image-gallery"],
     "google": ["nano-banana", "nano-banana-pro"],
-    "midjourney": ["midjourney-v7"],
+    "midjourney": ["midjourney-v6", "midjourney-v7"],
+    "open-2023-25": ["flux-1-dev", "qwen-image", "pixart-alpha", "playground-v2", "kandinsky-3", "kolors"],
 }
 
 
@@ -96,6 +98,24 @@ def leave_generator_out(
         folds.append(
             Fold(name, np.sort(np.concatenate([real_train, train_fake])), np.sort(np.concatenate([real_test, held])))
         )
+    return folds
+
+
+def leave_source_out(manifest: Manifest, sources: list[str] | None = None) -> list[Fold]:
+    """One fold per real source (or per name in ``sources``): train on everything but that source's images,
+    test on them alone. What a user's own photos meet: the false-positive rate of a kind of real image the
+    detector never saw, at the threshold set without it."""
+    labels = np.asarray(manifest.labels)
+    gens = np.asarray([s.generator for s in manifest.samples])
+    real_sources = sorted(set(gens[labels == 0].tolist()))
+    if len(real_sources) < 2:
+        raise ValueError("leave-source-out needs at least two real sources (the generator column of the reals)")
+    folds = []
+    for src in sources or real_sources:
+        held = (labels == 0) & (gens == src)
+        if not held.any():
+            raise ValueError(f"real source {src!r} has no images in the data; it has {real_sources}")
+        folds.append(Fold(src, np.flatnonzero(~held), np.flatnonzero(held)))
     return folds
 
 

@@ -26,20 +26,45 @@ from aigi.workflows.protocols import run_leave_generator_out
 DEFAULT_MARGIN = 0.02
 
 
-def choose_default(logo: dict[str, dict[str, float]], current: str, margin: float = DEFAULT_MARGIN) -> dict:
-    """The default rule (ARCHITECTURE.md): the candidate with the best mean LOGO AUROC replaces ``current`` only if
-    it beats it by >= ``margin`` on the mean and loses >= ``margin`` on no generator.
-    (The rule's third condition, README command 1 under 5 minutes, is checked by running it.)"""
+MAX_LEFT_OUT_SOURCE_FPR = 0.05  # the rule's cap on every real source's leave-source-out false-positive rate
+
+
+def choose_default(
+    logo: dict[str, dict[str, float]],
+    current: str,
+    margin: float = DEFAULT_MARGIN,
+    loso: dict[str, dict[str, float]] | None = None,
+    max_source_fpr: float = MAX_LEFT_OUT_SOURCE_FPR,
+) -> dict:
+    """The default rule (ARCHITECTURE.md): the candidate with the best mean LOGO (or leave-family-out) AUROC
+    replaces ``current`` only if it beats it by >= ``margin`` on the mean, loses >= ``margin`` on no generator
+    and, when ``loso`` (name -> real source -> leave-source-out false-positive rate) is given, holds every left-out
+    real source at or under ``max_source_fpr``; a candidate that does not is never chosen.
+    (The rule's last condition, README command 1 under 5 minutes, is checked by running it.)"""
     means = {name: float(np.mean(list(g.values()))) for name, g in logo.items()}
-    best = max(means, key=means.get)
     if current not in logo:
         raise ValueError(f"the current default {current!r} is not among the compared detectors {sorted(logo)}")
+    over = {
+        name: {s: f for s, f in (loso or {}).get(name, {}).items() if f > max_source_fpr}
+        for name in logo
+        if loso is not None
+    }
+    eligible = [n for n in logo if not over.get(n) or n == current]
+    best = max(eligible, key=means.get)
+    excluded = sorted(n for n in logo if over.get(n) and n != current)
+    note = (
+        "; left out of the choice for a left-out real source over "
+        + f"{max_source_fpr:.0%}: "
+        + ", ".join(f"{n} ({', '.join(f'{s} {f:.3f}' for s, f in sorted(over[n].items()))})" for n in excluded)
+        if excluded
+        else ""
+    )
     if best == current:
         return {
             "default": current,
             "changed": False,
             "means": means,
-            "reason": f"{current} has the best mean LOGO AUROC ({means[current]:.3f})",
+            "reason": f"{current} has the best mean AUROC ({means[current]:.3f}) among the eligible" + note,
         }
     gain = means[best] - means[current]
     losses = {g: logo[current][g] - logo[best][g] for g in logo[current] if logo[current][g] - logo[best][g] >= margin}
@@ -53,13 +78,13 @@ def choose_default(logo: dict[str, dict[str, float]], current: str, margin: floa
             "default": current,
             "changed": False,
             "means": means,
-            "reason": f"{best} has the best mean ({means[best]:.3f}) but " + " and ".join(failed),
+            "reason": f"{best} has the best mean ({means[best]:.3f}) but " + " and ".join(failed) + note,
         }
     return {
         "default": best,
         "changed": True,
         "means": means,
-        "reason": f"{best} beats {current} by {gain:+.3f} on the mean and loses ≥ {margin} on no generator",
+        "reason": f"{best} beats {current} by {gain:+.3f} on the mean and loses ≥ {margin} on no generator" + note,
     }
 
 
