@@ -67,6 +67,43 @@ def test_detect_on_a_folder_with_bad_files(sample_dir, tmp_path, trained_dir):
         assert any(name in line and words in line for line in err_lines), (name, err_lines)
 
 
+def test_output_format_settings_and_the_summary_say_what_they_mean(sample_dir, trained_dir, tmp_path):
+    img = sample_dir / "real" / "rocket.png"
+    # -o's extension names the format when --format is not given; a contradiction is refused
+    r = run_cli("detect", img, "--detector", trained_dir, "-o", tmp_path / "a.json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "a.json").read_text())[0]["path"] == str(img)
+    r = run_cli("detect", img, "--detector", trained_dir, "--format", "csv", "-o", tmp_path / "b.json")
+    assert r.returncode == 2 and "names a .json file but --format is csv" in r.stderr
+    # out-of-range settings: one line, exit 2, and no empty table drawn first
+    for bad in (["--unsure-band", "-1"], ["--unsure-band", "0.7"], ["--threshold", "2"], ["--fpr", "1.5"]):
+        r = run_cli("detect", img, "--detector", trained_dir, *bad)
+        assert r.returncode == 2 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, (bad, r.stderr)
+    # the summary: singular counts, where the threshold came from, and the share of validation reals it flags
+    # (2 reals: at --fpr 0.5 at most floor(0.5 * 2) = 1 may reach the threshold)
+    r = run_cli("detect", img, "--detector", trained_dir, "--fpr", "0.5", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    thr = json.loads(r.stdout)[0]["threshold"]
+    assert "1 image: " in r.stderr and "0 errors" in r.stderr
+    assert f"threshold {thr:.3f} from --fpr 0.5; flags 50.0% of its 2 validation reals" in r.stderr
+    # the table keeps a record's note (only the first frame of an animation judged) and says evidence once
+    from PIL import Image
+
+    frames = [Image.open(img).convert("RGB"), Image.open(sample_dir / "real" / "coffee.png").convert("RGB")]
+    exif = Image.Exif()
+    exif[305] = "Adobe Firefly"
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    frames[0].save(
+        tmp_path / "twice.jpg",
+        exif=exif.tobytes(),
+        xmp=b'<x:xmpmeta><rdf:Description xmp:CreatorTool="Adobe Firefly"/></x:xmpmeta>',
+    )
+    r = run_cli("detect", tmp_path / "anim.gif", tmp_path / "twice.jpg", "--detector", trained_dir)
+    assert r.returncode == 0, r.stderr
+    assert "first of 2 frames" in r.stdout.replace("\n", " ") and r.stdout.count("Adobe Firefly") == 2
+    assert "2 images: " in r.stderr
+
+
 @pytest.mark.slow
 def test_detect_formats_and_thresholds(sample_dir, trained_dir):
     img = sample_dir / "real" / "rocket.png"

@@ -54,6 +54,25 @@ out_console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160
 err_console = Console(stderr=True, soft_wrap=True)
 
 FORMATS = ("table", "csv", "json", "jsonl")
+SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def output_format(fmt: str | None, output: Path | None) -> str:
+    """The record format: ``--format`` when given, else the one ``-o``'s extension names (.csv, .json, .jsonl),
+    else the table. A format that contradicts the extension is refused (exit 2), never silently written."""
+    implied = SUFFIX_FORMATS.get(output.suffix.lower()) if output is not None else None
+    if fmt is None:
+        return implied or "table"
+    if fmt not in FORMATS:
+        fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if implied is not None and implied != fmt:
+        fail(f"-o {output} names a .{implied} file but --format is {fmt}: give one or the other")
+    return fmt
+
+
+def plural(n: int, word: str) -> str:
+    """'1 image', '2 images'."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def error_line(msg: str, label: str = "error") -> None:
@@ -175,7 +194,9 @@ class RecordWriter:
         self.out.flush()
 
     def close(self) -> None:
-        if self.fmt in ("table", "json"):
+        if self.fmt == "table" and not self.records:  # nothing scored (a usage error): no empty table
+            pass
+        elif self.fmt in ("table", "json"):
             text = render_records(self.records, self.fmt)
             self.out.write(text if text.endswith("\n") else text + "\n")
         if self.out is not sys.stdout:
@@ -186,14 +207,16 @@ class RecordWriter:
 
 def describe_evidence(findings: list[dict]) -> str:
     """One short line per record: what its file declares (``aigi.provenance``)."""
-    parts = []
+    parts: list[str] = []
     for f in findings:
         who = f["generator"] or f["says"]
-        parts.append(
+        part = (
             f"{f['kind']}: {who}"
             + (" (verified)" if f["verified"] else "")
             + ("" if f["says"] != "unknown" else f" ({f['detail'][:60]})")
         )
+        if part not in parts:  # the same declaration in two fields is said once
+            parts.append(part)
     return "; ".join(parts)
 
 
@@ -213,6 +236,9 @@ def render_records(records: list[dict], fmt: str, truth: dict[str, str] | None =
     evidence = any(r.get("provenance") for r in records)  # what files declare about their origin
     if evidence:
         table.add_column("evidence", overflow="fold")
+    notes = any(r.get("note") for r in records)  # e.g. only the first frame of an animation was judged
+    if notes:
+        table.add_column("note", overflow="fold")
     captions = any(r.get("caption") for r in records)  # ITEM: what the image was compared with
     if captions:
         table.add_column("caption (global misalignment)", overflow="fold")
@@ -230,6 +256,10 @@ def render_records(records: list[dict], fmt: str, truth: dict[str, str] | None =
             from rich.markup import escape
 
             row.append(escape(describe_evidence(r.get("provenance") or [])))
+        if notes:
+            from rich.markup import escape
+
+            row.append(escape(r.get("note") or ""))
         if captions:
             m = (r.get("misalignment") or {}).get("global")
             row.append(f"{r.get('caption', '')}" + (f" ({m:.3f})" if m is not None else ""))
@@ -276,6 +306,40 @@ def warn_if_seen(det, manifest) -> int:
     return n
 
 
+def check_operating_point(det, threshold, fpr, unsure_band) -> float:
+    """The threshold the settings give; a bad threshold, --fpr or --unsure-band is one line and exit 2."""
+    if unsure_band is not None and not 0.0 <= unsure_band <= 0.5:
+        fail(f"--unsure-band must be between 0 and 0.5 (0 turns it off), not {unsure_band}")
+    if fpr is not None and not 0.0 < fpr < 1.0:
+        fail(f"--fpr must be a fraction between 0 and 1 (e.g. 0.01), not {fpr}")
+    try:
+        return det.calibration.threshold_for(threshold, fpr)
+    except ValueError as e:  # threshold/fpr problems
+        fail(str(e))
+        raise
+
+
+def operating_point_note(det, threshold_used: float, threshold, fpr) -> str:
+    """Where the threshold came from, and the share of the detector's validation reals it flags."""
+    import numpy as np
+
+    cal = det.calibration
+    how = (
+        f"--threshold {threshold}"
+        if threshold is not None
+        else f"--fpr {fpr}"
+        if fpr is not None
+        else "the detector's default"
+    )
+    reals = np.asarray(cal.real_scores, dtype=float)
+    rate = (
+        f"; flags {(reals >= threshold_used).mean():.1%} of its {len(reals):,} validation reals (all sources pooled)"
+        if len(reals)
+        else ""
+    )
+    return f"threshold {threshold_used:.3f} from {how}{rate}"
+
+
 def run_detect(
     paths, det, threshold, fpr, batch_size, unsure_band=None, ensemble=False, on_record=None, provenance=True
 ):
@@ -283,10 +347,7 @@ def run_detect(
     a run that fails midway is one line and exit 2 (what ``on_record`` got is kept)."""
     from aigi.scoring import predict_images
 
-    try:
-        det.calibration.threshold_for(threshold, fpr)
-    except ValueError as e:  # threshold/fpr problems
-        fail(str(e))
+    check_operating_point(det, threshold, fpr, unsure_band)
     prog, advance = progress_bar(len(paths), "detect")
     with prog:
         try:

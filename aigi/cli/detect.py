@@ -10,9 +10,9 @@ import typer
 
 from aigi.cli.common import (
     DETECTOR_HELP,
-    FORMATS,
     RecordWriter,
     app,
+    check_operating_point,
     err_console,
     error_line,
     expand_inputs,
@@ -20,7 +20,10 @@ from aigi.cli.common import (
     load,
     log,
     open_output,
+    operating_point_note,
     out_console,
+    output_format,
+    plural,
     read_data,
     render_records,
     run_detect,
@@ -31,12 +34,18 @@ from aigi.cli.common import (
 def detect(
     inputs: list[str] = typer.Argument(..., help="Image files, folders (searched recursively) or glob patterns."),
     detector: Optional[str] = typer.Option(None, "--detector", "-d", help=DETECTOR_HELP),
-    fmt: str = typer.Option(
-        "table", "--format", "-f", help="table, csv, json or jsonl (csv and jsonl are written as results come)."
+    fmt: Optional[str] = typer.Option(
+        None,
+        "--format",
+        "-f",
+        help="table, csv, json or jsonl (csv and jsonl are written as results come); default: the one -o's "
+        "extension names (.csv, .json, .jsonl), else table.",
     ),
     threshold: Optional[float] = typer.Option(None, help="Flag as fake when p_fake >= this."),
     fpr: Optional[float] = typer.Option(
-        None, help="Pick the threshold that flags this fraction of the detector's validation real photos (e.g. 0.01)."
+        None,
+        help="Pick the threshold that flags this fraction of the detector's validation reals, all its real sources "
+        "pooled (e.g. 0.01). The default threshold holds every source under a cap, so it can be stricter.",
     ),
     unsure_band: Optional[float] = typer.Option(
         None,
@@ -71,8 +80,7 @@ def detect(
     """Give every image a verdict (real/fake/unsure/error) and a calibrated probability of being AI-generated.
 
     Exit status: 0 all scored, 1 some inputs were bad (their records say why), 2 the run failed."""
-    if fmt not in FORMATS:
-        fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    fmt = output_format(fmt, output)
     skipped: dict[str, int] = {}
     paths, problems = expand_inputs(inputs, skipped)
     for p in problems:
@@ -94,6 +102,7 @@ def detect(
         det.use_onnx(graph)
     if explain is not None and not det.has_mask:
         fail(f"--explain needs a detector with a mask head (gamma); {det.name} gives no mask")
+    thr = check_operating_point(det, threshold, fpr, unsure_band)  # before any output is written
     writer = RecordWriter(fmt, open_output(output))
     n_heatmaps = 0
 
@@ -123,8 +132,9 @@ def detect(
     n_real = sum(r["verdict"] == "real" for r in records)
     n_unsure = sum(r["verdict"] == "unsure" for r in records)
     err_console.print(
-        f"{len(records)} images: {n_fake} fake, {n_real} real, {n_unsure} unsure, {len(errors)} errors "
-        f"(detector {det.name} {det.version}, threshold {records[0]['threshold']:.3f})"
+        f"{plural(len(records), 'image')}: {n_fake} fake, {n_real} real, {n_unsure} unsure, "
+        f"{plural(len(errors), 'error')} (detector {det.name} {det.version}; "
+        f"{operating_point_note(det, thr, threshold, fpr)})"
         + (
             "; skipped " + str(sum(skipped.values())) + ": " + ", ".join(f"{n} {r}" for r, n in sorted(skipped.items()))
             if skipped

@@ -92,6 +92,7 @@ drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove
 fetch("/v1/detectors").then((r) => r.json()).then((d) => {
   const s = d.serving;
   band = s.unsure_band;
-  $("serving").textContent = "detector " + s.version + ", threshold " + s.threshold.toFixed(3) +
-    ", " + s.calibration + " calibration, unsure within " + s.unsure_band + " of the threshold";
+  const [lo, hi] = unsureInterval(s.threshold, band);
+  $("serving").textContent = "detector " + s.version + ", " + s.calibration + " calibration: fake at p ≥ " +
+    s.threshold.toFixed(3) + (hi > lo ? ", unsure for " + lo.toFixed(3) + " < p < " + hi.toFixed(3) : "");
 }).catch(() => { $("serving").textContent = "cannot reach the server"; });
