@@ -450,6 +450,17 @@ def test_operating_point_per_request(server, images):
             assert x["verdict"] == decide(x["p_fake"], thr, det.calibration.unsure_band)[0]
     r = httpx.post(server.url + "/v1/detect?threshold=0.5&fpr=0.1", files=files, timeout=60)
     assert r.status_code == 400 and "not both" in r.json()["error"]["message"]
+    # options the service does not take, and values out of range: one 400 line naming the option
+    for query, words in (
+        ("unsure_band=0", "unknown query option 'unsure_band'; /v1/detect takes fpr, heatmap, threshold"),
+        ("heatmap=true", "heatmap=true needs a detector with a mask head"),
+        ("threshold=2", "invalid query: threshold=2: input should be less than or equal to 1"),
+        ("threshold=abc", "invalid query: threshold=abc: input should be a valid number"),
+    ):
+        r = httpx.post(server.url + f"/v1/detect?{query}", files=files, timeout=60)
+        body = r.json()
+        assert r.status_code == 400 and body["error"]["code"] == "bad_request", body
+        assert words in body["error"]["message"] and "\n" not in body["error"]["message"], body
 
 
 def test_a_client_that_disconnects_is_no_server_error_and_every_request_is_logged(server, images):

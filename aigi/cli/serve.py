@@ -16,6 +16,7 @@ from aigi.cli.common import (
     load,
     out_console,
 )
+from aigi.io import DEFAULT_LIMITS
 
 
 @app.command()
@@ -32,7 +33,9 @@ def serve(
     ),
     max_request_mb: float = typer.Option(64.0, help="Largest request body, MB."),
     max_files: int = typer.Option(64, help="Most images per request."),
-    max_pixels: int = typer.Option(40_000_000, help="Most pixels per image (decompression-bomb guard)."),
+    max_pixels: int = typer.Option(
+        DEFAULT_LIMITS.max_pixels, help="Most pixels per image (decompression-bomb guard; the same as aigi detect's)."
+    ),
     decode_timeout: float = typer.Option(10.0, help="Seconds allowed to decode one image."),
     max_batch: int = typer.Option(16, help="Most images per model batch."),
     batch_window_ms: float = typer.Option(10.0, help="How long the first waiting image waits for others."),

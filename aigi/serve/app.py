@@ -36,7 +36,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from aigi.io import DecodeLimits, ImageDecodeError, decode_bytes
+from aigi.io import DEFAULT_LIMITS, DecodeLimits, ImageDecodeError, decode_bytes
 from aigi.records import make_record, with_operating_point
 from aigi.serve.batching import MicroBatcher, QueueFull
 
@@ -64,7 +64,7 @@ class ServeSettings:
     max_request_bytes: int = 64 * 1024 * 1024
     max_files: int = 64
     max_image_bytes: int = 32 * 1024 * 1024
-    max_pixels: int = 40_000_000
+    max_pixels: int = DEFAULT_LIMITS.max_pixels  # one limit for the service and `aigi detect`
     decode_timeout_s: float = 10.0
     decode_threads: int = 4
     max_batch: int = 16
@@ -77,6 +77,9 @@ class ServeSettings:
     provenance: bool = True  # read what uploads declare (C2PA, generator metadata, watermarks)
     cors_origins: tuple[str, ...] = ()
     heatmap_max_side: int = 512
+
+
+DETECT_OPTIONS = {"heatmap", "threshold", "fpr"}  # the query options /v1/detect takes; any other is a 400
 
 
 def hash_api_key(key: str) -> str:
@@ -201,7 +204,10 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request, e: RequestValidationError):
-        return error_response("bad_request", f"invalid request: {e.errors()[:3]}")
+        said = [
+            f"{err['loc'][-1]}={err.get('input')}: {str(err.get('msg', 'invalid')).lower()}" for err in e.errors()[:3]
+        ]
+        return error_response("bad_request", "invalid query: " + "; ".join(said))
 
     def check_key(request: Request) -> None:
         if not s.api_key_hashes:
@@ -294,6 +300,17 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
         ),
     ):
         check_key(request)
+        unknown = sorted(set(request.query_params) - DETECT_OPTIONS)
+        if unknown:
+            raise APIError(
+                "bad_request",
+                f"unknown query option {', '.join(map(repr, unknown))}; /v1/detect takes "
+                + ", ".join(sorted(DETECT_OPTIONS)),
+            )
+        if heatmap and not detector.has_mask:
+            raise APIError(
+                "bad_request", f"heatmap=true needs a detector with a mask head (gamma); {detector.name} gives no mask"
+            )
         try:
             custom = threshold is not None or fpr is not None
             thr = detector.calibration.threshold_for(threshold, fpr) if custom else server_threshold
