@@ -10,7 +10,8 @@ by default Ray starts locally (no cluster needed).
 
 Each row is the ``detect`` record as a flat row (``records.ROW_FIELDS``: the fields, ``reason``, ``note``),
 and ``extra``: the method-specific fields (ITEM's caption, GAMMA's mask ...) as a JSON string. ``_run.json`` records the
-inputs' fingerprint and the shard size; a rerun with other inputs or another shard size is refused.
+inputs' fingerprint and the shard size; a rerun with other inputs or another shard size is refused while shards of
+the first run are there (a run that died before its first shard blocks nothing).
 """
 
 from __future__ import annotations
@@ -96,6 +97,14 @@ class ShardScorer:
         return {"shard": shards, "n": counts, "errors": errors, "seconds": seconds}
 
 
+def worker_env() -> dict:
+    """The local Ray workers' runtime environment. Ray puts the driver's working directory first on the workers'
+    ``sys.path``; a folder named ``aigi`` there (the parent of a clone) would shadow an editable install as an empty
+    namespace package. The folder that holds this package goes on ``PYTHONPATH``, where a regular package wins."""
+    home = str(Path(__file__).resolve().parent.parent)
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (home, os.environ.get("PYTHONPATH")) if p)}}
+
+
 def score(
     source: str,
     out_dir: str | Path,
@@ -128,7 +137,8 @@ def score(
         "detector": version,
     }
     run_file = out / RUN_FILE
-    if run_file.exists():
+    # a run that died before its first shard holds nothing: its record never blocks the next run
+    if run_file.exists() and any(out.glob("shard-*.parquet")):
         old = json.loads(run_file.read_text())
         same = {k: old.get(k) for k in ("inputs_sha256", "shard_size", "detector")}
         if same != {k: run[k] for k in same}:
@@ -154,7 +164,11 @@ def score(
     if todo:
         started_here = not ray.is_initialized()
         if started_here:
-            kw = {"address": ray_address} if ray_address else {"num_cpus": max(workers, os.cpu_count() or 1)}
+            kw = (
+                {"address": ray_address}
+                if ray_address
+                else {"num_cpus": max(workers, os.cpu_count() or 1), "runtime_env": worker_env()}
+            )
             ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True, **kw)
         if threading.current_thread() is threading.main_thread():
             # Ray installs its own SIGTERM handler (a stack dump and exit 15); a SIGTERM here is a stop

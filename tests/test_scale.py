@@ -138,3 +138,35 @@ def test_without_ray_score_says_which_extra_in_one_line(sample_dir, tmp_path):
     r = run_cli("score", "--data", sample_dir, "--out", tmp_path / "o", env_extra={"PYTHONPATH": str(fake.parent)})
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "needs Ray Data" in r.stderr and "scripts/install.sh scale" in r.stderr
+
+
+@pytest.mark.slow
+def test_score_runs_from_a_folder_that_holds_a_directory_named_aigi(sample_dir, tmp_path):
+    """Ray puts the driver's working directory first on its workers' sys.path: run from the parent of a clone
+    (a folder holding `aigi/`), the workers must still import the installed package."""
+    from aigi.scale import read_results
+
+    d = corpus(sample_dir, tmp_path)
+    parent = tmp_path / "work"
+    (parent / "aigi" / "docs").mkdir(parents=True)  # a clone's folder: no __init__.py at its top
+    r = run_cli("score", "--data", d / "real", "--out", tmp_path / "scores", "--shard-size", 5, cwd=parent)
+    assert r.returncode == 0, r.stderr
+    rows = read_results(tmp_path / "scores").to_pylist()
+    assert len(rows) == 10 and sum(x["verdict"] == "error" for x in rows) == 2  # broken.jpg, empty.png
+
+
+@pytest.mark.slow
+def test_a_run_stopped_before_any_shard_does_not_block_the_next(sample_dir, tmp_path):
+    d = corpus(sample_dir, tmp_path)
+    out = tmp_path / "scores"
+    exe = Path(sys.executable).with_name("aigi")
+    cmd = [str(exe), "score", "--data", str(d / "real"), "--out", str(out), "--shard-size", "2"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "_run.json").exists():
+        time.sleep(0.02)
+    p.send_signal(signal.SIGTERM)  # Ray is still starting: no shard can be on disk yet
+    p.communicate(timeout=120)
+    assert not list(out.glob("shard-*.parquet"))
+    r = run_cli("score", "--data", d / "fake", "--out", out, "--shard-size", 4)  # other inputs, same --out
+    assert r.returncode == 0, r.stderr
