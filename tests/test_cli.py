@@ -171,20 +171,42 @@ def test_bad_config_and_data_are_clear_errors(tmp_path, sample_dir):
 
 
 @pytest.mark.slow
-def test_demo_prints_a_verdict_per_image_with_truth(tmp_path):
-    r = run_cli("demo", "--out", tmp_path / "demo")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.count("dcgan-face-") == 8 and r.stdout.count("package-photo") == 0
-    for name in ("astronaut.png", "chelsea.png", "rocket.png"):
-        assert name in r.stdout
+def test_demo_prints_a_verdict_per_image_with_truth_and_what_decided_it(tmp_path):
+    import csv as csv_
+    import hashlib
     import re
 
-    m = re.search(r"(\d+)/16 correct, (\d+) unsure \(real photos (\d+)/8, AI faces (\d+)/8\)", r.stdout)
+    from aigi.samples import DEMO_DIR, DEMO_SOURCES, demo_sha256
+
+    # the bundled images are what SOURCES.csv says, byte for byte, each with a licence
+    rows = list(csv_.DictReader(DEMO_SOURCES.open()))
+    assert all(hashlib.sha256((DEMO_DIR / x["file"]).read_bytes()).hexdigest() == x["sha256"] for x in rows)
+    assert all(x["licence"] and x["source"] for x in rows) and len(demo_sha256()) == len(rows)
+    assert sum((DEMO_DIR / x["file"]).stat().st_size for x in rows) < 1_000_000
+    r = run_cli("demo", "--out", tmp_path / "demo")
+    assert r.returncode == 0, r.stderr
+    for name in ("real-astronaut.png", "real-grace_hopper.png", "fake-midjourney-v7-", "fake-gpt-4o-"):
+        assert name in r.stdout
+    m = re.search(r"(\d+)/16 correct, (\d+) unsure \(real photos (\d+)/8, AI images (\d+)/8\)", r.stdout)
     assert m, r.stdout[-400:]
     correct, unsure, real_ok, fake_ok = map(int, m.groups())
     assert correct == real_ok + fake_ok and correct + unsure <= 16
-    verdicts = re.findall(r"│ (real|fake)\s+│ (real|fake|unsure)\s+│", r.stdout)
-    assert len(verdicts) == 16 and sum(t == v for t, v in verdicts) == correct  # the count matches the rows
+    verdicts = re.findall(
+        r"│ (real|fake)\s+│ (real|fake|unsure)\s+│\s+[\d.]+ │ (?:yes|no)\s+│ (p_fake|provenance)", r.stdout
+    )
+    assert len(verdicts) == 16 and sum(t == v for t, v, _ in verdicts) == correct  # the count matches the rows
+    assert "None of them was used in training" in r.stdout and "no benchmark" in r.stdout
+
+
+def test_training_never_uses_the_demo_images(tmp_path):
+    from aigi.config import TrainConfig
+    from aigi.data import load_data
+    from aigi.samples import build_demo
+    from aigi.workflows.train import recipe_manifest
+
+    demo, _ = build_demo(tmp_path / "demo")
+    data = load_data(str(tmp_path / "demo" / "manifest.csv"))
+    assert len(data) == 16 and len(recipe_manifest(TrainConfig(), data)) == 5  # the package photos only
 
 
 def test_format_swap_reencodes_and_reports(sample_dir, trained_dir):

@@ -220,19 +220,37 @@ def describe_evidence(findings: list[dict]) -> str:
     return "; ".join(parts)
 
 
-def render_records(records: list[dict], fmt: str, truth: dict[str, str] | None = None) -> str:
+def decided_by(rec: dict) -> str:
+    """What decided a record's verdict, in words: a declaration, the unsure reason, or the score against the
+    threshold."""
+    reason = rec.get("reason") or ""
+    if rec["verdict"] == "error":
+        return rec.get("error") or ""
+    if reason and (rec["verdict"] == "unsure" or reason.startswith("provenance")):
+        return reason
+    side = "≥" if rec["p_fake"] >= rec["threshold"] else "<"
+    return f"p_fake {rec['p_fake']:.3f} {side} threshold {rec['threshold']:.3f}"
+
+
+def render_records(
+    records: list[dict], fmt: str, truth: dict[str, str] | None = None, what: dict[str, str] | None = None
+) -> str:
     """Render records as a rich table (text) or JSON, at the end of a run (CSV and JSON lines are
-    written as they come, by ``RecordWriter``)."""
+    written as they come, by ``RecordWriter``). ``truth`` and ``what`` (the demo): each image's true label and
+    what it is, shown beside the verdict with what decided it."""
     if fmt == "json":
         return json.dumps(records, indent=2)
     table = Table(show_lines=False)
     table.add_column("image", overflow="fold")
+    if what is not None:
+        table.add_column("what it is", overflow="fold")
     if truth is not None:
         table.add_column("truth")
     table.add_column("verdict")
     table.add_column("p_fake", justify="right")
     if truth is not None:
         table.add_column("correct")
+        table.add_column("decided by", overflow="fold")
     evidence = any(r.get("provenance") for r in records)  # what files declare about their origin
     if evidence:
         table.add_column("evidence", overflow="fold")
@@ -245,13 +263,18 @@ def render_records(records: list[dict], fmt: str, truth: dict[str, str] | None =
     colours = {"fake": "red", "real": "green", "unsure": "yellow", "error": "magenta"}
     for r in records:
         v = r["verdict"]
-        row = [r["path"]]
+        row = [Path(r["path"]).name if what is not None else r["path"]]
+        if what is not None:
+            row.append(what.get(r["path"], ""))
         if truth is not None:
             row.append(truth.get(r["path"], "?"))
         row += [f"[{colours[v]}]{v}[/]", _fmt_p(r["p_fake"])]
         if truth is not None:
             t = truth.get(r["path"])
             row.append("" if v == "error" or t is None else ("yes" if v == t else "[bold]no[/]"))
+            from rich.markup import escape
+
+            row.append(escape(decided_by(r)))
         if evidence:
             from rich.markup import escape
 

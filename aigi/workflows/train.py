@@ -125,14 +125,21 @@ def with_renders(manifest: Manifest, count: int, seed: int) -> Manifest:
 
 def recipe_manifest(cfg: TrainConfig, manifest: Manifest) -> Manifest:
     """The images ``cfg``'s recipe trains on: ``manifest`` plus ``cfg.renders`` rendered non-photo reals,
-    then at most ``cfg.max_per_generator`` of every (label, generator or source), seeded. ``aigi train``
-    and every evaluation protocol's training fold go through here, so a fold trains as the shipped run did."""
+    then at most ``cfg.max_per_generator`` of every (label, generator or source), seeded, then without the
+    demo's bundled images (matched by the manifest's sha256 column; ``aigi.samples.demo_sha256``), which no
+    recipe may train on. ``aigi train`` and every evaluation protocol's training fold go through here, so a fold
+    trains as the shipped run did."""
+    from aigi.samples import demo_sha256
+
     if cfg.renders:
         manifest = with_renders(manifest, cfg.renders, cfg.seed)
     if cfg.max_per_generator:
         from aigi.evaluation.robustness import seeded_subset
 
         manifest = seeded_subset(manifest, cfg.max_per_generator, cfg.seed)
+    demo = demo_sha256()
+    if any(s.sha256 in demo for s in manifest):
+        manifest = manifest.subset(lambda s: s.sha256 not in demo)
     return manifest
 
 
