@@ -99,11 +99,23 @@ def read_bytes(path: str | os.PathLike, limits: DecodeLimits = DEFAULT_LIMITS) -
     return data
 
 
+# JPEGs over this many pixels may be decoded at reduced scale (DCT scaling, ``Image.draft``) when the caller needs
+# less; the SD watermark is not read past it either (``provenance.WATERMARK_MAX_PIXELS``), so no evidence is lost
+DRAFT_OVER_PIXELS = 16_000_000
+
+
 def decode_bytes(
-    data: bytes, name: str = "<bytes>", limits: DecodeLimits = DEFAULT_LIMITS, provenance: bool = False
+    data: bytes,
+    name: str = "<bytes>",
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    provenance: bool = False,
+    min_short_side: int = 0,
 ) -> DecodedImage:
     """Decode untrusted image bytes to RGB. ``name`` is only used in error messages. ``provenance`` also
-    reads what the original bytes declare (``aigi.provenance``), kept apart from the pixels."""
+    reads what the original bytes declare (``aigi.provenance``), kept apart from the pixels. ``min_short_side``
+    (0: full resolution): a JPEG over ``DRAFT_OVER_PIXELS`` is decoded at the smallest DCT scale (1/2, 1/4, 1/8)
+    whose shorter side is still at least this, which saves most of the time and memory of a phone photo when
+    the detector looks at a few hundred pixels; ``size`` stays the stored one."""
     if not data:
         raise ImageDecodeError(name, "file is empty (0 bytes)")
     if len(data) > limits.max_bytes:
@@ -125,10 +137,15 @@ def decode_bytes(
                 )
             frames = int(getattr(img, "n_frames", 1) or 1)
             img.seek(0)  # first frame only, whatever the container holds
+            if min_short_side and fmt == "JPEG" and w * h > DRAFT_OVER_PIXELS:
+                img.draft(img.mode, (min_short_side, min_short_side))
             img.load()
             mode = img.mode
+            drafted = img.size
             img = ImageOps.exif_transpose(img)
             rgb = to_rgb(img)
+            turned = rgb.size != drafted  # EXIF orientation swapped the axes
+            stored = (h, w) if turned else (w, h)
     except ImageDecodeError:
         raise
     except UnidentifiedImageError:
@@ -158,7 +175,7 @@ def decode_bytes(
         sha256=hashlib.sha256(data).hexdigest(),
         format=fmt,
         mode=mode,
-        size=rgb.size,
+        size=stored,
         n_bytes=len(data),
         frames=frames,
         provenance=_provenance(data, rgb) if provenance else None,
@@ -199,10 +216,10 @@ def from_pixels(image, name: str = "<image>", limits: DecodeLimits = DEFAULT_LIM
 
 
 def load_image(
-    path: str | os.PathLike, limits: DecodeLimits = DEFAULT_LIMITS, provenance: bool = False
+    path: str | os.PathLike, limits: DecodeLimits = DEFAULT_LIMITS, provenance: bool = False, min_short_side: int = 0
 ) -> DecodedImage:
     """Read and decode one image file; see the module docstring for the guarantees."""
-    return decode_bytes(read_bytes(path, limits), str(path), limits, provenance)
+    return decode_bytes(read_bytes(path, limits), str(path), limits, provenance, min_short_side)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -233,12 +233,14 @@ def predict_images(
         else:
             raise TypeError(f"predict takes {ACCEPTED}; item {i} is a {type(x).__name__}")
 
+    side = det.decode_short_side()
+
     def decode(i: int):
         x = items[i]
         if isinstance(x, (str, os.PathLike)):
-            return load_image(x, limits, provenance)
+            return load_image(x, limits, provenance, side)
         if isinstance(x, (bytes, bytearray)):
-            return decode_bytes(bytes(x), names[i], limits, provenance)
+            return decode_bytes(bytes(x), names[i], limits, provenance, side)
         return from_pixels(x, names[i], limits)
 
     return predict(det, list(range(len(items))), decode, names, **kw)

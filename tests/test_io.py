@@ -137,3 +137,30 @@ def test_a_picture_past_pillows_own_limit_is_refused_with_ours():
             decode_bytes(bytes(data), "bomb.png", DecodeLimits(max_pixels=limit))
         msg = str(e.value)
         assert f"2,500,000,000 pixels, over the limit of {limit:,} pixels" in msg and "178956970" not in msg
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_scale_only_when_asked_and_keeps_its_stored_size():
+    import io as io_
+
+    from aigi.io import DRAFT_OVER_PIXELS
+
+    rng = np.random.default_rng(0)
+    small = Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8))
+    big = small.resize((5200, 3900))  # 20.3 MP, over DRAFT_OVER_PIXELS
+    assert 5200 * 3900 > DRAFT_OVER_PIXELS
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90: stored 5200x3900, shown 3900x5200
+    buf = io_.BytesIO()
+    big.save(buf, "JPEG", quality=85, exif=exif.tobytes())
+    full = decode_bytes(buf.getvalue(), "big.jpg")
+    assert full.image.size == full.size == (3900, 5200)
+    fast = decode_bytes(buf.getvalue(), "big.jpg", min_short_side=448)
+    # DCT scaling by 1/8 gives 650x488 stored, 488x650 shown: the smallest scale whose shorter side is >= 448
+    assert fast.size == (3900, 5200) and fast.image.size == (488, 650)
+    a = np.asarray(fast.image.resize((120, 160)), float)
+    b = np.asarray(full.image.resize((120, 160)), float)
+    assert np.abs(a - b).mean() < 3  # the same picture, at a smaller scale
+    # a PNG, or a JPEG under the size, is always decoded whole
+    png = io_.BytesIO()
+    small.save(png, "PNG")
+    assert decode_bytes(png.getvalue(), "s.png", min_short_side=448).image.size == (80, 60)

@@ -120,6 +120,11 @@ class Detector(torch.nn.Module):
                     self._backbone = load_backbone(self.config.backbone, self.device_name)
         return self._backbone
 
+    def decode_short_side(self) -> int:
+        """The shorter side a large JPEG may be decoded at for scoring (``io.decode_bytes``: DCT scaling), or 0
+        when the detector reads the image at its own resolution (native-scale crops, pixel residuals)."""
+        return 0
+
     def ready(self) -> Detector:
         """Build what scoring needs (the backbone) now, in the caller's thread: a failure to build the model is
         the run's failure, raised here, never recorded against an image."""

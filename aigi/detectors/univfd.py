@@ -164,6 +164,12 @@ class UnivFD(Detector):
         pixels[: len(views)] = views
         return {"pixels": pixels}
 
+    def decode_short_side(self) -> int:
+        """Without native-scale crops the head sees the image resized for the backbone: twice that is plenty."""
+        from aigi.backbones import preprocess_for
+
+        return 0 if self.config.crops else 2 * preprocess_for(self.config.backbone, lambda: self.backbone).resize
+
     def features(self, inputs):
         pixels = inputs["pixels"]  # [B, P, 3, H, W]
         b, p = pixels.shape[:2]

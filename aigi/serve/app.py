@@ -125,6 +125,7 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
     decode_pool = ThreadPoolExecutor(max_workers=s.decode_threads, thread_name_prefix="aigi-decode")
 
     server_threshold = detector.calibration.threshold_for(s.threshold, s.fpr)  # bad settings fail at start
+    short_side = detector.decode_short_side()  # large JPEGs decoded at reduced scale when the model allows
 
     def score(items: list) -> list[dict]:
         images, names, want, thresholds = zip(*items)
@@ -220,7 +221,8 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
         loop = asyncio.get_running_loop()
         try:
             return await asyncio.wait_for(
-                loop.run_in_executor(decode_pool, decode_bytes, data, name, limits, s.provenance), s.decode_timeout_s
+                loop.run_in_executor(decode_pool, decode_bytes, data, name, limits, s.provenance, short_side),
+                s.decode_timeout_s,
             )
         except TimeoutError:
             return ImageDecodeError(name, f"decoding took over {s.decode_timeout_s:g} s")
