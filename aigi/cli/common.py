@@ -40,11 +40,18 @@ def _main(
 
 
 def _detector_help() -> str:
-    from aigi import DEFAULT_DETECTOR, shipped_detectors
+    from aigi import DEFAULT_DETECTOR, EXPERIMENTAL, shipped_detectors
 
+    marked = [n for n in shipped_detectors() if n in EXPERIMENTAL]
     return (
         f"A registered name or a saved directory. Shipped with weights: {', '.join(shipped_detectors())} "
         f"(default: {DEFAULT_DETECTOR})."
+        + (
+            f" Experimental: {', '.join(marked)} (each flags over 10 % of some kind of real image it never "
+            "trained on; see its model card)."
+            if marked
+            else ""
+        )
     )
 
 
@@ -293,12 +300,15 @@ def render_records(
 
 
 def load(detector: Optional[str], device: Optional[str]):
-    from aigi import load_detector
+    from aigi import EXPERIMENTAL, load_detector
 
     try:
-        return load_detector(detector, device)
+        det = load_detector(detector, device)
     except (FileNotFoundError, KeyError, ValueError) as e:
         fail(str(e))
+    if detector in EXPERIMENTAL:
+        error_line(f"{detector} is experimental: {EXPERIMENTAL[detector]}", "warning")
+    return det
 
 
 def unreserved(det, manifest):
