@@ -336,7 +336,9 @@ def test_version_and_help_say_what_ships_and_flags_are_flags():
     r = run_cli("detect", "--help", env_extra={"COLUMNS": "200"})
     assert r.returncode == 0
     assert f"Shipped with weights: {', '.join(shipped_detectors())}" in r.stdout
-    assert "Experimental: aligngemini, gamma, item, pixel (each flags over 10 %" in " ".join(r.stdout.split())
+    assert "Experimental: aligngemini, gamma, item, pixel (each flags over 10 %" in " ".join(
+        r.stdout.replace("│", " ").split()
+    )
     line = next(x for x in r.stdout.splitlines() if "--ensemble" in x)
     assert "<bool>" not in line  # a flag takes no value
 
