@@ -28,6 +28,9 @@ class TrainConfig:
     seed: int = 0
     max_per_generator: int = 0  # > 0: train on at most this many images of every generator and real source
     renders: int = 0  # rendered non-photo reals (charts, UI, documents, code; aigi.data.renders) added, seeded
+    # real sources (generator names) whose images each get a fake twin through a shipped autoencoder
+    # (augment.reconstruct.reconstruct_sources): real faces on both sides, so "a face" is no evidence
+    reconstructions: list[str] = field(default_factory=list)
     val_fraction: float = 0.2  # held out (stratified by generator) for calibration
     parity: bool = False  # re-encode every image identically (256 px square, JPEG q90) before anything else
     calibration: str = "platt"  # none | temperature | platt | isotonic, fitted on the validation split

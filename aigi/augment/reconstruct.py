@@ -223,3 +223,34 @@ def build_pixel_pairs(manifest, reconstructors: list, out_dir: str | Path, max_s
     m = Manifest(samples, str(out / "manifest.csv"), "csv")
     m.write_csv(out / "manifest.csv")
     return m, errors
+
+
+RECONSTRUCTED = "autoencoder-reconstruction"  # the generator name of the fakes reconstruct_sources makes
+RECONSTRUCTION_VERSION = 1  # bump when what reconstruct_sources writes changes, so old files are never reused
+
+
+def reconstruct_sources(manifest, sources, out_dir: str | Path):
+    """A fake twin for every real image of ``sources`` (generator names) in ``manifest``: the image through one
+    of the shipped autoencoders in turn, saved as 384 px-class shared sets are (JPEG q90, same size), generator
+    :data:`RECONSTRUCTED`. Real faces then appear on both sides of the training data, so "a face" is no evidence
+    either way (the shortcut a detector learns when its only fake faces come from one GAN). Files already in
+    ``out_dir`` are reused. Returns (the twins' manifest, each twin's index in ``manifest``)."""
+    from aigi.data.manifest import Manifest, Sample
+    from aigi.io import load_image
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    recs: list = []
+    samples, parents = [], []
+    idx = [i for i, s in enumerate(manifest) if s.label == 0 and s.generator in set(sources)]
+    for k, i in enumerate(idx):
+        r = k % len(shipped_reconstructors())
+        path = out / f"{Path(manifest.samples[i].path).stem}-r{r}.jpg"
+        if not path.is_file():
+            recs = recs or [load_reconstructor(p) for p in shipped_reconstructors()]
+            tmp = path.with_suffix(".tmp.jpg")
+            recs[r].reconstruct(load_image(manifest.samples[i].path).image).save(tmp, "JPEG", quality=90)
+            tmp.replace(path)
+        samples.append(Sample(str(path), 1, RECONSTRUCTED))
+        parents.append(i)
+    return Manifest(samples, f"{len(samples)} autoencoder reconstructions of {', '.join(sources)}", "csv"), parents

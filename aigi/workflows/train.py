@@ -127,7 +127,9 @@ def recipe_manifest(cfg: TrainConfig, manifest: Manifest) -> Manifest:
     """The images ``cfg``'s recipe trains on: ``manifest`` plus ``cfg.renders`` rendered non-photo reals,
     then at most ``cfg.max_per_generator`` of every (label, generator or source), seeded, then without the
     demo's bundled images (matched by the manifest's sha256 column; ``aigi.samples.demo_sha256``), which no
-    recipe may train on. ``aigi train`` and every evaluation protocol's training fold go through here, so a fold
+    recipe may train on, then a reconstructed fake twin of every real of ``cfg.reconstructions`` (only of the
+    reals the fold trains on, so a held-out image never has a twin in training). ``aigi train`` and every
+    evaluation protocol's training fold go through here, so a fold
     trains as the shipped run did."""
     from aigi.samples import demo_sha256
 
@@ -140,6 +142,14 @@ def recipe_manifest(cfg: TrainConfig, manifest: Manifest) -> Manifest:
     demo = demo_sha256()
     if any(s.sha256 in demo for s in manifest):
         manifest = manifest.subset(lambda s: s.sha256 not in demo)
+    if cfg.reconstructions:
+        from aigi.augment.reconstruct import RECONSTRUCTION_VERSION, reconstruct_sources
+        from aigi.paths import cache_dir
+
+        twins, _ = reconstruct_sources(
+            manifest, cfg.reconstructions, cache_dir() / "reconstructions" / f"v{RECONSTRUCTION_VERSION}"
+        )
+        manifest = Manifest([*manifest, *twins], f"{manifest.source} + {twins.source}", manifest.layout)
     return manifest
 
 
