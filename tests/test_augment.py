@@ -198,3 +198,29 @@ def test_data_commands(sample_dir, tmp_path):
         "data", "build-pixel", "--data", sample_dir / "manifest.csv", "--out", tmp_path / "x", "-r", tmp_path / "nope"
     )
     assert r.returncode == 2 and "no such autoencoder" in r.stderr
+
+
+def test_the_recipe_gives_named_real_sources_fake_twins_through_the_shipped_autoencoders(tmp_path):
+    from aigi.augment.reconstruct import RECONSTRUCTED
+    from aigi.config import TrainConfig
+    from aigi.data.manifest import Manifest, Sample
+    from aigi.workflows.train import recipe_manifest
+
+    rng = np.random.default_rng(0)
+    samples = []
+    for i, (label, gen) in enumerate([(0, "faces")] * 4 + [(0, "streets"), (1, "sdxl")]):
+        p = tmp_path / f"{gen}-{i}.jpg"
+        Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(p, quality=90)
+        samples.append(Sample(str(p), label, gen))
+    m = Manifest(samples, "test")
+    out = recipe_manifest(TrainConfig(reconstructions=["faces"]), m)
+    twins = [s for s in out if s.generator == RECONSTRUCTED]
+    assert len(out) == 10 and len(twins) == 4 and all(s.label == 1 for s in twins)
+    # one twin per face, through the three autoencoders in turn, the same size, stored as the shared sets are
+    assert sorted(Path(s.path).stem[-2:] for s in twins) == ["r0", "r0", "r1", "r2"]
+    for s in twins:
+        with Image.open(s.path) as img:
+            assert img.size == (56, 40) and img.format == "JPEG"
+    # only the reals a fold trains on get a twin
+    assert len([s for s in recipe_manifest(TrainConfig(reconstructions=["faces"]), m.subset([0, 4, 5]))
+                if s.generator == RECONSTRUCTED]) == 1  # fmt: skip
