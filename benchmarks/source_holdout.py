@@ -44,14 +44,18 @@ def recipe(config: Path):
     return load_train_config(config)
 
 
-def pool(args):
-    """The recipe's images (renders added, capped per group) and the config they were drawn with."""
+def pool(args, twins: bool = False):
+    """The recipe's images (renders added, capped per group; with ``twins``, its fake twins of real faces and art
+    too) and the config they were drawn with. The protocols add the twins themselves (``Pool.add_recon``), each
+    tied to its real parent, so a held-out image's twin never trains."""
+    import dataclasses
+
     from aigi.data import load_data
     from aigi.workflows.train import recipe_manifest
 
     cfg = recipe(args.config)
     data = load_data(",".join(str(args.data_root / s / "manifest.csv") for s in SETS))
-    return recipe_manifest(cfg, data), cfg
+    return recipe_manifest(cfg if twins else dataclasses.replace(cfg, reconstructions=[]), data), cfg
 
 
 def detector(backbone: str):
@@ -88,7 +92,7 @@ def counter(name: str, total: int):
     return progress
 
 
-RECON_SOURCES = ("unsplash-face", "face-photo")  # real faces whose reconstructions become fake faces
+RECON_SOURCES = ("unsplash-face", "face-photo", "human-painting", "human-drawing")  # given fake twins (the recipe)
 
 
 def recon_manifest(args):
@@ -99,7 +103,7 @@ def recon_manifest(args):
 
     m, _ = pool(args)
     twins, parents = reconstruct_sources(
-        m, RECON_SOURCES, cache_dir() / "reconstructions" / f"v{RECONSTRUCTION_VERSION}"
+        m, args.recon_sources, cache_dir() / "reconstructions" / f"v{RECONSTRUCTION_VERSION}"
     )
     return twins, np.array(parents)
 
@@ -137,6 +141,7 @@ def main():
     ap.add_argument("--C", type=float, default=0.003, help="the head's inverse regularisation (the recipe's)")
     ap.add_argument("--max-iter", type=int, default=100)
     ap.add_argument("--recon", action="store_true", help="ablate: with reconstructed real faces as fakes")
+    ap.add_argument("--recon-sources", nargs="+", default=list(RECON_SOURCES), help="the real sources given twins")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.part == "extract":
@@ -194,7 +199,7 @@ def shipped(args):
     from aigi.transforms import perturbation
 
     det = load_detector(args.detector)
-    full, cfg = pool(args)
+    full, cfg = pool(args, twins=True)
     val = full.subset(validation_split(full, cfg.val_fraction, cfg.seed)[1])
     thr = det.calibration.threshold
     p, _ = calibrated_scores(det, val)
@@ -209,7 +214,7 @@ def shipped(args):
            "fpr_per_real_source": {g: float((p[(gens == g) & (y == 0)] >= thr).mean()) for g in sorted(set(gens[y == 0]))},
            "tpr_per_generator": {g: float((p[gens == g] >= thr).mean()) for g in sorted(set(gens[y == 1]))}}  # fmt: skip
     log(f"validation: AUROC {out['auroc']:.3f}, flagged {out['flagged_fakes']:.3f}, unsure {out['unsure_share']:.3f}")
-    sub = seeded_subset(val.subset(lambda s: not s.generator.startswith("render-")), 20, 0)
+    sub = seeded_subset(val.subset(lambda s: not s.generator.startswith("render-")), 10, 0)
     ys = np.asarray(sub.labels)
     out["robustness"] = {"subset": sub.summary()}
     for name, sev in ROBUST:
@@ -226,13 +231,16 @@ def shipped(args):
 
 # --- heads from the cache ------------------------------------------------------------------------------
 NEW_SETS = ("aigi-modern", "aigi-human")
-# name -> (backbones whose block descriptors are concatenated, whether the new data sets are in training)
+# name -> (backbones whose block descriptors are concatenated, whether the new data sets are in training, the blocks
+# read, whether the recipe's fake twins of real faces and art are in training)
+EARLY = tuple(range(8))
 RECIPES = {
-    "DINOv2-S, dev+wild": (("dinov2-s14",), False),
-    "clip-b16, dev+wild": (("clip-b16",), False),
-    "DINOv2-S, + human + modern": (("dinov2-s14",), True),
-    "clip-b16, + human + modern": (("clip-b16",), True),
-    "fused, + human + modern": (("clip-b16", "dinov2-s14"), True),
+    "DINOv2-S, dev+wild": (("dinov2-s14",), False, ALL_BLOCKS, False),
+    "clip-b16, dev+wild": (("clip-b16",), False, ALL_BLOCKS, False),
+    "DINOv2-S, + human + modern": (("dinov2-s14",), True, ALL_BLOCKS, False),
+    "clip-b16, + human + modern": (("clip-b16",), True, ALL_BLOCKS, False),
+    "fused, + human + modern": (("clip-b16", "dinov2-s14"), True, ALL_BLOCKS, False),
+    "shipped: clip-b16 blocks 0-7, + human + modern + twins": (("clip-b16",), True, EARLY, True),
 }
 SEEDS = (0, 1, 2)
 
@@ -273,10 +281,12 @@ class Pool:
         self.parent = np.concatenate([self.parent, parents])
         self.m = self.m.__class__(list(self.m.samples) + list(rm.samples), self.m.source, self.m.layout)
 
-    def with_twins(self, train_idx):
+    def with_twins(self, train_idx, twins: bool = True):
         """``train_idx`` plus the reconstructions whose real twin is in it (never a twin of a test image)."""
-        twins = np.flatnonzero((self.parent >= 0) & np.isin(self.parent, train_idx) & self.ok)
-        return np.concatenate([train_idx, twins])
+        if not twins:
+            return train_idx
+        kids = np.flatnonzero((self.parent >= 0) & np.isin(self.parent, train_idx) & self.ok)
+        return np.concatenate([train_idx, kids])
 
     def x(self, backbones, idx, views, blocks=ALL_BLOCKS):
         """[len(idx) * len(views), d] float32: the descriptors of ``idx`` for each view, side by side by backbone
@@ -324,7 +334,7 @@ def train_and_threshold(pool, backbones, train_idx, seed: int, C: float, max_ite
     return (lambda idx: cal.apply_logit(head(pool.x(backbones, idx, [0], blocks)))), thr
 
 
-def lofo(pool, backbones, new_data: bool, seed: int, C, max_iter, blocks=ALL_BLOCKS):
+def lofo(pool, backbones, new_data: bool, seed: int, C, max_iter, blocks=ALL_BLOCKS, twins=True):
     """Leave-family-out: per held-out family, AUROC against the held-out 20 % of reals and the share of its
     fakes flagged at the rule's threshold."""
     from aigi.data.manifest import Manifest
@@ -335,7 +345,7 @@ def lofo(pool, backbones, new_data: bool, seed: int, C, max_iter, blocks=ALL_BLO
     base = Manifest([pool.m.samples[i] for i in keep], "pool")
     out = {}
     for fold in leave_family_out(base, seed, families=FAMILIES):
-        train, test = pool.with_twins(keep[fold.train]), keep[fold.test]
+        train, test = pool.with_twins(keep[fold.train], twins), keep[fold.test]
         if not new_data:  # the family's fakes of the new sets are tested too
             fam = FAMILIES[fold.name]
             extra = np.flatnonzero(pool.ok & pool.new & (pool.y == 1) & np.isin(pool.gen, fam))
@@ -358,13 +368,13 @@ def lofo(pool, backbones, new_data: bool, seed: int, C, max_iter, blocks=ALL_BLO
     return out
 
 
-def loso(pool, backbones, new_data: bool, seed: int, C, max_iter, blocks=ALL_BLOCKS, sources=None):
+def loso(pool, backbones, new_data: bool, seed: int, C, max_iter, blocks=ALL_BLOCKS, sources=None, twins=True):
     """Leave-source-out: per real source (``sources``, default all), train without it at all; its false-positive
     rate at the rule's threshold (all its images, plain view)."""
     out = {}
-    for src in sources or sorted(set(pool.gen[pool.y == 0].tolist())):
+    for src in sources or sorted(set(pool.gen[(pool.y == 0) & (pool.parent < 0)].tolist())):
         held = pool.ok & (pool.gen == src)
-        train = pool.with_twins(np.flatnonzero(pool.ok & ~held & (new_data | ~pool.new) & (pool.parent < 0)))
+        train = pool.with_twins(np.flatnonzero(pool.ok & ~held & (new_data | ~pool.new) & (pool.parent < 0)), twins)
         score, thr = train_and_threshold(pool, backbones, train, seed, C, max_iter, blocks)
         p = score(np.flatnonzero(held))
         out[src] = {"fpr": float((p >= thr).mean()), "n": int(held.sum()), "threshold": thr,
@@ -383,8 +393,11 @@ ABLATIONS = {  # name -> (backbones, blocks, C)
     "clip blocks 6-11 C 3e-3": (("clip-b16",), tuple(range(6, 12)), 3e-3),
     "fused blocks 0-7 C 3e-3": (("clip-b16", "dinov2-s14"), tuple(range(8)), 3e-3),
 }
-RECON_ABLATIONS = {  # the same, with reconstructed real faces as fakes (``--recon``)
+RECON_ABLATIONS = {  # the same, with reconstructed twins of real sources as fakes (``--recon``, ``--recon-sources``)
     "clip all blocks C 3e-3 + reconstructed faces": (("clip-b16",), ALL_BLOCKS, 3e-3),
+    "clip all blocks C 3e-3 + reconstructed faces and art": (("clip-b16",), ALL_BLOCKS, 3e-3),
+    "clip blocks 0-7 C 3e-3 + reconstructed faces and art": (("clip-b16",), tuple(range(8)), 3e-3),
+    "clip blocks 0-7 C 3e-3 + reconstructed faces": (("clip-b16",), tuple(range(8)), 3e-3),
 }
 
 
@@ -395,6 +408,8 @@ def ablate(args):
     path = args.work / "ablations.json"
     res = json.loads(path.read_text()) if path.exists() else {}
     for name, (backbones, blocks, C) in (RECON_ABLATIONS if args.recon else ABLATIONS).items():
+        if args.recon and ("art" in name) != ("human-painting" in args.recon_sources):
+            continue
         if name in res or (args.recipes and name not in args.recipes):
             continue
         log(name)
@@ -406,25 +421,55 @@ def ablate(args):
         log(f"  {name}: LOFO mean {np.mean([v['auroc'] for v in r['lofo'].values()]):.3f}, flagged "
             f"{np.mean([v['flagged'] for v in r['lofo'].values()]):.2f}; LOSO "
             + ", ".join(f"{k} {v['fpr']:.2f}" for k, v in r["loso"].items()))  # fmt: skip
-        path.write_text(json.dumps(res, indent=1))
+        merged = json.loads(path.read_text()) if path.exists() else {}  # another run may have added its own
+        path.write_text(json.dumps({**merged, name: r}, indent=1))
+
+
+def LOSO_SOURCES(pool) -> list[str]:
+    return sorted(set(pool.gen[(pool.y == 0) & (pool.parent < 0)].tolist()))
 
 
 def report(args):
+    args.recon = True  # the shipped recipe trains with its twins (added to the pool, used only where a recipe says)
     pool = Pool(args)
     path = args.work / "source-holdout.json"
     res = json.loads(path.read_text()) if path.exists() else {}
-    for name, (backbones, new_data) in RECIPES.items():
-        if args.recipes and name not in args.recipes:
-            continue
-        for seed in args.seeds:
+    for seed in args.seeds:  # every recipe on seed 0 first: a run cut short still compares them all
+        for name, (backbones, new_data, blocks, twins) in RECIPES.items():
+            if (args.recipes and name not in args.recipes) or (seed > 0 and name == "clip-b16, dev+wild"):
+                continue
+            # render kinds are left out on seed 0 only (0-4 % in every recipe there), to fit 2 cores
+            sources = None if seed == 0 else [s for s in LOSO_SOURCES(pool) if not s.startswith("render-")]
             for proto, fn in (("lofo", lofo), ("loso", loso)):
                 key = f"{name} | {proto} | seed {seed}"
                 if key in res:
                     continue
                 log(f"{key}")
-                res[key] = fn(pool, backbones, new_data, seed, args.C, args.max_iter)
-                path.write_text(json.dumps(res, indent=1))  # resumable: a finished part is kept
+                kw = {"sources": sources} if proto == "loso" else {}
+                res[key] = fn(pool, backbones, new_data, seed, args.C, args.max_iter, blocks, twins=twins, **kw)
+                merged = json.loads(path.read_text()) if path.exists() else {}  # resumable, and shared by runs
+                res = {**merged, key: res[key]}
+                path.write_text(json.dumps(res, indent=1))
     write_markdown(res, pool)
+
+
+def ablation_section(work: Path) -> list[str]:
+    """Seed 0 of each recipe variant (``ablate``): mean leave-family-out AUROC and flagged share, the GAN-face
+    fold, and the left-out FPR of the sources that fail."""
+    path = work / "ablations.json"
+    if not path.exists():
+        return []
+    res = json.loads(path.read_text())
+    lines = ["", "## Ablations (split seed 0, all data)", "",
+             "| variant | mean AUROC | GAN faces | early diffusion | mean flagged | " + " | ".join(HARD_SOURCES) + " |",
+             "|---" * (5 + len(HARD_SOURCES)) + "|"]  # fmt: skip
+    for name, r in res.items():
+        lo = r["lofo"]
+        cells = [f"{r['loso'][src]['fpr']:.3f}" if src in r["loso"] else "–" for src in HARD_SOURCES]
+        lines.append(f"| {name} | {np.mean([v['auroc'] for v in lo.values()]):.3f} | {lo['gan-faces']['auroc']:.3f} | "
+                     f"{lo['early-diffusion']['auroc']:.3f} | {np.mean([v['flagged'] for v in lo.values()]):.2f} | "
+                     + " | ".join(cells) + " |")  # fmt: skip
+    return lines
 
 
 def before_section(work: Path) -> list[str]:
@@ -457,7 +502,7 @@ def write_markdown(res, pool):
     out = ROOT / "benchmarks" / "results"
     (out / "source-holdout.json").write_text(json.dumps(res, indent=1))
     fams = list(FAMILIES)
-    sources = sorted(set(pool.gen[pool.y == 0].tolist()))
+    sources = sorted(set(pool.gen[(pool.y == 0) & (pool.parent < 0)].tolist()))
     lines = ["# Never seen in training: generator families and real sources", "",
              "From `benchmarks/source_holdout.py` (the feature cache of `configs/univfd.yaml`'s pool: aigi-dev, aigi-wild,",
              "aigi-modern, aigi-human and 400 renders, at most 150 images per generator, real source and render kind;",
@@ -494,8 +539,9 @@ def write_markdown(res, pool):
                 vals = [r[src]["fpr"] for r in runs if src in r]
                 cells.append(f"{np.mean(vals):.3f}" if vals else "–")
                 summary.setdefault(name, {}).setdefault("loso_fpr", {})[src] = float(np.mean(vals)) if vals else None
-        n = int(((pool.gen == src) & pool.ok).sum())
+        n = int(((pool.gen == src) & pool.ok & (pool.parent < 0)).sum())
         lines.append(f"| {src} ({n}) | " + " | ".join(cells) + " |")
+    lines += ablation_section(Path(pool.cfg_work))
     lines += before_section(Path(pool.cfg_work))
     (out / "source-holdout.md").write_text("\n".join(lines) + "\n")
     (out / "source-holdout-summary.json").write_text(json.dumps(summary, indent=1))

@@ -72,6 +72,12 @@ def run_mode(mode: str, paths: list[str], batch_size: int, repeats: int, detecto
     }
 
 
+def backbone_name(detector: str | None) -> str:
+    from aigi import load_detector
+
+    return str(getattr(load_detector(detector).config, "backbone", "none"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(HERE.parent.parent / "shared/data/aigi-dev/manifest.csv"))
@@ -126,8 +132,9 @@ def main() -> None:
 Machine: {os.cpu_count()} CPU cores, {platform.platform()}. Data: {a.n} images drawn (seed 0) from
 {" + ".join(f"`{Path(d).parent.name}`" for d in a.data.split(","))} (JPEGs of 256x256 to ~500x375 and larger),
 batch size {a.batch_size}, best of {a.repeats} runs, detector {a.detector or "univfd (the default)"}
-(DINOv2-S/14 through onnxruntime). A forward pass is one 224 px view through the backbone: the crop plan
-looks at an image once, or twice when the resize shrank it (a native-scale crop beside the resized view).
+(backbone `{backbone_name(a.detector)}`). A forward pass is one 224 px view through the backbone: the crop plan,
+where a detector has one, looks at an image once, or twice when the resize shrank it (a native-scale crop
+beside the resized view).
 
 | mode | images/s | forward passes per image | s per image | peak RSS (MB) |
 |---|---|---|---|---|

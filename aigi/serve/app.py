@@ -251,6 +251,7 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
                 "threshold": cal.threshold,
                 "calibration": cal.method,
                 "unsure_band": cal.unsure_band,
+                "has_mask": detector.has_mask,  # ?heatmap=true is accepted only then
             },
             "registered": sorted(REGISTRY),
             "shipped": shipped_detectors(),
