@@ -167,6 +167,25 @@ def crossfit_source_fpr(p, y, gens, max_fpr: float) -> dict:
     return {g: float(np.mean(v)) for g, v in out.items()}
 
 
+def robustness_at(det, sub, thr: float) -> dict:
+    """AUROC, and the false-positive and true-positive rates at ``thr``, on ``sub`` clean and under each
+    degradation of ``ROBUST`` (calibrated scores through the feature cache)."""
+    from aigi.evaluation.metrics import auroc
+    from aigi.scoring import calibrated_scores
+    from aigi.transforms import perturbation
+
+    ys = np.asarray(sub.labels)
+    out: dict = {"subset": sub.summary()}
+    for name, sev in ROBUST:
+        pr, _ = calibrated_scores(det, sub, perturb=None if sev is None else perturbation(name, sev))
+        ok = ~np.isnan(pr)
+        key = name if sev is None else f"{name} {sev}"
+        out[key] = {"auroc": auroc(ys[ok], pr[ok]), "fpr": float((pr[ok & (ys == 0)] >= thr).mean()),
+                    "tpr": float((pr[ok & (ys == 1)] >= thr).mean())}  # fmt: skip
+        log(f"robustness {key}: {out[key]}")
+    return out
+
+
 def shipped(args):
     """The shipped default (``--detector``) on what it never trained on: the validation split of its own
     training run (every real source, every generator) and the held-out renders: false-positive rate at its
@@ -176,11 +195,9 @@ def shipped(args):
     from aigi.config import train_config_from_dict
     from aigi.data.splits import validation_split
     from aigi.evaluation.format_swap import format_swap
-    from aigi.evaluation.metrics import auroc
     from aigi.evaluation.robustness import seeded_subset
     from aigi.records import unsure_interval
     from aigi.scoring import calibrated_scores
-    from aigi.transforms import perturbation
     from aigi.workflows.train import recipe_manifest, split_reserved
 
     det = load_detector(args.detector)
@@ -208,17 +225,7 @@ def shipped(args):
     out["fpr_heldout_renders"]["all"] = float((ph >= thr).mean())
     log(f"fpr per source {out['fpr_per_real_source']}; renders {out['fpr_heldout_renders']}")
     sub = seeded_subset(val.subset(lambda s: not s.generator.startswith("render-")), 20, 0)
-    ys = np.asarray(sub.labels)
-    out["robustness"] = {"subset": sub.summary()}
-    for name, sev in ROBUST:
-        pr, _ = calibrated_scores(det, sub, perturb=None if sev is None else perturbation(name, sev))
-        ok = ~np.isnan(pr)
-        out["robustness"][name if sev is None else f"{name} {sev}"] = {
-            "auroc": auroc(ys[ok], pr[ok]),
-            "fpr": float((pr[ok & (ys == 0)] >= thr).mean()),
-            "tpr": float((pr[ok & (ys == 1)] >= thr).mean()),
-        }
-        log(f"robustness {name} {sev}: {out['robustness'][name if sev is None else f'{name} {sev}']}")
+    out["robustness"] = robustness_at(det, sub, thr)
     dev_val = val.subset(lambda s: "/aigi-dev/" in s.path)
     out["format_swap"] = format_swap(det, dev_val)
     log(f"format swap: {out['format_swap']['auroc_before']:.3f} -> {out['format_swap']['auroc_after']:.3f}")

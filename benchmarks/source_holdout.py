@@ -144,18 +144,9 @@ def main():
     ap.add_argument("--recon-sources", nargs="+", default=list(RECON_SOURCES), help="the real sources given twins")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    if args.part == "extract":
-        extract_all(args)
-    elif args.part == "before":
-        before(args)
-    elif args.part == "shipped":
-        shipped(args)
-    elif args.part == "ablate":
-        ablate(args)
-    elif args.part == "extract-recon":
-        extract_recon(args)
-    else:
-        report(args)
+    parts = {"extract": extract_all, "extract-recon": extract_recon, "report": report, "ablate": ablate}
+    parts.update({"before": before, "shipped": shipped})
+    parts[args.part](args)
 
 
 # --- a shipped detector on what it never saw ---------------------------------------------------------------
@@ -187,7 +178,7 @@ def shipped(args):
     """The shipped default on its own validation split (as its training run drew it from the recipe's pool):
     every real source's and generator's rate at its threshold; robustness (JPEG q50, 0.5x resize, the social
     pipeline, a 50 % crop) on a seeded subset of it; the format swap on its aigi-dev part."""
-    from detection_quality import ROBUST
+    from detection_quality import robustness_at
 
     from aigi import load_detector
     from aigi.data.splits import validation_split
@@ -196,7 +187,6 @@ def shipped(args):
     from aigi.evaluation.robustness import seeded_subset
     from aigi.records import unsure_interval
     from aigi.scoring import calibrated_scores
-    from aigi.transforms import perturbation
 
     det = load_detector(args.detector)
     full, cfg = pool(args, twins=True)
@@ -214,16 +204,9 @@ def shipped(args):
            "fpr_per_real_source": {g: float((p[(gens == g) & (y == 0)] >= thr).mean()) for g in sorted(set(gens[y == 0]))},
            "tpr_per_generator": {g: float((p[gens == g] >= thr).mean()) for g in sorted(set(gens[y == 1]))}}  # fmt: skip
     log(f"validation: AUROC {out['auroc']:.3f}, flagged {out['flagged_fakes']:.3f}, unsure {out['unsure_share']:.3f}")
-    sub = seeded_subset(val.subset(lambda s: not s.generator.startswith("render-")), 10, 0)
-    ys = np.asarray(sub.labels)
-    out["robustness"] = {"subset": sub.summary()}
-    for name, sev in ROBUST:
-        pr, _ = calibrated_scores(det, sub, perturb=None if sev is None else perturbation(name, sev))
-        ok = ~np.isnan(pr)
-        key = name if sev is None else f"{name} {sev}"
-        out["robustness"][key] = {"auroc": auroc(ys[ok], pr[ok]), "fpr": float((pr[ok & (ys == 0)] >= thr).mean()),
-                                  "tpr": float((pr[ok & (ys == 1)] >= thr).mean())}  # fmt: skip
-        log(f"robustness {key}: {out['robustness'][key]}")
+    out["robustness"] = robustness_at(
+        det, seeded_subset(val.subset(lambda s: not s.generator.startswith("render-")), 10, 0), thr
+    )
     out["format_swap"] = format_swap(det, val.subset(lambda s: "/aigi-dev/" in s.path))
     log(f"format swap: {out['format_swap']['auroc_before']:.3f} -> {out['format_swap']['auroc_after']:.3f}")
     (args.work / "shipped.json").write_text(json.dumps(out, indent=1))

@@ -359,17 +359,26 @@ def test_eval_warns_when_shown_the_images_it_was_trained_on(sample_dir, trained_
 
 
 @pytest.mark.slow
-def test_eval_leave_family_out_holds_out_whole_families(sample_dir, tmp_path):
+def relabelled_protocol(sample_dir, tmp_path, label: str, names: list[str], protocol: str):
+    """`aigi eval --protocol` on the sample with the generator (or source) of its ``label`` rows renamed in turn
+    to ``names``; returns the run and its JSON."""
     rows = list(csv.DictReader(open(sample_dir / "manifest.csv")))
-    for i, row in enumerate(r for r in rows if r["label"] == "fake"):  # two early-diffusion generators, one GAN
-        row["generator"] = ["stylegan2", "ldm", "stylegan2", "glid3"][i % 4]
-    m = write_manifest(tmp_path / "families.csv", rows)
+    for i, row in enumerate(r for r in rows if r["label"] == label):
+        row["generator"] = names[i % len(names)]
+    m = write_manifest(tmp_path / "relabelled.csv", rows)
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(TINY_CONFIG)
-    out = tmp_path / "lofo.json"
-    r = run_cli("eval", "--config", cfg, "--data", m, "--protocol", "leave-family-out", "--json", out)
+    out = tmp_path / "protocol.json"
+    r = run_cli("eval", "--config", cfg, "--data", m, "--protocol", protocol, "--json", out)
     assert r.returncode == 0, r.stderr
-    res = json.loads(out.read_text())
+    return r, json.loads(out.read_text())
+
+
+def test_eval_leave_family_out_holds_out_whole_families(sample_dir, tmp_path):
+    # two early-diffusion generators, one GAN
+    _, res = relabelled_protocol(
+        sample_dir, tmp_path, "fake", ["stylegan2", "ldm", "stylegan2", "glid3"], "leave-family-out"
+    )
     assert res["protocol"] == "leave-family-out" and set(res["auroc"]) == {"gan-faces", "early-diffusion"}
     for fold in res["folds"]:
         assert fold["metrics"]["n_fake"] == 4  # ldm and glid3 are held out together
@@ -377,16 +386,7 @@ def test_eval_leave_family_out_holds_out_whole_families(sample_dir, tmp_path):
 
 @pytest.mark.slow
 def test_eval_leave_source_out_reads_each_left_out_sources_false_positive_rate(sample_dir, tmp_path):
-    rows = list(csv.DictReader(open(sample_dir / "manifest.csv")))
-    for i, row in enumerate(r for r in rows if r["label"] == "real"):
-        row["generator"] = "skimage-photo" if i % 2 else "sklearn-photo"
-    m = write_manifest(tmp_path / "sources.csv", rows)
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(TINY_CONFIG)
-    out = tmp_path / "loso.json"
-    r = run_cli("eval", "--config", cfg, "--data", m, "--protocol", "leave-source-out", "--json", out)
-    assert r.returncode == 0, r.stderr
-    res = json.loads(out.read_text())
+    r, res = relabelled_protocol(sample_dir, tmp_path, "real", ["sklearn-photo", "skimage-photo"], "leave-source-out")
     assert res["protocol"] == "leave-source-out" and set(res["fpr"]) == {"skimage-photo", "sklearn-photo"}
     for fold in res["folds"]:
         assert fold["n"] == 4 and 0 <= fold["fpr"] <= 1 and 0.5 <= fold["threshold"] <= 1
