@@ -343,8 +343,8 @@ def check_operating_point(det, threshold, fpr, unsure_band) -> float:
     """The threshold the settings give; a bad threshold, --fpr or --unsure-band is one line and exit 2."""
     if unsure_band is not None and not 0.0 <= unsure_band <= 0.5:
         fail(f"--unsure-band must be between 0 and 0.5 (0 turns it off), not {unsure_band}")
-    if fpr is not None and not 0.0 < fpr < 1.0:
-        fail(f"--fpr must be a fraction between 0 and 1 (e.g. 0.01), not {fpr}")
+    if fpr is not None and not 0.0 <= fpr < 1.0:  # 0: flag none of the validation reals
+        fail(f"--fpr must be a fraction from 0 up to (not including) 1, e.g. 0.01; not {fpr}")
     try:
         return det.calibration.threshold_for(threshold, fpr)
     except ValueError as e:  # threshold/fpr problems
