@@ -128,8 +128,8 @@ class Detector(torch.nn.Module):
     def ready(self) -> Detector:
         """Build what scoring needs (the backbone) now, in the caller's thread: a failure to build the model is
         the run's failure, raised here, never recorded against an image."""
-        if getattr(self.config, "backbone", "none") not in (None, "none"):
-            _ = self.backbone
+        if self.onnx is None and getattr(self.config, "backbone", "none") not in (None, "none"):
+            _ = self.backbone  # (an exported graph carries its own backbone)
         return self
 
     def prepare(self, img):
