@@ -1,6 +1,9 @@
 """Detection quality on generator families never seen in training: the multi-layer, crop-plan univfd
 recipe against today's single-layer one, with its ablations, over aigi-dev + aigi-wild + renders.
 
+This is the previous default's benchmark (DINOv2-S, aigi-dev + aigi-wild). The current default and its rule
+(all four data sets, leave-source-out) are measured by ``benchmarks/source_holdout.py``.
+
     python benchmarks/detection_quality.py extract [--data-root ../shared/data] [--work runs/dq]
     python benchmarks/detection_quality.py report  [--work runs/dq]
 
