@@ -92,18 +92,15 @@ def counter(name: str, total: int):
     return progress
 
 
-RECON_SOURCES = ("unsplash-face", "face-photo", "human-painting", "human-drawing")  # given fake twins (the recipe)
-
-
 def recon_manifest(args):
-    """Every pool image of a real face source with its fake twin (``augment.reconstruct.reconstruct_sources``,
-    as the recipe's ``reconstructions`` makes them). Returns the twins and each one's parent index in the pool."""
+    """Every pool image of the recipe's ``reconstructions`` sources (or ``--recon-sources``) with its fake twin
+    (``augment.reconstruct.reconstruct_sources``). Returns the twins and each one's parent index in the pool."""
     from aigi.augment.reconstruct import RECONSTRUCTION_VERSION, reconstruct_sources
     from aigi.paths import cache_dir
 
-    m, _ = pool(args)
+    m, cfg = pool(args)
     twins, parents = reconstruct_sources(
-        m, args.recon_sources, cache_dir() / "reconstructions" / f"v{RECONSTRUCTION_VERSION}"
+        m, args.recon_sources or cfg.reconstructions, cache_dir() / "reconstructions" / f"v{RECONSTRUCTION_VERSION}"
     )
     return twins, np.array(parents)
 
@@ -141,7 +138,7 @@ def main():
     ap.add_argument("--C", type=float, default=0.003, help="the head's inverse regularisation (the recipe's)")
     ap.add_argument("--max-iter", type=int, default=100)
     ap.add_argument("--recon", action="store_true", help="ablate: with reconstructed real faces as fakes")
-    ap.add_argument("--recon-sources", nargs="+", default=list(RECON_SOURCES), help="the real sources given twins")
+    ap.add_argument("--recon-sources", nargs="+", help="the real sources given twins (default: the recipe's)")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     parts = {"extract": extract_all, "extract-recon": extract_recon, "report": report, "ablate": ablate}
@@ -285,19 +282,6 @@ class Pool:
         return np.concatenate([np.concatenate([part(b, v) for b in backbones], 1) for v in views], 0).astype(np.float32)
 
 
-def fit_head(X, y, C: float, max_iter: int):
-    """Standardise, then the recipe's L2 logistic regression (``univfd.logistic_l2``): x -> logit."""
-    import torch
-
-    from aigi.detectors.univfd import logistic_l2
-
-    mu, sd = X.mean(0), X.std(0)
-    sd[sd == 0] = 1
-    theta = logistic_l2(torch.from_numpy((X - mu) / sd), torch.from_numpy(y.astype(np.float32)), C, max_iter=max_iter)
-    w, b = theta[:-1].numpy(), float(theta[-1])
-    return lambda x: ((x - mu) / sd) @ w + b
-
-
 def train_and_threshold(pool, backbones, train_idx, seed: int, C: float, max_iter: int, blocks=ALL_BLOCKS):
     """As ``aigi train`` does: a seeded validation split of ``train_idx`` (stratified by label and group), the
     head fitted on the rest (both views), Platt scaling on validation, the threshold by the per-source rule.
@@ -310,7 +294,9 @@ def train_and_threshold(pool, backbones, train_idx, seed: int, C: float, max_ite
     rest, val = stratified_split(strata, pool.cfg.val_fraction, seed)
     fit_idx, val_idx = train_idx[rest], train_idx[val]
     views = pool.cfg.train_views()
-    head = fit_head(pool.x(backbones, fit_idx, views, blocks), np.tile(pool.y[fit_idx], len(views)), C, max_iter)
+    from detection_quality import fit
+
+    head = fit(pool.x(backbones, fit_idx, views, blocks), np.tile(pool.y[fit_idx], len(views)), C, max_iter)
     zv = head(pool.x(backbones, val_idx, [0], blocks))
     cal = Calibration.fit(zv, pool.y[val_idx], pool.cfg.calibration, pool.cfg.unsure_band)
     thr = source_fpr_threshold(cal.apply_logit(zv), pool.y[val_idx], pool.gen[val_idx], pool.cfg.max_source_fpr)
@@ -391,7 +377,7 @@ def ablate(args):
     path = args.work / "ablations.json"
     res = json.loads(path.read_text()) if path.exists() else {}
     for name, (backbones, blocks, C) in (RECON_ABLATIONS if args.recon else ABLATIONS).items():
-        if args.recon and ("art" in name) != ("human-painting" in args.recon_sources):
+        if args.recon and ("art" in name) != ("human-painting" in (args.recon_sources or pool.cfg.reconstructions)):
             continue
         if name in res or (args.recipes and name not in args.recipes):
             continue

@@ -240,14 +240,15 @@ def reconstruct_sources(manifest, sources, out_dir: str | Path):
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    recs: list = []
+    shipped = shipped_reconstructors()
+    recs: list = []  # loaded only when a twin is missing
     samples, parents = [], []
     idx = [i for i, s in enumerate(manifest) if s.label == 0 and s.generator in set(sources)]
     for k, i in enumerate(idx):
-        r = k % len(shipped_reconstructors())
+        r = k % len(shipped)
         path = out / f"{Path(manifest.samples[i].path).stem}-r{r}.jpg"
         if not path.is_file():
-            recs = recs or [load_reconstructor(p) for p in shipped_reconstructors()]
+            recs = recs or [load_reconstructor(p) for p in shipped]
             tmp = path.with_suffix(".tmp.jpg")
             recs[r].reconstruct(load_image(manifest.samples[i].path).image).save(tmp, "JPEG", quality=90)
             tmp.replace(path)

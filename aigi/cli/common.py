@@ -247,6 +247,8 @@ def render_records(
     what it is, shown beside the verdict with what decided it."""
     if fmt == "json":
         return json.dumps(records, indent=2)
+    from rich.markup import escape
+
     table = Table(show_lines=False)
     table.add_column("image", overflow="fold")
     if what is not None:
@@ -279,16 +281,10 @@ def render_records(
         if truth is not None:
             t = truth.get(r["path"])
             row.append("" if v == "error" or t is None else ("yes" if v == t else "[bold]no[/]"))
-            from rich.markup import escape
-
             row.append(escape(decided_by(r)))
         if evidence:
-            from rich.markup import escape
-
             row.append(escape(describe_evidence(r.get("provenance") or [])))
         if notes:
-            from rich.markup import escape
-
             row.append(escape(r.get("note") or ""))
         if captions:
             m = (r.get("misalignment") or {}).get("global")

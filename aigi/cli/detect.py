@@ -215,9 +215,9 @@ def demo(
         f"threshold {records[0]['threshold']:.3f}. Sample written to {out}",
         highlight=False,
     )
-    import aigi
+    from aigi import WEIGHTS_DIR
 
-    card = Path(aigi.__file__).parent / "weights" / (detector or det.name) / "MODEL_CARD.md"
+    card = WEIGHTS_DIR / (detector or det.name) / "MODEL_CARD.md"
     gens = sorted({s.generator for s in manifest if s.label})
     out_console.print(
         DEMO_SAYS.format(
