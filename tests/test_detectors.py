@@ -121,3 +121,51 @@ def test_univfd_fit_head_uses_every_present_crop_as_a_row():
     feats[::4, :, 1] = np.nan  # some images have no second crop
     info = UnivFD(UnivFDConfig(feature_dim=4, cv_folds=3, crops=1)).fit_head(feats, labels)
     assert info["n_rows"] == n * 4 - 10 * 2 and info["cv_auroc"] > 0.95
+
+
+def test_balanced_weights_give_every_group_and_class_the_same_total():
+    from aigi.detectors.univfd import balanced_weights
+
+    # reals: source a x3, source b x1; fakes: generator g x2. Raw 1/(n_group * groups_in_class):
+    # a 1/6, b 1/2, g 1/2; mean (3/6 + 1/2 + 2/2) / 6 = 1/3, so rescaled a 0.5, b 1.5, g 1.5
+    w = balanced_weights(np.array([0, 0, 0, 0, 1, 1]), np.array(["a", "a", "a", "b", "g", "g"]))
+    np.testing.assert_allclose(w, [0.5, 0.5, 0.5, 1.5, 1.5, 1.5])
+
+
+def test_weighted_logistic_equals_repeating_rows():
+    from aigi.detectors.univfd import logistic_l2
+
+    rng = np.random.default_rng(3)
+    X = torch.from_numpy(rng.normal(size=(6, 3)).astype(np.float32))
+    y = torch.tensor([0.0, 1, 0, 1, 1, 0])
+    # weights with mean 1: row 0 counted twice, row 1 not at all == the data with row 0 repeated, row 1 dropped
+    w = torch.tensor([2.0, 0, 1, 1, 1, 1])
+    a = logistic_l2(X, y, 0.5, weight=w, max_iter=300)
+    keep = [0, 0, 2, 3, 4, 5]
+    b = logistic_l2(X[keep], y[keep], 0.5, max_iter=300)
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_univfd_patch_tokens_head_reads_only_the_mean_patch_halves():
+    # two blocks of feature_dim 4: [cls0 cls0 patch0 patch0 | cls1 cls1 patch1 patch1]
+    det = UnivFD(UnivFDConfig(feature_dim=4, blocks=(0, 1), tokens="patch"))
+    assert det.columns.tolist() == [2, 3, 6, 7] and det.head.in_features == 4
+    with torch.no_grad():
+        det.head.weight.copy_(torch.tensor([[1.0, 2.0, 3.0, 4.0]]))
+        det.head.bias.fill_(-1.0)
+    x = torch.tensor([[100.0, 100.0, 1.0, 1.0, -50.0, 7.0, 0.0, 1.0]])
+    assert det({"features": x})["logit"].item() == pytest.approx(1 + 2 + 0 + 4 - 1)  # class halves ignored
+    assert "columns" not in det.state_dict()
+    with pytest.raises(ValueError, match="tokens must be one of"):
+        UnivFD(UnivFDConfig(feature_dim=4, tokens="mean"))
+
+
+def test_univfd_group_balance_needs_the_groups():
+    rng = np.random.default_rng(2)
+    feats = rng.normal(size=(20, 1, 4)).astype(np.float32)
+    labels = np.array([0, 1] * 10)
+    det = UnivFD(UnivFDConfig(feature_dim=4, cv_folds=2, balance="group"))
+    with pytest.raises(ValueError, match="needs each image's generator"):
+        det.fit_head(feats, labels)
+    info = det.fit_head(feats, labels, np.array(["r1", "g1"] * 5 + ["r2", "g2"] * 5))
+    assert info["n_rows"] == 20

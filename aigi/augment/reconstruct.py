@@ -13,6 +13,7 @@ network's stride and cropped back), so a pair is pixel-aligned.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -226,12 +227,13 @@ def build_pixel_pairs(manifest, reconstructors: list, out_dir: str | Path, max_s
 
 
 RECONSTRUCTED = "autoencoder-reconstruction"  # the generator name of the fakes reconstruct_sources makes
-RECONSTRUCTION_VERSION = 1  # bump when what reconstruct_sources writes changes, so old files are never reused
+RECONSTRUCTION_VERSION = 2  # bump when what reconstruct_sources writes changes, so old files are never reused
 
 
 def reconstruct_sources(manifest, sources, out_dir: str | Path):
     """A fake twin for every real image of ``sources`` (generator names) in ``manifest``: the image through one
-    of the shipped autoencoders in turn, saved as 384 px-class shared sets are (JPEG q90, same size), generator
+    of the shipped autoencoders (chosen by the file's sha256, so a twin depends on neither the source list
+    nor where the data sits; the hash is in the twin's name, so two same-named files never share one), saved as 384 px-class shared sets are (JPEG q90, same size), generator
     :data:`RECONSTRUCTED`. Real faces then appear on both sides of the training data, so "a face" is no evidence
     either way (the shortcut a detector learns when its only fake faces come from one GAN). Files already in
     ``out_dir`` are reused. Returns (the twins' manifest, each twin's index in ``manifest``)."""
@@ -244,9 +246,10 @@ def reconstruct_sources(manifest, sources, out_dir: str | Path):
     recs: list = []  # loaded only when a twin is missing
     samples, parents = [], []
     idx = [i for i, s in enumerate(manifest) if s.label == 0 and s.generator in set(sources)]
-    for k, i in enumerate(idx):
-        r = k % len(shipped)
-        path = out / f"{Path(manifest.samples[i].path).stem}-r{r}.jpg"
+    for i in idx:
+        key = hashlib.sha256(Path(manifest.samples[i].path).read_bytes()).hexdigest()
+        r = int(key[:8], 16) % len(shipped)  # fixed per image, whatever the source list
+        path = out / f"{Path(manifest.samples[i].path).stem}-{key[:10]}-r{r}.jpg"
         if not path.is_file():
             recs = recs or [load_reconstructor(p) for p in shipped]
             tmp = path.with_suffix(".tmp.jpg")

@@ -56,14 +56,29 @@ class UnivFDConfig:
     launder: bool = False  # see every image (training and inference) through augment.launder_fixed first
     blocks: tuple[int, ...] = ()  # () = the final (normalised) output; else these blocks' outputs, concatenated
     crops: int = 0  # the crop plan: native-scale crops beside the resized view (0 = the resized view alone)
+    # which of each block's two tokens the head reads: "both", "patch" (the mean patch token alone: every part
+    # of the logit then comes from a patch) or "cls". The features stage keeps both, so one cache serves all.
+    tokens: str = "both"
+    # "group": each real source and each generator weighs the same in the head's loss, and both classes alike
+    # (needs the generator names, which ``fit`` has); "none": every row the same
+    balance: str = "none"
 
 
-def logistic_l2(X: torch.Tensor, y: torch.Tensor, C: float, init: torch.Tensor | None = None, max_iter: int = 500):
+def logistic_l2(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    C: float,
+    init: torch.Tensor | None = None,
+    max_iter: int = 500,
+    weight: torch.Tensor | None = None,
+):
     """L2-regularised logistic regression, the objective scikit-learn's ``LogisticRegression(C=C)`` minimises
-    (``C * sum(log-loss) + ||w||^2 / 2``, the intercept unpenalised), solved by full-batch L-BFGS in float32
-    torch: on thousands of rows of thousands of features it is far faster than scikit-learn's float64 copy.
-    Returns the parameters [d + 1] (weights, then the intercept)."""
+    (``C * sum(w_i * log-loss_i) + ||w||^2 / 2``, the intercept unpenalised; ``weight`` = sample weights,
+    rescaled to mean 1 so C keeps its meaning), solved by full-batch L-BFGS in float32 torch: on thousands of
+    rows of thousands of features it is far faster than scikit-learn's float64 copy. Returns the parameters
+    [d + 1] (weights, then the intercept)."""
     n, d = X.shape
+    sw = None if weight is None else (weight / weight.mean()).float()
     theta = (init.clone() if init is not None else torch.zeros(d + 1)).requires_grad_(True)
     opt = torch.optim.LBFGS(
         [theta],
@@ -79,7 +94,8 @@ def logistic_l2(X: torch.Tensor, y: torch.Tensor, C: float, init: torch.Tensor |
     def closure():
         opt.zero_grad()
         z = X @ theta[:d] + theta[d]
-        loss = F.binary_cross_entropy_with_logits(z, y, reduction="mean") + 0.5 * scale * theta[:d].square().sum()
+        loss = F.binary_cross_entropy_with_logits(z, y, weight=sw, reduction="mean")
+        loss = loss + 0.5 * scale * theta[:d].square().sum()
         loss.backward()
         return loss
 
@@ -87,7 +103,30 @@ def logistic_l2(X: torch.Tensor, y: torch.Tensor, C: float, init: torch.Tensor |
     return theta.detach()
 
 
-def fit_logistic_cv(X: np.ndarray, y: np.ndarray, groups: np.ndarray, Cs, n_folds: int, max_iter: int):
+def balanced_weights(labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Sample weights under which every group (a real source, a generator) of a class weighs the same in
+    total, and the two classes weigh the same: ``1 / (n_group * groups_in_class)``, rescaled to mean 1. So
+    700 StyleGAN2 faces count no more than 100 Urban100 photos."""
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    w = np.ones(len(labels))
+    for cls in np.unique(labels):
+        k = labels == cls
+        names = np.unique(groups[k])
+        for g in names:
+            m = k & (groups == g)
+            w[m] = 1.0 / (m.sum() * len(names))
+    return w / w.mean()
+
+
+def fit_logistic_cv(
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    Cs,
+    n_folds: int,
+    max_iter: int,
+    weight: np.ndarray | None = None,
+):
     """L2 logistic regression (:func:`logistic_l2`) with C chosen by grouped k-fold CV (AUROC; the
     augmented views and crops of one image never sit on both sides of a split), then refit on all rows.
     Within a fold, C is walked from small to large with warm starts. Returns (weights [d], intercept,
@@ -99,15 +138,17 @@ def fit_logistic_cv(X: np.ndarray, y: np.ndarray, groups: np.ndarray, Cs, n_fold
     Xt, yt = torch.from_numpy(np.ascontiguousarray(X, np.float32)), torch.from_numpy(np.asarray(y, np.float32))
     scores = np.full((n_folds, len(Cs)), np.nan)
     folds = GroupKFold(n_splits=n_folds).split(X, y, groups) if n_folds > 1 and len(set(groups)) >= n_folds else []
+    wt = None if weight is None else torch.from_numpy(np.asarray(weight, np.float32))
     for k, (tr, va) in enumerate(folds):
         theta = None
         for j, c in enumerate(Cs):
-            theta = logistic_l2(Xt[tr], yt[tr], c, theta, max_iter)
+            theta = logistic_l2(Xt[tr], yt[tr], c, theta, max_iter, None if wt is None else wt[tr])
             if len(set(y[va])) == 2:
-                scores[k, j] = roc_auc_score(y[va], (Xt[va] @ theta[:-1] + theta[-1]).numpy())
+                z = (Xt[va] @ theta[:-1] + theta[-1]).numpy()
+                scores[k, j] = roc_auc_score(y[va], z, sample_weight=None if weight is None else weight[va])
     mean = np.nanmean(scores, axis=0) if np.isfinite(scores).any() else np.zeros(len(Cs))
     j = int(np.argmax(mean))
-    theta = logistic_l2(Xt, yt, Cs[j], None, max_iter)
+    theta = logistic_l2(Xt, yt, Cs[j], None, max_iter, wt)
     return theta[:-1].numpy(), float(theta[-1]), Cs[j], float(mean[j])
 
 
@@ -136,6 +177,17 @@ class _PixelsToLogit(torch.nn.Module):
         return {"logit": out["logit"], "views": out["views"]}
 
 
+TOKENS = ("both", "patch", "cls")
+
+
+def token_columns(feature_dim: int, n_blocks: int, tokens: str) -> torch.Tensor:
+    """The descriptor's columns the head reads: each block's part is [class token | mean patch token], half of
+    ``feature_dim`` each; ``tokens`` keeps both, the patch half or the class half of every block."""
+    half = feature_dim // 2
+    keep = {"both": (0, feature_dim), "patch": (half, feature_dim), "cls": (0, half)}[tokens]
+    return torch.cat([torch.arange(b * feature_dim + keep[0], b * feature_dim + keep[1]) for b in range(n_blocks)])
+
+
 @register("univfd")
 class UnivFD(Detector):
     Config = UnivFDConfig
@@ -146,7 +198,14 @@ class UnivFD(Detector):
 
     def __init__(self, config: UnivFDConfig):
         super().__init__(config)
-        d = config.feature_dim * max(1, len(config.blocks))
+        if config.tokens not in TOKENS:
+            raise ValueError(f"univfd: tokens must be one of {', '.join(TOKENS)}, not {config.tokens!r}")
+        if config.balance not in ("none", "group"):
+            raise ValueError(f"univfd: balance must be 'none' or 'group', not {config.balance!r}")
+        self.descriptor_dim = config.feature_dim * max(1, len(config.blocks))
+        cols = token_columns(config.feature_dim, max(1, len(config.blocks)), config.tokens)
+        self.register_buffer("columns", cols, persistent=False)  # follows the settings, not saved
+        d = len(self.columns)
         self.register_buffer("feature_mean", torch.zeros(d))
         self.register_buffer("feature_scale", torch.ones(d))
         self.head = torch.nn.Linear(d, 1)
@@ -175,7 +234,7 @@ class UnivFD(Detector):
         b, p = pixels.shape[:2]
         flat = pixels.reshape(b * p, *pixels.shape[2:])
         present = ~np.isnan(flat[:, 0, 0, 0])
-        out = np.full((b * p, self.head.in_features), np.nan, np.float16)
+        out = np.full((b * p, self.descriptor_dim), np.nan, np.float16)
         if present.any():
             f = self.backbone.encode_images(flat[present], blocks=bool(self.config.blocks))
             desc = (
@@ -201,7 +260,7 @@ class UnivFD(Detector):
         """Descriptors [..., F] (NaN rows: absent crops) -> the head's logit per crop [...] (NaN where absent)."""
         x = features.float()
         absent = torch.isnan(x[..., 0])
-        x = (torch.nan_to_num(x) - self.feature_mean) / self.feature_scale
+        x = (torch.nan_to_num(x[..., self.columns]) - self.feature_mean) / self.feature_scale
         return self.head(x).squeeze(-1).masked_fill(absent, float("nan"))
 
     def forward(self, batch):
@@ -238,25 +297,33 @@ class UnivFD(Detector):
         ok = np.array([e is None for e in errors])
         if not ok.any():
             raise ValueError(f"univfd: none of the {len(errors)} training images could be read (first: {errors[0]})")
-        info = self.fit_head(feats["features"][ok], np.asarray(manifest.labels)[ok])
+        gens = np.asarray([s.generator for s in manifest])[ok] if self.config.balance == "group" else None
+        info = self.fit_head(feats["features"][ok], np.asarray(manifest.labels)[ok], gens)
         return {**info, "skipped_files": [e for e in errors if e]}
 
-    def fit_head(self, feats: np.ndarray, labels: np.ndarray) -> dict:
+    def fit_head(self, feats: np.ndarray, labels: np.ndarray, generators: np.ndarray | None = None) -> dict:
         """Fit the standardisation and the logistic head on descriptors [n, V, P, F] of n images (V views
-        each, P planned crops per view; NaN rows = absent crops), every present crop a row."""
+        each, P planned crops per view; NaN rows = absent crops), every present crop a row; the head reads the
+        ``tokens`` columns. ``generators`` (each image's generator or real source) weighs the rows when
+        ``balance`` is "group" (:func:`balanced_weights`)."""
         from sklearn.preprocessing import StandardScaler
 
+        if self.config.balance == "group" and generators is None:
+            raise ValueError("univfd: balance 'group' needs each image's generator or source")
         n, v = feats.shape[:2]
         d = feats.shape[-1]
         flat = feats.reshape(n, -1, d)
         present = ~np.isnan(flat[..., 0])
-        X = flat[present].astype(np.float32)
+        X = flat[present][:, self.columns.numpy()].astype(np.float32)
         y = np.repeat(labels, present.sum(1))
         groups = np.repeat(np.arange(n), present.sum(1))
+        weight = None
+        if self.config.balance == "group":
+            weight = balanced_weights(labels, np.asarray(generators))[groups]
         scaler = StandardScaler().fit(X)
         Xs = scaler.transform(X)
         w, b, best_c, cv_auroc = fit_logistic_cv(
-            Xs, y, groups, self.config.Cs, self.config.cv_folds, self.config.max_iter
+            Xs, y, groups, self.config.Cs, self.config.cv_folds, self.config.max_iter, weight
         )
         with torch.no_grad():
             self.feature_mean.copy_(torch.from_numpy(scaler.mean_.astype(np.float32)))
