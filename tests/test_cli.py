@@ -416,6 +416,8 @@ def test_shipped_gamma_writes_heatmaps_and_pixel_and_aligngemini_score_out_of_th
     r = run_cli("detect", "--detector", "pixel", *imgs, "--format", "json")  # the pixel baseline ships too
     assert r.returncode == 0, r.stderr
     assert [x["detector"] for x in json.loads(r.stdout)] == ["pixel", "pixel"]
+    r = run_cli("detect", "--detector", "pixel", *imgs, "--explain", tmp_path / "none")  # it draws no map
+    assert r.returncode == 2 and "has neither" in r.stderr and not (tmp_path / "none").exists()
     r = run_cli("detect", "--detector", "aligngemini", *imgs, "--format", "json")  # and AlignGemini
     assert r.returncode == 0, r.stderr
     recs = json.loads(r.stdout)
@@ -423,3 +425,17 @@ def test_shipped_gamma_writes_heatmaps_and_pixel_and_aligngemini_score_out_of_th
     assert all(
         set(x["branch_scores"]) == {"semantic", "pixel"} and x["verdict"] in ("real", "fake", "unsure") for x in recs
     )
+
+
+@pytest.mark.slow
+def test_the_default_draws_its_evidence_map(sample_dir, tmp_path):
+    """The default's map: the image under a legend that gives the patches' sum, the global term and the logit,
+    which must add up (the decomposition itself is checked in test_detectors)."""
+    img = sample_dir / "real" / "coffee.png"
+    r = run_cli("detect", img, "--explain", tmp_path / "hm", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(r.stdout)[0]
+    heat = Image.open(rec["heatmap"])
+    w, h = Image.open(img).size
+    assert heat.format == "PNG" and heat.width == w and heat.height > h  # the legend strip under the image
+    assert "1 heatmap written" in r.stderr

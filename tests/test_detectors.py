@@ -169,3 +169,42 @@ def test_univfd_group_balance_needs_the_groups():
         det.fit_head(feats, labels)
     info = det.fit_head(feats, labels, np.array(["r1", "g1"] * 5 + ["r2", "g2"] * 5))
     assert info["n_rows"] == 20
+
+
+@pytest.mark.parametrize("tokens", ["patch", "both"])
+def test_univfd_evidence_map_splits_the_logit_exactly_over_patches(tmp_path, tokens):
+    from PIL import Image
+
+    from aigi.backbones.tiny import build_tiny_clip
+
+    clip = build_tiny_clip(tmp_path / "clip", image_size=32)
+    det = UnivFD(UnivFDConfig(backbone=str(clip), feature_dim=2 * det_width(clip), blocks=(0, 1), tokens=tokens))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        det.head.weight.normal_()
+        det.head.bias.fill_(0.3)
+        det.feature_mean.normal_()
+        det.feature_scale.uniform_(0.5, 2.0)
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 48, 3), dtype=np.uint8))
+    ev = det.evidence(img)
+    grid = ev["contributions"]
+    side = int(round(np.sqrt(grid.size)))
+    assert grid.shape == (side, side) and side > 1
+    # the patches plus the global term are the logit, and that is the head's logit on the float32 descriptor
+    assert float(grid.sum()) + ev["global"] == pytest.approx(ev["logit"], abs=1e-4)
+    pixels = det.inputs(img)["pixels"][:1]
+    desc = det.backbone.encode_images(pixels, blocks=True).blocks[:, [0, 1]].reshape(1, -1)
+    head = det({"features": torch.from_numpy(desc.astype(np.float32))})["logit"].item()
+    assert ev["logit"] == pytest.approx(head, abs=1e-3)
+    # and within float16 rounding of what the detector scores (uncalibrated: p_fake is the logit's sigmoid)
+    p = det.predict([img])[0]["p_fake"]
+    assert ev["logit"] == pytest.approx(float(np.log(p / (1 - p))), abs=5e-2)
+    if tokens == "patch":  # a patch-only head: the global term is the intercept and the standardisation alone
+        w = det.head.weight[0].detach() / det.feature_scale
+        assert ev["global"] == pytest.approx(0.3 - float((w * det.feature_mean).sum()), abs=1e-4)
+
+
+def det_width(clip_dir) -> int:
+    import json as _json
+
+    return int(_json.loads((clip_dir / "config.json").read_text())["vision_config"]["hidden_size"])

@@ -338,9 +338,6 @@ def test_cli_trains_explains_with_a_heatmap_and_previews(sample_dir, tmp_path):
     assert np.asarray(rec["mask"]).shape == (16, 16) and rec["verdict"] in ("real", "fake")
     heat = Image.open(rec["heatmap"])
     assert heat.size == Image.open(img).size and heat.format == "PNG"
-    # a detector without a mask head says so
-    r = run_cli("detect", "--detector", "univfd", img, "--explain", tmp_path / "h2")
-    assert r.returncode == 2 and "mask head" in r.stderr
     r = run_cli("augment", "--preview", tmp_path / "grid.png", "--data", sample_dir / "manifest.csv", "--n", "4")
     assert r.returncode == 0, r.stderr
     grid = Image.open(tmp_path / "grid.png")

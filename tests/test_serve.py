@@ -435,6 +435,33 @@ def test_heatmap_overlay_for_a_detector_with_a_mask_head(sample_dir):
     assert img.format == "PNG" and max(img.size) == 512 and img.size[0] == img.size[1]  # astronaut is square
 
 
+def test_the_default_sends_its_evidence_map_and_a_detector_without_one_refuses(server, images, tmp_path):
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from aigi.backbones.tiny import build_tiny_clip
+    from aigi.detectors.univfd import UnivFD, UnivFDConfig
+    from aigi.serve.app import create_app
+
+    name, data = next(iter(images.items()))
+    files = [("files", (name, data, "image/png"))]
+    info = httpx.get(server.url + "/v1/detectors", timeout=60).json()["serving"]
+    assert info["has_map"] is True and info["has_mask"] is False
+    plain = httpx.post(server.url + "/v1/detect", files=files, timeout=60).json()["results"][0]
+    r = httpx.post(server.url + "/v1/detect?heatmap=true", files=files, timeout=60).json()["results"][0]
+    assert "heatmap_png" not in plain and r["p_fake"] == pytest.approx(plain["p_fake"])
+    png = Image.open(io.BytesIO(base64.b64decode(r["heatmap_png"].split(",", 1)[1])))
+    src = Image.open(io.BytesIO(data))
+    assert png.format == "PNG" and png.height / png.width > src.height / src.width  # the legend strip under it
+    # native-scale crops average several views: no exact map, so no heatmap
+    clip = build_tiny_clip(tmp_path / "clip", image_size=32)
+    det = UnivFD(UnivFDConfig(backbone=str(clip), feature_dim=64, crops=1)).eval()
+    with TestClient(create_app(det)) as client:
+        bad = client.post("/v1/detect?heatmap=true", files=files)
+    assert bad.status_code == 400 and "has neither" in bad.json()["error"]["message"]
+
+
 def test_operating_point_per_request(server, images):
     from aigi import load_detector
     from aigi.records import decide
@@ -453,7 +480,6 @@ def test_operating_point_per_request(server, images):
     # options the service does not take, and values out of range: one 400 line naming the option
     for query, words in (
         ("unsure_band=0", "unknown query option 'unsure_band'; /v1/detect takes fpr, heatmap, threshold"),
-        ("heatmap=true", "heatmap=true needs a detector with a mask head"),
         ("threshold=2", "invalid query: threshold=2: input should be less than or equal to 1"),
         ("threshold=abc", "invalid query: threshold=abc: input should be a valid number"),
     ):

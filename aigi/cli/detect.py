@@ -65,7 +65,8 @@ def detect(
     explain: Optional[Path] = typer.Option(
         None,
         "--explain",
-        help="Write a heatmap overlay per image into this folder (detectors with a mask head, e.g. gamma).",
+        help="Write a heatmap overlay per image into this folder: the default's evidence map (what each patch adds "
+        "toward AI-generated or real) or a mask head's region (gamma).",
     ),
     no_provenance: bool = typer.Option(
         False,
@@ -100,8 +101,8 @@ def detect(
                 f"`aigi export --detector {detector or 'univfd'} --out DIR` and pass --detector DIR"
             )
         det.use_onnx(graph)
-    if explain is not None and not det.has_mask:
-        fail(f"--explain needs a detector with a mask head (gamma); {det.name} gives no mask")
+    if explain is not None and not (det.has_mask or det.has_evidence_map):
+        fail(f"--explain needs a detector with a mask head or an evidence map (univfd, gamma); {det.name} has neither")
     thr = check_operating_point(det, threshold, fpr, unsure_band)  # before any output is written
     writer = RecordWriter(fmt, open_output(output))
     n_heatmaps = 0
@@ -121,7 +122,7 @@ def detect(
     finally:
         writer.close()
     if explain is not None:
-        log(f"{n_heatmaps} heatmaps written to {explain}")
+        log(f"{plural(n_heatmaps, 'heatmap')} written to {explain}")
     errors = [r for r in records if r["verdict"] == "error"]
     for r in errors:
         error_line(f"{r['path']}: {r['error']}")

@@ -132,6 +132,24 @@ class Detector(torch.nn.Module):
             _ = self.backbone  # (an exported graph carries its own backbone)
         return self
 
+    @property
+    def preprocessing(self):
+        """How the backbone sees an image (resize, centre crop, normalise): what a heatmap is drawn over."""
+        from aigi.backbones import preprocess_for
+
+        return preprocess_for(self.config.backbone, lambda: self.backbone)
+
+    @property
+    def has_evidence_map(self) -> bool:
+        """Whether :meth:`evidence` splits this detector's logit over the image's patches (heatmaps without a
+        mask head: ``--explain``, ``?heatmap=true``)."""
+        return False
+
+    def evidence(self, image) -> dict[str, Any]:
+        """A prepared image -> {"contributions": [gh, gw] per-patch parts of the logit, "global": the part that
+        is not spatial, "logit": their sum}; only where :attr:`has_evidence_map`."""
+        raise NotImplementedError(f"{self.name} has no evidence map")
+
     def prepare(self, img):
         """What every decoded image goes through first: parity re-encoding, when the detector was
         trained with it (see ``transforms.parity_image``)."""

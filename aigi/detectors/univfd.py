@@ -274,6 +274,42 @@ class UnivFD(Detector):
             out["loss"] = F.binary_cross_entropy_with_logits(logit, batch["label"].float())
         return out
 
+    @property
+    def has_evidence_map(self) -> bool:
+        """The map is exact for one view of the image as it reaches the head (no crop plan, no laundering)."""
+        return self.config.crops == 0 and not self.config.launder
+
+    def evidence(self, image) -> dict:
+        """The head is linear over standardised block descriptors, and a block's mean patch token is the mean of
+        its N patch tokens, so the logit splits exactly: patch p contributes ``(1/N) sum_k (w_k / s_k) h_k[p]``
+        over the head's mean-patch columns k (``h_k[p]``: that block's token of patch p), and the rest — the
+        intercept, ``-sum_k w_k m_k / s_k`` over every column, and the class-token columns when the head reads
+        them (``tokens`` "both" or "cls") — is one global, not spatial, term. Computed in float32 from one
+        backbone pass with the blocks' token sequences; the scored logit reads float16 descriptors, so the two
+        agree to about 1e-2. Returns {"contributions": [gh, gw], "global": float, "logit": float}."""
+        if not self.has_evidence_map:
+            raise NotImplementedError("univfd: the evidence map needs crops: 0 and no laundering")
+        pixels = self.inputs(image)["pixels"][:1]
+        blocks = tuple(self.config.blocks)
+        f = self.backbone.encode_images(pixels, tokens=not blocks, block_tokens=blocks)
+        seq = f.block_tokens if blocks else f.tokens  # [1, 1+N, k*D]
+        half = self.config.feature_dim // 2
+        full_w = torch.zeros(self.descriptor_dim)
+        full_w[self.columns] = self.head.weight[0].detach().float() / self.feature_scale
+        glob = float(self.head.bias.detach()) - float((full_w[self.columns] * self.feature_mean).sum())
+        contrib = np.zeros(seq.shape[1] - 1)
+        for i in range(max(1, len(blocks))):
+            w_cls = full_w[i * 2 * half : i * 2 * half + half].numpy()
+            w_patch = full_w[i * 2 * half + half : (i + 1) * 2 * half].numpy()
+            tok = seq[0, :, i * half : (i + 1) * half].astype(np.float64)
+            # the descriptor's class half is the pooled output when no blocks are read
+            cls = f.cls[0] if not blocks else tok[0]
+            glob += float(cls @ w_cls)
+            contrib += tok[1:] @ w_patch / (seq.shape[1] - 1)
+        side = int(round(np.sqrt(len(contrib))))
+        grid = contrib.reshape(side, side) if side * side == len(contrib) else contrib[None]
+        return {"contributions": grid.astype(np.float32), "global": glob, "logit": glob + float(contrib.sum())}
+
     def export_module(self) -> torch.nn.Module:
         """Pixels -> {"logit"}: the backbone through transformers/torch, then the head (aigi.export)."""
         from aigi.backbones import load_backbone

@@ -28,7 +28,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 
-import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -36,6 +35,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from aigi.explain import overlay_for
 from aigi.io import DEFAULT_LIMITS, DecodeLimits, ImageDecodeError, decode_bytes
 from aigi.records import make_record, with_operating_point
 from aigi.serve.batching import MicroBatcher, QueueFull
@@ -125,6 +125,7 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
     decode_pool = ThreadPoolExecutor(max_workers=s.decode_threads, thread_name_prefix="aigi-decode")
 
     server_threshold = detector.calibration.threshold_for(s.threshold, s.fpr)  # bad settings fail at start
+    has_map = detector.has_mask or detector.has_evidence_map
     short_side = detector.decode_short_side()  # large JPEGs decoded at reduced scale when the model allows
 
     def score(items: list) -> list[dict]:
@@ -133,8 +134,10 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
         band = detector.calibration.unsure_band
         recs = [r if t == server_threshold else with_operating_point(r, t, band) for r, t in zip(recs, thresholds)]
         for rec, img, w in zip(recs, images, want):
-            if w and rec.get("mask") is not None and detector.has_mask:
-                rec["heatmap_png"] = _heatmap_data_url(img.image, rec["mask"], detector, s.heatmap_max_side)
+            if w:
+                over = overlay_for(rec, img.image, detector)
+                if over is not None:
+                    rec["heatmap_png"] = _png_data_url(over, s.heatmap_max_side)
         return recs
 
     def on_batch(n: int, seconds: float) -> None:
@@ -251,7 +254,8 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
                 "threshold": cal.threshold,
                 "calibration": cal.method,
                 "unsure_band": cal.unsure_band,
-                "has_mask": detector.has_mask,  # ?heatmap=true is accepted only then
+                "has_mask": detector.has_mask,
+                "has_map": has_map,  # ?heatmap=true is accepted only then (a mask head or an evidence map)
             },
             "registered": sorted(REGISTRY),
             "shipped": shipped_detectors(),
@@ -310,9 +314,10 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
                 f"unknown query option {', '.join(map(repr, unknown))}; /v1/detect takes "
                 + ", ".join(sorted(DETECT_OPTIONS)),
             )
-        if heatmap and not detector.has_mask:
+        if heatmap and not has_map:
             raise APIError(
-                "bad_request", f"heatmap=true needs a detector with a mask head (gamma); {detector.name} gives no mask"
+                "bad_request",
+                f"heatmap=true needs a detector with a mask head or an evidence map; {detector.name} has neither",
             )
         try:
             custom = threshold is not None or fpr is not None
@@ -418,13 +423,10 @@ def _version() -> str:
     return __version__
 
 
-def _heatmap_data_url(img, mask, detector, max_side: int) -> str:
-    from aigi.explain import heatmap_overlay
-
-    over = heatmap_overlay(detector.prepare(img), np.asarray(mask, np.float32), detector.preprocessing)
-    over.thumbnail((max_side, max_side))
+def _png_data_url(img, max_side: int) -> str:
+    img.thumbnail((max_side, max_side))
     buf = io.BytesIO()
-    over.save(buf, "PNG")
+    img.save(buf, "PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 

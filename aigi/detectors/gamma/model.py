@@ -236,12 +236,6 @@ class Gamma(Detector):
             out["loss"] = loss
         return out
 
-    @property
-    def preprocessing(self):
-        from aigi.backbones import preprocess_for
-
-        return preprocess_for(self.config.backbone, lambda: self.backbone)
-
     def inputs(self, image):
         return {"pixels": self.preprocessing(image)}
 

@@ -16,7 +16,7 @@ function unsureInterval(t, band) {
   return band > 0 ? [t - Math.min(band, t / 2), t + Math.min(band, (1 - t) / 2)] : [t, t];
 }
 let band = 0;
-let heatmaps = false;  // ask for heatmaps only when the served detector has a mask head
+let heatmaps = false;  // ask for heatmaps only when the served detector draws one (an evidence map or a mask head)
 
 function preview(file, rec) {
   // the server's heatmap when it sent one; else the file itself, or a placeholder where this browser
@@ -93,7 +93,7 @@ drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove
 fetch("/v1/detectors").then((r) => r.json()).then((d) => {
   const s = d.serving;
   band = s.unsure_band;
-  heatmaps = Boolean(s.has_mask);
+  heatmaps = Boolean(s.has_map);
   const [lo, hi] = unsureInterval(s.threshold, band);
   $("serving").textContent = "detector " + s.version + ", " + s.calibration + " calibration: fake at p ≥ " +
     s.threshold.toFixed(3) + (hi > lo ? ", unsure for " + lo.toFixed(3) + " < p < " + hi.toFixed(3) : "");
