@@ -468,9 +468,9 @@ class Pool:
         return np.nanmean(z, 1)
 
 
-def fit(X, y, C, max_iter: int = 60):
-    """Standardise, then :func:`aigi.detectors.univfd.logistic_l2`; returns x [n, d] (numpy or torch) -> logit
-    (NaN kept). Shared with ``source_holdout.py``."""
+def fit(X, y, C, max_iter: int = 60, weight=None):
+    """Standardise, then :func:`aigi.detectors.univfd.logistic_l2` (``weight``: per-row sample weights); returns
+    x [n, d] (numpy or torch) -> logit (NaN kept). Shared with ``source_holdout.py``."""
     import torch
 
     from aigi.detectors.univfd import logistic_l2
@@ -478,7 +478,8 @@ def fit(X, y, C, max_iter: int = 60):
     mu, sd = X.mean(0), X.std(0)
     sd[sd == 0] = 1
     Xt = torch.from_numpy((X - mu) / sd)
-    theta = logistic_l2(Xt, torch.from_numpy(y.astype(np.float32)), C, max_iter=max_iter)
+    w_t = None if weight is None else torch.from_numpy(np.asarray(weight, np.float32))
+    theta = logistic_l2(Xt, torch.from_numpy(y.astype(np.float32)), C, max_iter=max_iter, weight=w_t)
     w, b = theta[:-1], float(theta[-1])
     mu_t, sd_t = torch.from_numpy(mu), torch.from_numpy(sd)
     return lambda x: (((torch.as_tensor(x) - mu_t) / sd_t) @ w + b).numpy()

@@ -25,6 +25,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -135,9 +136,7 @@ def main():
     ap.add_argument("--backbones", nargs="+", default=["clip-b16", "dinov2-s14"])
     ap.add_argument("--recipes", nargs="*", help="report: only these recipes (names as in RECIPES)")
     ap.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
-    ap.add_argument("--C", type=float, default=0.003, help="the head's inverse regularisation (the recipe's)")
     ap.add_argument("--max-iter", type=int, default=100)
-    ap.add_argument("--recon", action="store_true", help="ablate: with reconstructed real faces as fakes")
     ap.add_argument("--recon-sources", nargs="+", help="the real sources given twins (default: the recipe's)")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -211,16 +210,29 @@ def shipped(args):
 
 # --- heads from the cache ------------------------------------------------------------------------------
 NEW_SETS = ("aigi-modern", "aigi-human")
-# name -> (backbones whose block descriptors are concatenated, whether the new data sets are in training, the blocks
-# read, whether the recipe's fake twins of real faces and art are in training)
 EARLY = tuple(range(8))
+
+
+class Recipe(NamedTuple):
+    backbones: tuple[str, ...]  # whose block descriptors are concatenated
+    new_data: bool  # whether aigi-human and aigi-modern are in training
+    blocks: tuple[int, ...] = ALL_BLOCKS  # the blocks read
+    twins: bool = False  # whether the recipe's fake twins of real faces and art are in training
+    tokens: str = "both"  # each block's class and mean patch token, or one of them (UnivFDConfig.tokens)
+    balance: bool = False  # every real source and generator weighs the same (UnivFDConfig.balance "group")
+    C: float = 3e-3
+
+
 RECIPES = {
-    "DINOv2-S, dev+wild": (("dinov2-s14",), False, ALL_BLOCKS, False),
-    "clip-b16, dev+wild": (("clip-b16",), False, ALL_BLOCKS, False),
-    "DINOv2-S, + human + modern": (("dinov2-s14",), True, ALL_BLOCKS, False),
-    "clip-b16, + human + modern": (("clip-b16",), True, ALL_BLOCKS, False),
-    "fused, + human + modern": (("clip-b16", "dinov2-s14"), True, ALL_BLOCKS, False),
-    "shipped: clip-b16 blocks 0-7, + human + modern + twins": (("clip-b16",), True, EARLY, True),
+    "DINOv2-S, dev+wild": Recipe(("dinov2-s14",), False),
+    "clip-b16, dev+wild": Recipe(("clip-b16",), False),
+    "DINOv2-S, + human + modern": Recipe(("dinov2-s14",), True),
+    "clip-b16, + human + modern": Recipe(("clip-b16",), True),
+    "fused, + human + modern": Recipe(("clip-b16", "dinov2-s14"), True),
+    "previous default: clip-b16 blocks 0-7, + twins": Recipe(("clip-b16",), True, EARLY, True),
+    "shipped: clip-b16 blocks 0-7 patch tokens, balanced, + twins": Recipe(
+        ("clip-b16",), True, EARLY, True, "patch", True, 1e-3
+    ),
 }
 SEEDS = (0, 1, 2)
 
@@ -268,58 +280,64 @@ class Pool:
         kids = np.flatnonzero((self.parent >= 0) & np.isin(self.parent, train_idx) & self.ok)
         return np.concatenate([train_idx, kids])
 
-    def x(self, backbones, idx, views, blocks=ALL_BLOCKS):
+    def x(self, backbones, idx, views, blocks=ALL_BLOCKS, tokens="both"):
         """[len(idx) * len(views), d] float32: the descriptors of ``idx`` for each view, side by side by backbone
-        (``blocks``: only those blocks' class and mean patch tokens)."""
+        (``blocks``: only those blocks'; ``tokens``: their class and mean patch tokens, or one of the two, as
+        ``UnivFDConfig.tokens`` reads them)."""
+        from aigi.detectors.univfd import token_columns
 
         def part(b, v):
             f = self.f[b][idx, v]
-            if tuple(blocks) == ALL_BLOCKS:
+            if tuple(blocks) == ALL_BLOCKS and tokens == "both":
                 return f
             w = BACKBONES[b]
-            return f[:, np.concatenate([np.arange(k * w, (k + 1) * w) for k in blocks])]
+            return f[:, np.concatenate([k * w + token_columns(w, 1, tokens).numpy() for k in blocks])]
 
         return np.concatenate([np.concatenate([part(b, v) for b in backbones], 1) for v in views], 0).astype(np.float32)
 
 
-def train_and_threshold(pool, backbones, train_idx, seed: int, C: float, max_iter: int, blocks=ALL_BLOCKS):
-    """As ``aigi train`` does: a seeded validation split of ``train_idx`` (stratified by label and group), the
-    head fitted on the rest (both views), Platt scaling on validation, the threshold by the per-source rule.
-    Returns (score: idx -> calibrated p of the plain view, threshold)."""
+def train_and_threshold(pool, r: Recipe, train_idx, seed: int, max_iter: int):
+    """As ``aigi train`` does: a seeded validation split of ``train_idx`` (stratified by label and group; the
+    recipe's ``val_fraction``), the head fitted on the rest (both views; rows weighted by
+    ``univfd.balanced_weights`` when the recipe balances), Platt scaling on validation, the threshold by the
+    per-source rule. Returns (score: idx -> calibrated p of the plain view, threshold)."""
+    from detection_quality import fit
+
     from aigi.calibration import Calibration
     from aigi.data.splits import stratified_split
+    from aigi.detectors.univfd import balanced_weights
     from aigi.workflows.train import source_fpr_threshold
 
     strata = [f"{pool.y[i]}/{pool.gen[i]}" for i in train_idx]
     rest, val = stratified_split(strata, pool.cfg.val_fraction, seed)
     fit_idx, val_idx = train_idx[rest], train_idx[val]
     views = pool.cfg.train_views()
-    from detection_quality import fit
-
-    head = fit(pool.x(backbones, fit_idx, views, blocks), np.tile(pool.y[fit_idx], len(views)), C, max_iter)
-    zv = head(pool.x(backbones, val_idx, [0], blocks))
+    weight = np.tile(balanced_weights(pool.y[fit_idx], pool.gen[fit_idx]), len(views)) if r.balance else None
+    X = pool.x(r.backbones, fit_idx, views, r.blocks, r.tokens)
+    head = fit(X, np.tile(pool.y[fit_idx], len(views)), r.C, max_iter, weight)
+    zv = head(pool.x(r.backbones, val_idx, [0], r.blocks, r.tokens))
     cal = Calibration.fit(zv, pool.y[val_idx], pool.cfg.calibration, pool.cfg.unsure_band)
     thr = source_fpr_threshold(cal.apply_logit(zv), pool.y[val_idx], pool.gen[val_idx], pool.cfg.max_source_fpr)
-    return (lambda idx: cal.apply_logit(head(pool.x(backbones, idx, [0], blocks)))), thr
+    return (lambda idx: cal.apply_logit(head(pool.x(r.backbones, idx, [0], r.blocks, r.tokens)))), thr
 
 
-def lofo(pool, backbones, new_data: bool, seed: int, C, max_iter, blocks=ALL_BLOCKS, twins=True):
+def lofo(pool, r: Recipe, seed: int, max_iter: int):
     """Leave-family-out: per held-out family, AUROC against the held-out 20 % of reals and the share of its
     fakes flagged at the rule's threshold."""
     from aigi.data.manifest import Manifest
     from aigi.data.splits import FAMILIES, leave_family_out
     from aigi.evaluation.metrics import auroc
 
-    keep = np.flatnonzero(pool.ok & (new_data | ~pool.new) & (pool.parent < 0))
+    keep = np.flatnonzero(pool.ok & (r.new_data | ~pool.new) & (pool.parent < 0))
     base = Manifest([pool.m.samples[i] for i in keep], "pool")
     out = {}
     for fold in leave_family_out(base, seed, families=FAMILIES):
-        train, test = pool.with_twins(keep[fold.train], twins), keep[fold.test]
-        if not new_data:  # the family's fakes of the new sets are tested too
+        train, test = pool.with_twins(keep[fold.train], r.twins), keep[fold.test]
+        if not r.new_data:  # the family's fakes of the new sets are tested too
             fam = FAMILIES[fold.name]
             extra = np.flatnonzero(pool.ok & pool.new & (pool.y == 1) & np.isin(pool.gen, fam))
             test = np.concatenate([test, extra])
-        score, thr = train_and_threshold(pool, backbones, train, seed, C, max_iter, blocks)
+        score, thr = train_and_threshold(pool, r, train, seed, max_iter)
         p = score(test)
         yt = pool.y[test]
         out[fold.name] = {
@@ -337,14 +355,14 @@ def lofo(pool, backbones, new_data: bool, seed: int, C, max_iter, blocks=ALL_BLO
     return out
 
 
-def loso(pool, backbones, new_data: bool, seed: int, C, max_iter, blocks=ALL_BLOCKS, sources=None, twins=True):
+def loso(pool, r: Recipe, seed: int, max_iter: int, sources=None):
     """Leave-source-out: per real source (``sources``, default all), train without it at all; its false-positive
     rate at the rule's threshold (all its images, plain view)."""
     out = {}
     for src in sources or sorted(set(pool.gen[(pool.y == 0) & (pool.parent < 0)].tolist())):
         held = pool.ok & (pool.gen == src)
-        train = pool.with_twins(np.flatnonzero(pool.ok & ~held & (new_data | ~pool.new) & (pool.parent < 0)), twins)
-        score, thr = train_and_threshold(pool, backbones, train, seed, C, max_iter, blocks)
+        rest = np.flatnonzero(pool.ok & ~held & (r.new_data | ~pool.new) & (pool.parent < 0))
+        score, thr = train_and_threshold(pool, r, pool.with_twins(rest, r.twins), seed, max_iter)
         p = score(np.flatnonzero(held))
         out[src] = {"fpr": float((p >= thr).mean()), "n": int(held.sum()), "threshold": thr,
                     "mean_p": float(p.mean())}  # fmt: skip
@@ -353,45 +371,44 @@ def loso(pool, backbones, new_data: bool, seed: int, C, max_iter, blocks=ALL_BLO
 
 
 HARD_SOURCES = ["face-photo", "unsplash-face", "human-drawing", "human-painting", "urban100-photo", "camera-photo"]
-ABLATIONS = {  # name -> (backbones, blocks, C)
-    "clip all blocks C 3e-3": (("clip-b16",), ALL_BLOCKS, 3e-3),
-    "clip all blocks C 3e-4": (("clip-b16",), ALL_BLOCKS, 3e-4),
-    "clip all blocks C 3e-2": (("clip-b16",), ALL_BLOCKS, 3e-2),
-    "clip blocks 0-7 C 3e-3": (("clip-b16",), tuple(range(8)), 3e-3),
-    "clip blocks 0-5 C 3e-3": (("clip-b16",), tuple(range(6)), 3e-3),
-    "clip blocks 6-11 C 3e-3": (("clip-b16",), tuple(range(6, 12)), 3e-3),
-    "fused blocks 0-7 C 3e-3": (("clip-b16", "dinov2-s14"), tuple(range(8)), 3e-3),
-}
-RECON_ABLATIONS = {  # the same, with reconstructed twins of real sources as fakes (``--recon``, ``--recon-sources``)
-    "clip all blocks C 3e-3 + reconstructed faces": (("clip-b16",), ALL_BLOCKS, 3e-3),
-    "clip all blocks C 3e-3 + reconstructed faces and art": (("clip-b16",), ALL_BLOCKS, 3e-3),
-    "clip blocks 0-7 C 3e-3 + reconstructed faces and art": (("clip-b16",), tuple(range(8)), 3e-3),
-    "clip blocks 0-7 C 3e-3 + reconstructed faces": (("clip-b16",), tuple(range(8)), 3e-3),
+CLIP = ("clip-b16",)
+ABLATIONS = {  # one thing changed at a time around the shipped recipe (clip-b16, all data)
+    "both tokens, C 3e-3 (the previous default)": Recipe(CLIP, True, EARLY, True),
+    "both tokens, balanced, C 3e-3": Recipe(CLIP, True, EARLY, True, "both", True),
+    "class tokens, C 3e-3": Recipe(CLIP, True, EARLY, True, "cls"),
+    "patch tokens, C 3e-3": Recipe(CLIP, True, EARLY, True, "patch"),
+    "patch tokens, balanced, C 1e-3 (shipped)": Recipe(CLIP, True, EARLY, True, "patch", True, 1e-3),
+    "patch tokens, balanced, C 3e-4": Recipe(CLIP, True, EARLY, True, "patch", True, 3e-4),
+    "patch tokens, balanced, C 1e-3, no twins": Recipe(CLIP, True, EARLY, False, "patch", True, 1e-3),
+    "patch tokens, balanced, C 1e-3, all 12 blocks": Recipe(CLIP, True, ALL_BLOCKS, True, "patch", True, 1e-3),
+    "patch tokens, balanced, C 1e-3, blocks 0-5": Recipe(CLIP, True, tuple(range(6)), True, "patch", True, 1e-3),
+    "fused both tokens, blocks 0-7, C 3e-3": Recipe(("clip-b16", "dinov2-s14"), True, EARLY),
 }
 
 
 def ablate(args):
-    """Seed 0, every recipe variant in ABLATIONS (all data): leave-family-out, and leave-source-out on the
-    sources that fail (faces, art, Urban100, camera originals)."""
+    """Split seeds ``--seeds``, every recipe variant in ABLATIONS: leave-family-out, and leave-source-out on
+    the sources that fail (faces, art, Urban100, camera originals)."""
+    args.recon = True
     pool = Pool(args)
     path = args.work / "ablations.json"
     res = json.loads(path.read_text()) if path.exists() else {}
-    for name, (backbones, blocks, C) in (RECON_ABLATIONS if args.recon else ABLATIONS).items():
-        if args.recon and ("art" in name) != ("human-painting" in (args.recon_sources or pool.cfg.reconstructions)):
-            continue
-        if name in res or (args.recipes and name not in args.recipes):
-            continue
-        log(name)
-        res[name] = {
-            "lofo": lofo(pool, backbones, True, 0, C, args.max_iter, blocks),
-            "loso": loso(pool, backbones, True, 0, C, args.max_iter, blocks, HARD_SOURCES),
-        }
-        r = res[name]
-        log(f"  {name}: LOFO mean {np.mean([v['auroc'] for v in r['lofo'].values()]):.3f}, flagged "
-            f"{np.mean([v['flagged'] for v in r['lofo'].values()]):.2f}; LOSO "
-            + ", ".join(f"{k} {v['fpr']:.2f}" for k, v in r["loso"].items()))  # fmt: skip
-        merged = json.loads(path.read_text()) if path.exists() else {}  # another run may have added its own
-        path.write_text(json.dumps({**merged, name: r}, indent=1))
+    for seed in args.seeds:
+        for name, r in ABLATIONS.items():
+            key = f"{name} | seed {seed}"
+            if key in res or (args.recipes and name not in args.recipes):
+                continue
+            log(key)
+            res[key] = {
+                "lofo": lofo(pool, r, seed, args.max_iter),
+                "loso": loso(pool, r, seed, args.max_iter, HARD_SOURCES),
+            }
+            out = res[key]
+            log(f"  {key}: LOFO mean {np.mean([v['auroc'] for v in out['lofo'].values()]):.3f}, flagged "
+                f"{np.mean([v['flagged'] for v in out['lofo'].values()]):.2f}; LOSO "
+                + ", ".join(f"{k} {v['fpr']:.2f}" for k, v in out["loso"].items()))  # fmt: skip
+            merged = json.loads(path.read_text()) if path.exists() else {}  # another run may have added its own
+            path.write_text(json.dumps({**merged, key: out}, indent=1))
 
 
 def LOSO_SOURCES(pool) -> list[str]:
@@ -404,7 +421,7 @@ def report(args):
     path = args.work / "source-holdout.json"
     res = json.loads(path.read_text()) if path.exists() else {}
     for seed in args.seeds:  # every recipe on seed 0 first: a run cut short still compares them all
-        for name, (backbones, new_data, blocks, twins) in RECIPES.items():
+        for name, r in RECIPES.items():
             if (args.recipes and name not in args.recipes) or (seed > 0 and name == "clip-b16, dev+wild"):
                 continue
             # render kinds are left out on seed 0 only (0-4 % in every recipe there), to fit 2 cores
@@ -415,7 +432,7 @@ def report(args):
                     continue
                 log(f"{key}")
                 kw = {"sources": sources} if proto == "loso" else {}
-                res[key] = fn(pool, backbones, new_data, seed, args.C, args.max_iter, blocks, twins=twins, **kw)
+                res[key] = fn(pool, r, seed, args.max_iter, **kw)
                 merged = json.loads(path.read_text()) if path.exists() else {}  # resumable, and shared by runs
                 res = {**merged, key: res[key]}
                 path.write_text(json.dumps(res, indent=1))
@@ -423,21 +440,27 @@ def report(args):
 
 
 def ablation_section(work: Path) -> list[str]:
-    """Seed 0 of each recipe variant (``ablate``): mean leave-family-out AUROC and flagged share, the GAN-face
-    fold, and the left-out FPR of the sources that fail."""
+    """Each recipe variant (``ablate``), means over the split seeds run: mean leave-family-out AUROC and flagged
+    share, the GAN-face and early-diffusion folds, and the left-out FPR of the sources that fail."""
     path = work / "ablations.json"
     if not path.exists():
         return []
     res = json.loads(path.read_text())
-    lines = ["", "## Ablations (split seed 0, all data)", "",
-             "| variant | mean AUROC | GAN faces | early diffusion | mean flagged | " + " | ".join(HARD_SOURCES) + " |",
-             "|---" * (5 + len(HARD_SOURCES)) + "|"]  # fmt: skip
-    for name, r in res.items():
-        lo = r["lofo"]
-        cells = [f"{r['loso'][src]['fpr']:.3f}" if src in r["loso"] else "–" for src in HARD_SOURCES]
-        lines.append(f"| {name} | {np.mean([v['auroc'] for v in lo.values()]):.3f} | {lo['gan-faces']['auroc']:.3f} | "
-                     f"{lo['early-diffusion']['auroc']:.3f} | {np.mean([v['flagged'] for v in lo.values()]):.2f} | "
-                     + " | ".join(cells) + " |")  # fmt: skip
+    lines = ["", "## Ablations (all data; one change at a time; means over the split seeds listed)", "",
+             "| variant | seeds | mean AUROC | GAN faces | early diffusion | mean flagged | " + " | ".join(HARD_SOURCES) + " |",
+             "|---" * (6 + len(HARD_SOURCES)) + "|"]  # fmt: skip
+    for name in ABLATIONS:
+        runs = {k.rsplit(" ", 1)[1]: v for k, v in res.items() if k.startswith(f"{name} | seed ")}
+        if not runs:
+            continue
+
+        def mean(f, runs=runs):
+            return float(np.mean([f(r) for r in runs.values()]))
+
+        cells = [f"{mean(lambda r, s=src: r['loso'][s]['fpr']):.3f}" for src in HARD_SOURCES]
+        lines.append(f"| {name} | {','.join(runs)} | {mean(lambda r: np.mean([v['auroc'] for v in r['lofo'].values()])):.3f} | "
+                     f"{mean(lambda r: r['lofo']['gan-faces']['auroc']):.3f} | {mean(lambda r: r['lofo']['early-diffusion']['auroc']):.3f} | "
+                     f"{mean(lambda r: np.mean([v['flagged'] for v in r['lofo'].values()])):.2f} | " + " | ".join(cells) + " |")  # fmt: skip
     return lines
 
 

@@ -233,10 +233,11 @@ RECONSTRUCTION_VERSION = 2  # bump when what reconstruct_sources writes changes,
 def reconstruct_sources(manifest, sources, out_dir: str | Path):
     """A fake twin for every real image of ``sources`` (generator names) in ``manifest``: the image through one
     of the shipped autoencoders (chosen by the file's sha256, so a twin depends on neither the source list
-    nor where the data sits; the hash is in the twin's name, so two same-named files never share one), saved as 384 px-class shared sets are (JPEG q90, same size), generator
-    :data:`RECONSTRUCTED`. Real faces then appear on both sides of the training data, so "a face" is no evidence
-    either way (the shortcut a detector learns when its only fake faces come from one GAN). Files already in
-    ``out_dir`` are reused. Returns (the twins' manifest, each twin's index in ``manifest``)."""
+    nor where the data sits; the hash is in the twin's name, so two same-named files never share one), saved
+    as 384 px-class shared sets are (JPEG q90, same size), generator :data:`RECONSTRUCTED`. Real faces then
+    appear on both sides of the training data, so "a face" is no evidence either way (the shortcut a detector
+    learns when its only fake faces come from one GAN). Files already in ``out_dir`` are reused. Returns (the
+    twins' manifest, each twin's index in ``manifest``)."""
     from aigi.data.manifest import Manifest, Sample
     from aigi.io import load_image
 
