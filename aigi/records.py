@@ -115,6 +115,8 @@ def make_record(
     }
     if reason:
         rec["reason"] = reason
+    if verdict not in ("fake", "unsure"):  # a family is named only for an image judged (maybe) generated
+        extra.pop("attribution", None)
     rec.update(extra)
     if provenance is not None:
         apply_provenance(rec, provenance)

@@ -62,6 +62,9 @@ class UnivFDConfig:
     # "group": each real source and each generator weighs the same in the head's loss, and both classes alike
     # (needs the generator names, which ``fit`` has); "none": every row the same
     balance: str = "none"
+    # also fit an open-set attribution head (aigi.attribution) on the training fakes: records of fake or unsure
+    # images then name the generator family, or "unknown"
+    attribution: bool = False
 
 
 def logistic_l2(
@@ -209,6 +212,31 @@ class UnivFD(Detector):
         self.register_buffer("feature_mean", torch.zeros(d))
         self.register_buffer("feature_scale", torch.ones(d))
         self.head = torch.nn.Linear(d, 1)
+        self.families: list[str] = []  # the attribution head's families (none: no attribution)
+        self.unknown_below = 1.0
+
+    def _attribution_buffers(self, k: int) -> None:
+        d = len(self.columns)
+        self.register_buffer("attr_weight", torch.zeros(k, d))
+        self.register_buffer("attr_bias", torch.zeros(k))
+
+    def get_state(self) -> dict:
+        return {"families": self.families, "unknown_below": self.unknown_below} if self.families else {}
+
+    def set_state(self, state: dict) -> None:
+        if state.get("families"):
+            self.families, self.unknown_below = list(state["families"]), float(state["unknown_below"])
+            self._attribution_buffers(len(self.families))
+
+    def extra_fields(self, out: dict, i: int) -> dict:
+        """``attribution`` ({"family", "p", "top3"}) when the head has one; the record keeps it only for a
+        ``fake`` or ``unsure`` verdict (records.make_record)."""
+        if "family_logits" not in out:
+            return {}
+        from aigi.attribution import answer
+
+        probs = torch.softmax(out["family_logits"][i].double(), 0).numpy()
+        return {"attribution": answer(probs, self.families, self.unknown_below)}
 
     def inputs(self, image):
         from aigi.transforms import crop_plan
@@ -256,20 +284,26 @@ class UnivFD(Detector):
             key += f"+{FIXED_LAUNDERING_KEY}"
         return key
 
+    def standardised(self, features: torch.Tensor) -> torch.Tensor:
+        """Descriptors [..., F] -> the head's standardised input [..., d] (absent crops' NaN rows read as 0)."""
+        return (torch.nan_to_num(features.float()[..., self.columns]) - self.feature_mean) / self.feature_scale
+
     def crop_logits(self, features: torch.Tensor) -> torch.Tensor:
         """Descriptors [..., F] (NaN rows: absent crops) -> the head's logit per crop [...] (NaN where absent)."""
-        x = features.float()
-        absent = torch.isnan(x[..., 0])
-        x = (torch.nan_to_num(x[..., self.columns]) - self.feature_mean) / self.feature_scale
-        return self.head(x).squeeze(-1).masked_fill(absent, float("nan"))
+        absent = torch.isnan(features.float()[..., 0])
+        return self.head(self.standardised(features)).squeeze(-1).masked_fill(absent, float("nan"))
 
     def forward(self, batch):
         feats = batch["features"]
-        z = self.crop_logits(feats if feats.dim() == 3 else feats[:, None])  # [B, P]
+        feats = feats if feats.dim() == 3 else feats[:, None]
+        z = self.crop_logits(feats)  # [B, P]
         present = ~torch.isnan(z)
         views = present.sum(1)
         logit = torch.nan_to_num(z).sum(1) / views.clamp(min=1)
         out = {"logit": logit, "views": views}
+        if self.families:  # the attribution head's logits, averaged over the present crops like the logit
+            fz = self.standardised(feats) @ self.attr_weight.T + self.attr_bias  # [B, P, k]
+            out["family_logits"] = (fz * present[..., None]).sum(1) / views.clamp(min=1)[:, None]
         if "label" in batch:
             out["loss"] = F.binary_cross_entropy_with_logits(logit, batch["label"].float())
         return out
@@ -333,9 +367,34 @@ class UnivFD(Detector):
         ok = np.array([e is None for e in errors])
         if not ok.any():
             raise ValueError(f"univfd: none of the {len(errors)} training images could be read (first: {errors[0]})")
-        gens = np.asarray([s.generator for s in manifest])[ok] if self.config.balance == "group" else None
-        info = self.fit_head(feats["features"][ok], np.asarray(manifest.labels)[ok], gens)
+        gens = np.asarray([s.generator for s in manifest])[ok]
+        labels = np.asarray(manifest.labels)[ok]
+        info = self.fit_head(feats["features"][ok], labels, gens if self.config.balance == "group" else None)
+        if self.config.attribution:
+            info["attribution"] = self.fit_attribution(feats["features"][ok], labels, gens, train_config.seed)
         return {**info, "skipped_files": [e for e in errors if e]}
+
+    def fit_attribution(self, feats: np.ndarray, labels: np.ndarray, generators: np.ndarray, seed: int = 0) -> dict:
+        """The open-set attribution head (:func:`aigi.attribution.fit_attribution`) on the fakes' standardised
+        descriptors [n, V, P, F] (after :meth:`fit_head`). Returns its report (families, the unknown rule and
+        its leave-family-out rates)."""
+        from aigi.attribution import fit_attribution
+
+        fakes = np.flatnonzero(labels == 1)
+        flat = feats[fakes].reshape(len(fakes), -1, feats.shape[-1])
+        present = ~np.isnan(flat[..., 0])
+        with torch.no_grad():
+            X = self.standardised(torch.from_numpy(flat[present].astype(np.float32))).numpy()
+        rows = np.repeat(np.arange(len(fakes)), present.sum(1))
+        head = fit_attribution(X, np.asarray(generators)[fakes][rows], rows, seed=seed)
+        if head is None:
+            return {"skipped": "fewer than two generator families with enough images"}
+        self.families, self.unknown_below = head.families, head.unknown_below
+        self._attribution_buffers(len(head.families))
+        with torch.no_grad():
+            self.attr_weight.copy_(torch.from_numpy(head.weight))
+            self.attr_bias.copy_(torch.from_numpy(head.bias))
+        return head.report
 
     def fit_head(self, feats: np.ndarray, labels: np.ndarray, generators: np.ndarray | None = None) -> dict:
         """Fit the standardisation and the logistic head on descriptors [n, V, P, F] of n images (V views

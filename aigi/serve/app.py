@@ -130,9 +130,12 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
 
     def score(items: list) -> list[dict]:
         images, names, want, thresholds = zip(*items)
-        recs = detector.predict_decoded(list(images), list(names), threshold=server_threshold, batch_size=s.max_batch)
+        # scored at the batch's lowest threshold, then decided at each request's: whatever is fake or unsure at
+        # a higher threshold is so at a lower one too, so no request loses a field kept only for those (attribution)
+        low = min(thresholds)
+        recs = detector.predict_decoded(list(images), list(names), threshold=low, batch_size=s.max_batch)
         band = detector.calibration.unsure_band
-        recs = [r if t == server_threshold else with_operating_point(r, t, band) for r, t in zip(recs, thresholds)]
+        recs = [r if t == low else with_operating_point(r, t, band) for r, t in zip(recs, thresholds)]
         for rec, img, w in zip(recs, images, want):
             if w:
                 over = overlay_for(rec, img.image, detector)

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+import torch
+
+from aigi.attribution import answer, best_unknown_threshold, family_of, fit_attribution
+
+
+def test_families_by_maker_and_line():
+    assert family_of("gpt-image-1") == family_of("chatgpt-image-gallery") == "openai"
+    assert family_of("nano-banana-pro") == "google" and family_of("stylegan2") == "gan"
+    assert family_of("my-own-model") == "my-own-model"  # an unlisted generator is its own family
+
+
+def test_unknown_threshold_maximises_the_mean_of_both_rates():
+    # known tops 0.9, 0.8, 0.4; held-out tops 0.3, 0.5. At 0.8: held-out 2/2 under it, known 2/3 at or over
+    # it -> mean 5/6; at 0.5: 1/2 and 2/3 -> 7/12; at 0.4: 1/2 and 3/3 -> 3/4; at 0.9: 2/2 and 1/3 -> 2/3
+    thr, unk, acc = best_unknown_threshold(np.array([0.9, 0.8, 0.4]), np.array([0.3, 0.5]))
+    assert thr == 0.8 and unk == 1.0 and acc == pytest.approx(2 / 3)
+
+
+def test_answer_names_the_top_family_or_unknown():
+    probs = np.array([0.1, 0.7, 0.2])
+    a = answer(probs, ["openai", "google", "gan"], 0.5)
+    assert a == {"family": "google", "p": 0.7, "top3": [["google", 0.7], ["gan", 0.2], ["openai", 0.1]]}
+    assert answer(probs, ["openai", "google", "gan"], 0.8)["family"] == "unknown"
+
+
+def test_fit_attribution_separates_families_and_leaves_a_new_one_unknown():
+    rng = np.random.default_rng(0)
+    centres = {"sd-1.5": 0, "gpt-4o": 1, "stylegan2": 2, "nano-banana": 3}
+    X, gens, groups = [], [], []
+    for g, c in centres.items():
+        for i in range(30):
+            x = rng.normal(size=8) * 0.3
+            x[c] += 4.0
+            X.append(x)
+            gens.append(g)
+            groups.append(len(groups))
+    X, gens, groups = np.array(X, np.float32), np.array(gens), np.array(groups)
+    # twins of real images are not a generator; a family with too few images is not named
+    X = np.concatenate([X, rng.normal(size=(5, 8)).astype(np.float32)])
+    gens = np.concatenate([gens, ["autoencoder-reconstruction"] * 3, ["kolors"] * 2])
+    groups = np.concatenate([groups, np.arange(120, 125)])
+    head = fit_attribution(X, gens, groups, C=1.0)
+    assert head.families == ["gan", "google", "openai", "stability"]
+    assert head.report["too_few_images"] == {"kuaishou": 2}  # kolors
+    p = head.probabilities(X[:120])
+    truth = [head.families.index(family_of(g)) for g in gens[:120]]
+    assert (p.argmax(1) == truth).mean() == 1.0
+    # an image far from every family: its top probability is what the leave-family-out rule calls unknown
+    assert head.report["held_out_answered_unknown"] > 0.5 and head.report["known_kept"] > 0.5
+    assert 0 < head.unknown_below <= 1
+
+
+def test_univfd_records_name_a_family_only_when_fake_or_unsure():
+    from aigi.detectors.univfd import UnivFD, UnivFDConfig
+    from aigi.records import make_record, with_operating_point
+
+    det = UnivFD(UnivFDConfig(feature_dim=2))
+    det.set_state({"families": ["gan", "openai"], "unknown_below": 0.6})
+    with torch.no_grad():
+        det.head.weight.copy_(torch.tensor([[1.0, 0.0]]))
+        det.attr_weight.copy_(torch.tensor([[0.0, 2.0], [0.0, -2.0]]))
+    out = det({"features": torch.tensor([[3.0, 1.0], [-3.0, 0.0]])})
+    a = det.extra_fields(out, 0)["attribution"]
+    # family logits (2, -2): softmax 1/(1+e^-4) = 0.982 for gan
+    assert a["family"] == "gan" and a["p"] == pytest.approx(1 / (1 + np.exp(-4)), abs=1e-4)
+    assert det.extra_fields(out, 1)["attribution"]["family"] == "unknown"  # (0, 0): 0.5 < 0.6
+    fake = make_record("a.png", p_fake=0.9, threshold=0.5, attribution=a)
+    real = make_record("b.png", p_fake=0.1, threshold=0.5, attribution=a)
+    assert fake["attribution"] == a and "attribution" not in real
+    assert "attribution" not in with_operating_point(fake, 0.95, 0.0)  # real at a stricter threshold
+    assert det.get_state() == {"families": ["gan", "openai"], "unknown_below": 0.6}
