@@ -71,3 +71,19 @@ def test_univfd_records_name_a_family_only_when_fake_or_unsure():
     assert fake["attribution"] == a and "attribution" not in real
     assert "attribution" not in with_operating_point(fake, 0.95, 0.0)  # real at a stricter threshold
     assert det.get_state() == {"families": ["gan", "openai"], "unknown_below": 0.6}
+
+
+def test_attribution_metrics_count_only_flagged_fakes():
+    from aigi.evaluation.attribution import attribution_metrics
+
+    gens = ["gpt-4o", "gpt-image-1", "sdxl", "seedream-5", "seedream-5", "camera"]
+    labels = [1, 1, 1, 1, 1, 0]
+    flagged = [True, True, False, True, True, True]
+    ans = [{"family": "openai"}, {"family": "unknown"}, {"family": "openai"}, {"family": "unknown"},
+           {"family": "google"}, {"family": "openai"}]  # fmt: skip
+    m = attribution_metrics(gens, labels, flagged, ans, ["openai", "google", "stability"])
+    # openai: 2 flagged, 1 named right, 1 unknown; sdxl not flagged; bytedance (new): 2, 1 unknown; the real ignored
+    assert m["per_family"]["openai"] == {"known": True, "n": 2, "named_right": 0.5, "unknown": 0.5}
+    assert m["per_family"]["bytedance"] == {"known": False, "n": 2, "named_right": 0.0, "unknown": 0.5}
+    assert set(m["per_family"]) == {"openai", "bytedance"}
+    assert m["known_named_right"] == 0.5 and m["new_answered_unknown"] == 0.5

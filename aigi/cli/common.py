@@ -263,6 +263,9 @@ def render_records(
     evidence = any(r.get("provenance") for r in records)  # what files declare about their origin
     if evidence:
         table.add_column("evidence", overflow="fold")
+    families = any(r.get("attribution") for r in records)  # the learned family of a fake or unsure image
+    if families:
+        table.add_column("likely family", overflow="fold")
     notes = any(r.get("note") for r in records)  # e.g. only the first frame of an animation was judged
     if notes:
         table.add_column("note", overflow="fold")
@@ -284,6 +287,8 @@ def render_records(
             row.append(escape(decided_by(r)))
         if evidence:
             row.append(escape(describe_evidence(r.get("provenance") or [])))
+        if families:
+            row.append(describe_attribution(r.get("attribution")))
         if notes:
             row.append(escape(r.get("note") or ""))
         if captions:
@@ -293,6 +298,15 @@ def render_records(
     cap = Console(file=io.StringIO(), width=max(100, out_console.width), force_terminal=out_console.is_terminal)
     cap.print(table)
     return cap.file.getvalue()
+
+
+def describe_attribution(a: dict | None) -> str:
+    """'google 0.82' or 'unknown (nearest: google 0.41)'; '' without one."""
+    if not a:
+        return ""
+    if a["family"] == "unknown":
+        return f"unknown (nearest: {a['top3'][0][0]} {a['p']:.2f})"
+    return f"{a['family']} {a['p']:.2f}"
 
 
 def load(detector: Optional[str], device: Optional[str]):

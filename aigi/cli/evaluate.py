@@ -200,6 +200,25 @@ def evaluate(
                 ["label", "n", "rate", "mean_p_fake", "auroc_vs_all_reals"],
             )
         )
+        from aigi.evaluation.attribution import attribution_metrics, family_answers
+
+        answers = family_answers(det, manifest)
+        if answers:
+            from aigi.records import unsure_interval
+
+            lo = unsure_interval(thr, band)[0]
+            flagged = [bool(q > lo) for q in p]  # fake or unsure
+            result["attribution"] = att = attribution_metrics(
+                [s.generator for s in manifest], y.tolist(), flagged, answers, list(det.families)
+            )
+            rows = [(f, {**m, "known": "yes" if m["known"] else "no"}) for f, m in sorted(att["per_family"].items())]
+            out_console.print(
+                metrics_table(
+                    "attribution of the flagged fakes (a family it knows should be named; a new one, unknown)",
+                    rows,
+                    ["known", "n", "named_right", "unknown"],
+                )
+            )
         for e in result["errors"]:
             error_line(e)
     # eval measures what the pixels say; detect also reads what files declare, so the two can differ

@@ -45,6 +45,11 @@ function card(file, rec) {
     }
     if (rec.reason) t.append(row(rec.verdict === "unsure" ? "unsure because" : "decided by", rec.reason));
     if (rec.note) t.append(row("note", rec.note));
+    if (rec.attribution) {
+      const a = rec.attribution;
+      const top = a.top3.map(([f, p]) => f + " " + Number(p).toFixed(2)).join(", ");
+      t.append(row("likely family (learned, not proof)", (a.family === "unknown" ? "unknown — unlike every family it knows; nearest: " : a.family + "; ") + top));
+    }
     if (rec.branch_scores) for (const [k, v] of Object.entries(rec.branch_scores)) t.append(row(k + " branch", Number(v).toFixed(3)));
     if (rec.caption) t.append(row("caption", rec.caption));
     if (rec.misalignment) {

@@ -1,0 +1,53 @@
+"""How well a detector's attribution head names the families of the fakes it flags (``aigi eval``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def family_answers(det, manifest) -> list[dict | None]:
+    """Each sample's attribution answer ({"family", "p", "top3"}; None where the file failed), whatever its
+    verdict; [] when the detector has no attribution head. Reads the feature cache ``eval`` just filled."""
+    from aigi.scoring import extract, forward
+
+    if not getattr(det, "families", None):
+        return []
+    feats, errors = extract(det, [s.path for s in manifest], [0])
+    ok = np.array([e is None for e in errors], dtype=bool)
+    out: list[dict | None] = [None] * len(manifest)
+    if ok.any():
+        res = forward(det, {k: v[ok, 0] for k, v in feats.items()})
+        for row, i in enumerate(np.flatnonzero(ok)):
+            out[i] = det.extra_fields(res, row)["attribution"]
+    return out
+
+
+def attribution_metrics(generators, labels, flagged, answers, known: list[str]) -> dict:
+    """Over the fakes that are flagged (``fake`` or ``unsure``) and have an answer: per true family (from
+    ``attribution.family_of``), how many, the share named right, and the share answered ``unknown``. A family
+    the head knows (``known``) should be named; one it does not should come out ``unknown``. Totals:
+    ``known_named_right`` and ``new_answered_unknown``."""
+    from aigi.attribution import family_of
+
+    per: dict[str, dict] = {}
+    for g, y, f, a in zip(generators, labels, flagged, answers):
+        if y != 1 or not f or a is None:
+            continue
+        fam = family_of(g)
+        d = per.setdefault(fam, {"known": fam in known, "n": 0, "named_right": 0, "unknown": 0})
+        d["n"] += 1
+        d["named_right"] += a["family"] == fam
+        d["unknown"] += a["family"] == "unknown"
+    for d in per.values():
+        d["named_right"], d["unknown"] = d["named_right"] / d["n"], d["unknown"] / d["n"]
+
+    def share(key, want):
+        rows = [d for d in per.values() if d["known"] == want]
+        n = sum(d["n"] for d in rows)
+        return None if n == 0 else sum(d[key] * d["n"] for d in rows) / n
+
+    return {
+        "per_family": per,
+        "known_named_right": share("named_right", True),
+        "new_answered_unknown": share("unknown", False),
+    }
