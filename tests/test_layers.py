@@ -17,7 +17,7 @@ PACKAGE = Path(aigi.__file__).parent
 LAYERS = [
     {"paths", "device", "records", "io", "transforms", "calibration", "pipeline", "config", "provenance"},  # foundation
     {"data", "samples"},  # manifests, splits, the demo sample
-    {"backbones", "augment", "misalignment"},  # frozen encoders, training-set builders, pure math
+    {"backbones", "augment", "misalignment", "attribution"},  # frozen encoders, training-set builders, pure math
     {"training"},  # feature cache, gradient loop, alignment of the lit space
     {"captions"},  # ITEM's captioners (their cache is training.cache's)
     {"scoring"},  # the one scoring engine

@@ -1,0 +1,233 @@
+"""Open-set attribution of the default (``configs/univfd.yaml``): which family made a fake, or ``unknown``.
+
+    python benchmarks/attribution.py [--seeds 0 1 2] [--lofo-seeds 0]   # after source_holdout.py extract
+
+Reads the feature cache ``source_holdout.py`` fills (CLIP ViT-B/16, every block's tokens of the plain and one
+augmented view), takes the shipped head's columns (mean patch tokens of blocks 0-7) and, per split seed, the
+recipe's validation split (35 %, stratified by generator and source):
+
+- closed set: ``aigi.attribution.fit_attribution`` on the fit split's fakes (both views), then each
+  validation fake's answer: the share named right per family (argmax; and with the ``unknown`` rule);
+- leave-family-out (open set): each attribution family in turn out of the head's training (the unknown rule
+  refitted without it too); the share of its validation fakes answered ``unknown``, and the share of the other
+  families' validation fakes named right;
+- cost: time per image of the attribution head and of the evidence map (``--cost``, on the shipped detector).
+
+Writes ``benchmarks/results/attribution.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def log(msg):
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+def shipped_recipe():
+    from source_holdout import RECIPES
+
+    return next(r for n, r in RECIPES.items() if n.startswith("shipped"))
+
+
+def split(pool, seed):
+    from aigi.data.splits import stratified_split
+
+    idx = np.flatnonzero(pool.ok & (pool.parent < 0))
+    strata = [f"{pool.y[i]}/{pool.gen[i]}" for i in idx]
+    rest, val = stratified_split(strata, pool.cfg.val_fraction, seed)
+    return idx[rest], idx[val]
+
+
+def standardised(pool, r, fit_idx, idx, views):
+    X = pool.x(r.backbones, fit_idx, pool.cfg.train_views(), r.blocks, r.tokens)
+    mu, sd = X.mean(0), X.std(0)
+    sd[sd == 0] = 1
+    return (pool.x(r.backbones, idx, views, r.blocks, r.tokens) - mu) / sd
+
+
+def fit_on(pool, r, fit_idx, seed, drop_family=None):
+    from aigi.attribution import family_of, fit_attribution
+
+    fakes = fit_idx[pool.y[fit_idx] == 1]
+    if drop_family:
+        fakes = fakes[[family_of(g) != drop_family for g in pool.gen[fakes]]]
+    views = pool.cfg.train_views()
+    X = standardised(pool, r, fit_idx, fakes, views)
+    gens = np.tile(pool.gen[fakes], len(views))
+    groups = np.tile(np.arange(len(fakes)), len(views))
+    return fit_attribution(X, gens, groups, seed=seed)
+
+
+def answers(pool, r, fit_idx, head, idx):
+    from aigi.attribution import answer
+
+    probs = head.probabilities(standardised(pool, r, fit_idx, idx, [0]))
+    return [answer(p, head.families, head.unknown_below) for p in probs]
+
+
+def run(args):
+    from source_holdout import Pool
+
+    from aigi.attribution import family_of
+
+    args.recon = False
+    pool = Pool(args)
+    r = shipped_recipe()
+    path = args.work / "attribution.json"
+    res = json.loads(path.read_text()) if path.exists() else {}
+    for seed in args.seeds:
+        key = f"closed | seed {seed}"
+        fit_idx, val_idx = split(pool, seed)
+        if key not in res:
+            head = fit_on(pool, r, fit_idx, seed)
+            vf = val_idx[pool.y[val_idx] == 1]
+            ans = answers(pool, r, fit_idx, head, vf)
+            per = {}
+            for g, a in zip(pool.gen[vf], ans):
+                fam = family_of(g)
+                d = per.setdefault(fam, {"n": 0, "argmax_right": 0, "named_right": 0, "unknown": 0})
+                d["n"] += 1
+                d["argmax_right"] += a["top3"][0][0] == fam
+                d["named_right"] += a["family"] == fam
+                d["unknown"] += a["family"] == "unknown"
+            for d in per.values():
+                for k in ("argmax_right", "named_right", "unknown"):
+                    d[k] /= d["n"]
+            res[key] = {"families": head.families, "unknown_below": head.unknown_below, "report": head.report,
+                        "per_family": per}  # fmt: skip
+            log(f"{key}: " + ", ".join(f"{f} {d['argmax_right']:.2f}" for f, d in sorted(per.items())))
+            path.write_text(json.dumps(res, indent=1))
+        if seed not in args.lofo_seeds:
+            continue
+        for fam in res[key]["families"]:
+            lk = f"lofo {fam} | seed {seed}"
+            if lk in res:
+                continue
+            head = fit_on(pool, r, fit_idx, seed, drop_family=fam)
+            vf = val_idx[pool.y[val_idx] == 1]
+            ans = answers(pool, r, fit_idx, head, vf)
+            held = np.array([family_of(g) == fam for g in pool.gen[vf]])
+            known_right = np.mean([a["family"] == family_of(g) for a, g, h in zip(ans, pool.gen[vf], held) if not h])
+            res[lk] = {"held_out_unknown": float(np.mean([a["family"] == "unknown" for a, h in zip(ans, held) if h])),
+                       "held_out_n": int(held.sum()), "known_named_right": float(known_right),
+                       "unknown_below": head.unknown_below}  # fmt: skip
+            log(f"{lk}: held out unknown {res[lk]['held_out_unknown']:.2f}, known named right {known_right:.2f}")
+            path.write_text(json.dumps(res, indent=1))
+    write_markdown(res)
+
+
+def cost(args):
+    """Seconds per image of the attribution head (on cached descriptors) and of the evidence map (a backbone
+    pass with the blocks' token sequences), beside the detector's whole per-image time."""
+    import torch
+    from PIL import Image
+
+    from aigi import load_detector
+    from aigi.samples import build_demo
+
+    det = load_detector()
+    demo, _ = build_demo(args.work / "demo")
+    imgs = [Image.open(s.path).convert("RGB") for s in list(demo)[:8]]
+    det.predict(imgs[:1])  # build the backbone
+    t = time.perf_counter()
+    det.predict(imgs)
+    per_image = (time.perf_counter() - t) / len(imgs)
+    feats = torch.randn(1000, det.descriptor_dim)
+    t = time.perf_counter()
+    with torch.no_grad():
+        out = det({"features": feats})
+        for i in range(len(feats)):
+            det.extra_fields(out, i)
+    attr = (time.perf_counter() - t) / len(feats)
+    det.families, saved = [], det.families
+    t = time.perf_counter()
+    with torch.no_grad():
+        det({"features": feats})
+    head_only = (time.perf_counter() - t) / len(feats)
+    det.families = saved
+    t = time.perf_counter()
+    for img in imgs:
+        det.evidence(img)
+    ev = (time.perf_counter() - t) / len(imgs)
+    out = {"detect_s_per_image": per_image, "attribution_s_per_image": attr - head_only,
+           "evidence_map_s_per_image": ev}  # fmt: skip
+    log(json.dumps(out))
+    (args.work / "attribution-cost.json").write_text(json.dumps(out, indent=1))
+    write_markdown(json.loads((args.work / "attribution.json").read_text()), args.work)
+
+
+def write_markdown(res, work: Path | None = None):
+    out = ROOT / "benchmarks" / "results"
+    work = work or ROOT / "runs" / "sh"
+    (out / "attribution.json").write_text(json.dumps(res, indent=1))
+    closed = {k: v for k, v in res.items() if k.startswith("closed")}
+    seeds = [k.rsplit(" ", 1)[1] for k in closed]
+    fams = sorted({f for v in closed.values() for f in v["per_family"]})
+    lines = ["# Attribution: which family made a fake, or `unknown`", "",
+             "From `benchmarks/attribution.py`: the shipped recipe's descriptor (CLIP ViT-B/16, mean patch tokens of",
+             "blocks 0-7), its 35 % validation split per split seed; the head trained on the other 65 %'s fakes.",
+             f"Means over split seeds {', '.join(seeds)}.", "",
+             "## Closed set, on validation fakes", "",
+             "| family | images (per seed) | top family right | named right (with the unknown rule) | answered unknown |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for f in fams:
+        rows = [v["per_family"][f] for v in closed.values() if f in v["per_family"]]
+        known = all(f in v["families"] for v in closed.values())
+        name = f if known else f"{f} (too few images to be named: should be `unknown`)"
+        lines.append(f"| {name} | {np.mean([r['n'] for r in rows]):.0f} | {np.mean([r['argmax_right'] for r in rows]):.2f} | "
+                     f"{np.mean([r['named_right'] for r in rows]):.2f} | {np.mean([r['unknown'] for r in rows]):.2f} |")  # fmt: skip
+    lofo = {k: v for k, v in res.items() if k.startswith("lofo")}
+    if lofo:
+        lseeds = sorted({k.rsplit(" ", 1)[1] for k in lofo})
+        lines += ["", f"## Leave-family-out (open set), split seeds {', '.join(lseeds)}", "",
+                  "Each family out of the head's training (and of its unknown rule's fit).", "",
+                  "| held-out family | its validation fakes | answered `unknown` | other families named right |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for f in sorted({k.split(" ")[1] for k in lofo}):
+            rows = [v for k, v in lofo.items() if k.split(" ")[1] == f]
+            lines.append(f"| {f} | {np.mean([r['held_out_n'] for r in rows]):.0f} | "
+                         f"{np.mean([r['held_out_unknown'] for r in rows]):.2f} | {np.mean([r['known_named_right'] for r in rows]):.2f} |")  # fmt: skip
+        lines.append(f"| **mean** | | **{np.mean([v['held_out_unknown'] for v in lofo.values()]):.2f}** | "
+                     f"**{np.mean([v['known_named_right'] for v in lofo.values()]):.2f}** |")  # fmt: skip
+    c = work / "attribution-cost.json"
+    if c.exists():
+        cc = json.loads(c.read_text())
+        (out / "attribution-cost.json").write_text(json.dumps(cc, indent=1))
+        lines += ["", "## Cost on 2 cores (shipped detector)", "",
+                  f"- `detect`, whole, per image: {cc['detect_s_per_image']:.3f} s",
+                  f"- attribution head, per image: {1e6 * cc['attribution_s_per_image']:.0f} µs "
+                  f"({100 * cc['attribution_s_per_image'] / cc['detect_s_per_image']:.3f} % of it)",
+                  f"- evidence map (asked for with `--explain` / `?heatmap=true`), per image: "
+                  f"{cc['evidence_map_s_per_image']:.3f} s (one more backbone pass with the blocks' tokens)"]  # fmt: skip
+    (out / "attribution.md").write_text("\n".join(lines) + "\n")
+    log(f"wrote {out / 'attribution.md'}")
+
+
+def main():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("part", nargs="?", default="run", choices=["run", "cost"])
+    ap.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "sh")
+    ap.add_argument("--config", type=Path, default=ROOT / "configs" / "univfd.yaml")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--lofo-seeds", type=int, nargs="*", default=[0])
+    ap.add_argument("--recon-sources", nargs="+", default=None)
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    {"run": run, "cost": cost}[args.part](args)
+
+
+if __name__ == "__main__":
+    main()
