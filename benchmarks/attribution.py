@@ -159,10 +159,43 @@ def cost(args):
         det.evidence(img)
     ev = (time.perf_counter() - t) / len(imgs)
     out = {"detect_s_per_image": per_image, "attribution_s_per_image": attr - head_only,
-           "evidence_map_s_per_image": ev}  # fmt: skip
+           "evidence_map_s_per_image": ev, "maps": evidence_maps(args, det)}  # fmt: skip
     log(json.dumps(out))
     (args.work / "attribution-cost.json").write_text(json.dumps(out, indent=1))
     write_markdown(json.loads((args.work / "attribution.json").read_text()), args.work)
+
+
+MAP_GROUPS = ("face-photo", "unsplash-face", "human-painting", "gpt-4o", "flux-1-dev", "nano-banana-pro")
+
+
+def evidence_maps(args, det) -> list[dict]:
+    """The shipped detector's evidence map on one seeded validation image of each of :data:`MAP_GROUPS`
+    (its validation split, as ``aigi train`` drew it), written small into ``benchmarks/results/evidence-maps``."""
+    from source_holdout import pool
+
+    from aigi.data.splits import validation_split
+    from aigi.explain import evidence_overlay
+    from aigi.io import load_image
+
+    full, cfg = pool(args, twins=True)
+    val = full.subset(validation_split(full, cfg.val_fraction, cfg.seed)[1])
+    out_dir = ROOT / "benchmarks" / "results" / "evidence-maps"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    maps = []
+    for g in MAP_GROUPS:
+        cands = [s for s in val if s.generator == g]
+        s = cands[int(rng.integers(len(cands)))]
+        img = det.prepare(load_image(s.path).image)
+        ev = det.evidence(img)
+        p = float(det.calibration.apply_logit(np.array([ev["logit"]]))[0])
+        over = evidence_overlay(img, ev, det.preprocessing)
+        over.thumbnail((320, 360))
+        name = f"{'real' if s.label == 0 else 'fake'}-{g}.png"
+        over.save(out_dir / name, optimize=True)
+        maps.append({"file": f"evidence-maps/{name}", "group": g, "label": "fake" if s.label else "real",
+                     "p_fake": p, "logit": ev["logit"], "global": ev["global"]})  # fmt: skip
+    return maps
 
 
 def write_markdown(res, work: Path | None = None):
@@ -208,6 +241,13 @@ def write_markdown(res, work: Path | None = None):
                   f"({100 * cc['attribution_s_per_image'] / cc['detect_s_per_image']:.3f} % of it)",
                   f"- evidence map (asked for with `--explain` / `?heatmap=true`), per image: "
                   f"{cc['evidence_map_s_per_image']:.3f} s (one more backbone pass with the blocks' tokens)"]  # fmt: skip
+        lines += ["", "## Evidence maps on validation images", "",
+                  "The default's logit split over the 14 x 14 patches of the 224 px view it reads (red: toward",
+                  "AI-generated, blue: toward real; colour strength relative to the image's largest patch) plus a",
+                  "global term that is not spatial; `tests/test_detectors.py` checks that they add up to the logit.", ""]  # fmt: skip
+        for m in cc.get("maps", []):
+            lines.append(f"- {m['label']} {m['group']}: p_fake {m['p_fake']:.3f} (logit {m['logit']:+.2f}, of which "
+                         f"global {m['global']:+.2f}) ![{m['group']}]({m['file']})")  # fmt: skip
     (out / "attribution.md").write_text("\n".join(lines) + "\n")
     log(f"wrote {out / 'attribution.md'}")
 

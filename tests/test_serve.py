@@ -396,8 +396,11 @@ def test_the_page_in_headless_chromium(server, sample_dir, tmp_path):
         )
         assert [x.text for x in labels][:2] == ["file", "error"]
         assert all(browser.execute_script(lines, x) == 1 for x in labels)  # each label on one line
-        WebDriverWait(browser, 10).until(lambda b: cards[2].find_elements(By.CSS_SELECTOR, ".placeholder"))
-        assert "TIFF" in cards[2].find_element(By.CSS_SELECTOR, ".placeholder").text
+        # the default draws its evidence map, so even a TIFF is shown (as its overlay); a file the browser
+        # cannot show and the server did not draw (the broken one) gets the placeholder
+        assert cards[2].find_element(By.CSS_SELECTOR, "img").get_attribute("alt") == "heatmap overlay of c-coffee.tif"
+        WebDriverWait(browser, 10).until(lambda b: cards[1].find_elements(By.CSS_SELECTOR, ".placeholder"))
+        assert "no preview" in cards[1].find_element(By.CSS_SELECTOR, ".placeholder").text
         # a file with content credentials: the card says what they declare, and who signed them
         from test_provenance import picture, signed
 
