@@ -48,7 +48,8 @@ def test_degradation_ensemble_flags_flipping_verdicts(sample_dir):
     assert rec["verdict"] == "unsure" and "verdict changes under mild degradation" in rec["reason"]
     plain = det.predict([path], threshold=cut, unsure_band=0.0)[0]
     assert plain["verdict"] in ("real", "fake") and "reason" not in plain
-    assert abs(plain["p_fake"] - clean) < 1e-5  # the reported score is the clean image's (batch of 1 vs 4: float rounding)
+    # the reported score is the clean image's (a batch of 1 against one of 4: float rounding apart)
+    assert abs(plain["p_fake"] - clean) < 1e-5
 
 
 def test_calibration_is_applied_to_scores(sample_dir):

@@ -30,7 +30,7 @@ def test_fit_attribution_separates_families_and_leaves_a_new_one_unknown():
     centres = {"sd-1.5": 0, "gpt-4o": 1, "stylegan2": 2, "nano-banana": 3}
     X, gens, groups = [], [], []
     for g, c in centres.items():
-        for i in range(30):
+        for _ in range(30):
             x = rng.normal(size=8) * 0.3
             x[c] += 4.0
             X.append(x)
