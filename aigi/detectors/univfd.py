@@ -197,6 +197,9 @@ class UnivFD(Detector):
     exportable = True
     feature_mean: torch.Tensor  # buffers
     feature_scale: torch.Tensor
+    columns: torch.Tensor  # (not saved: follows the settings)
+    attr_weight: torch.Tensor  # the attribution head, when fitted or loaded
+    attr_bias: torch.Tensor
     feature_kind = "pooled"
 
     def __init__(self, config: UnivFDConfig):
