@@ -146,6 +146,23 @@ def test_eval_prints_metrics_per_generator(sample_dir, trained_dir, tmp_path):
 
 
 @pytest.mark.slow
+def test_eval_reports_the_defaults_attribution(sample_dir, tmp_path):
+    from aigi import load_detector
+
+    out = tmp_path / "eval.json"
+    r = run_cli("eval", "--data", sample_dir / "manifest.csv", "--json", out)
+    assert r.returncode == 0, r.stderr
+    att = json.loads(out.read_text())["attribution"]
+    # the sample's only fakes come from a small DCGAN, a family the default was never trained on: any of them it
+    # flags should be "unknown"; the share it says so is reported, not assumed
+    assert "dcgan-face" not in load_detector().families
+    assert set(att["per_family"]) <= {"dcgan-face"} and att["known_named_right"] is None
+    for m in att["per_family"].values():
+        assert m["known"] is False and 0 <= m["unknown"] <= 1 and m["n"] >= 1
+    assert "attribution of the flagged fakes" in r.stdout
+
+
+@pytest.mark.slow
 def test_eval_leave_generator_out(sample_dir, tmp_path):
     m = two_generator_manifest(sample_dir, tmp_path / "two-gens.csv")
     cfg = tmp_path / "tiny.yaml"
