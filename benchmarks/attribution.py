@@ -190,9 +190,9 @@ def evidence_maps(args, det) -> list[dict]:
         ev = det.evidence(img)
         p = float(det.calibration.apply_logit(np.array([ev["logit"]]))[0])
         over = evidence_overlay(img, ev, det.preprocessing)
-        over.thumbnail((320, 360))
-        name = f"{'real' if s.label == 0 else 'fake'}-{g}.png"
-        over.save(out_dir / name, optimize=True)
+        over.thumbnail((256, 300))
+        name = f"{'real' if s.label == 0 else 'fake'}-{g}.jpg"
+        over.save(out_dir / name, quality=85)
         maps.append({"file": f"evidence-maps/{name}", "group": g, "label": "fake" if s.label else "real",
                      "p_fake": p, "logit": ev["logit"], "global": ev["global"]})  # fmt: skip
     return maps
