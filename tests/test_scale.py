@@ -46,7 +46,7 @@ def test_scores_a_folder_one_row_per_input_with_errors(sample_dir, tmp_path):
 
     want = json.loads(det.stdout)[0]
     got = next(x for x in rows if x["path"].endswith("coffee.png"))
-    assert abs(got["p_fake"] - want["p_fake"]) < 1e-6 and got["verdict"] == want["verdict"]
+    assert abs(got["p_fake"] - want["p_fake"]) < 1e-5 and got["verdict"] == want["verdict"]  # batch rounding apart
     extra = json.loads(got["extra"])  # what the file declares travels with the row, as in detect's record
     assert extra["provenance"] == want["provenance"] == [] and extra["detector_verdict"] == want["detector_verdict"]
     assert (got["width"], got["height"], got["format"], got["frames"]) == (want["width"], want["height"], "PNG", 1)
