@@ -11,7 +11,8 @@ recipe's validation split (35 %, stratified by generator and source):
 - leave-family-out (open set): each attribution family in turn out of the head's training (the unknown rule
   refitted without it too); the share of its validation fakes answered ``unknown``, and the share of the other
   families' validation fakes named right;
-- cost: time per image of the attribution head and of the evidence map (``--cost``, on the shipped detector).
+- cost: time per image of the attribution head and of the evidence map (`cost`, on the shipped detector), and
+  its evidence maps on a few images of the bundled demo sample (never trained on; licences in its SOURCES.csv).
 
 Writes ``benchmarks/results/attribution.{json,md}``.
 """
@@ -165,36 +166,32 @@ def cost(args):
     write_markdown(json.loads((args.work / "attribution.json").read_text()), args.work)
 
 
-MAP_GROUPS = ("face-photo", "unsplash-face", "human-painting", "gpt-4o", "flux-1-dev", "nano-banana-pro")
+MAP_PICKS = ("astronaut", "grace_hopper", "camera-photo", "gpt-4o", "midjourney-v7", "nano-banana-pro")
 
 
 def evidence_maps(args, det) -> list[dict]:
-    """The shipped detector's evidence map on one seeded validation image of each of :data:`MAP_GROUPS`
-    (its validation split, as ``aigi train`` drew it), written small into ``benchmarks/results/evidence-maps``."""
-    from source_holdout import pool
-
-    from aigi.data.splits import validation_split
+    """The shipped detector's evidence map on one image of each of :data:`MAP_PICKS` from the bundled demo sample
+    (never trained on; permissive licences, listed in ``aigi/demo/SOURCES.csv``), written small into
+    ``benchmarks/results/evidence-maps``."""
     from aigi.explain import evidence_overlay
     from aigi.io import load_image
+    from aigi.samples import build_demo
 
-    full, cfg = pool(args, twins=True)
-    val = full.subset(validation_split(full, cfg.val_fraction, cfg.seed)[1])
+    demo, _ = build_demo(args.work / "demo")
     out_dir = ROOT / "benchmarks" / "results" / "evidence-maps"
     out_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
     maps = []
-    for g in MAP_GROUPS:
-        cands = [s for s in val if s.generator == g]
-        s = cands[int(rng.integers(len(cands)))]
+    for pick in MAP_PICKS:
+        s = next(x for x in demo if pick in Path(x.path).name)
         img = det.prepare(load_image(s.path).image)
         ev = det.evidence(img)
         p = float(det.calibration.apply_logit(np.array([ev["logit"]]))[0])
         over = evidence_overlay(img, ev, det.preprocessing)
         over.thumbnail((256, 300))
-        name = f"{'real' if s.label == 0 else 'fake'}-{g}.jpg"
+        name = f"{'real' if s.label == 0 else 'fake'}-{pick}.jpg"
         over.save(out_dir / name, quality=85)
-        maps.append({"file": f"evidence-maps/{name}", "group": g, "label": "fake" if s.label else "real",
-                     "p_fake": p, "logit": ev["logit"], "global": ev["global"]})  # fmt: skip
+        maps.append({"file": f"evidence-maps/{name}", "group": pick, "label": "fake" if s.label else "real",
+                     "source": Path(s.path).name, "p_fake": p, "logit": ev["logit"], "global": ev["global"]})  # fmt: skip
     return maps
 
 
@@ -241,7 +238,9 @@ def write_markdown(res, work: Path | None = None):
                   f"({100 * cc['attribution_s_per_image'] / cc['detect_s_per_image']:.3f} % of it)",
                   f"- evidence map (asked for with `--explain` / `?heatmap=true`), per image: "
                   f"{cc['evidence_map_s_per_image']:.3f} s (one more backbone pass with the blocks' tokens)"]  # fmt: skip
-        lines += ["", "## Evidence maps on validation images", "",
+        lines += ["", "## Evidence maps on images it never trained on", "",
+                  "From the bundled demo sample (`aigi/demo/`; the sources and licences of its files are in",
+                  "`aigi/demo/SOURCES.csv`; astronaut and grace_hopper ship with scikit-image and matplotlib).",
                   "The default's logit split over the 14 x 14 patches of the 224 px view it reads (red: toward",
                   "AI-generated, blue: toward real; colour strength relative to the image's largest patch) plus a",
                   "global term that is not spatial; `tests/test_detectors.py` checks that they add up to the logit.", ""]  # fmt: skip
