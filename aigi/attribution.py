@@ -85,10 +85,9 @@ class AttributionHead:
     report: dict = field(default_factory=dict)
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
-        z = X @ self.weight.T + self.bias
-        z = z - z.max(1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(1, keepdims=True)
+        from scipy.special import softmax
+
+        return softmax(X @ self.weight.T + self.bias, axis=1)
 
 
 def answer(probs: np.ndarray, families: list[str], unknown_below: float) -> dict:

@@ -353,19 +353,43 @@ def extract(
     return out, errors
 
 
+def forward_manifest(
+    det, manifest, perturb: Perturb | None = None, batch_size: int = 16, progress: Callable[[int], None] | None = None
+) -> tuple[dict[str, Any] | None, np.ndarray, list[str | None]]:
+    """The detector's whole forward output over every readable sample's plain view (or ``perturb`` of it),
+    through the feature cache: (output, or None when nothing could be read; which samples it covers; per-sample
+    errors). Row k of the output is the k-th readable sample (``extra_fields(out, k)`` gives its record fields)."""
+    feats, errors = extract(
+        det, [s.path for s in manifest], [0], perturb=perturb, batch_size=batch_size, progress=progress
+    )
+    ok = np.array([e is None for e in errors], dtype=bool)
+    out = forward(det, {k: v[ok, 0] for k, v in feats.items()}) if ok.any() else None
+    return out, ok, errors
+
+
 def score_manifest(
     det, manifest, perturb: Perturb | None = None, batch_size: int = 16, progress: Callable[[int], None] | None = None
 ) -> tuple[np.ndarray, list[str | None]]:
     """Raw logits of every sample's plain view (or ``perturb`` of it) through the feature cache (NaN
     where the file failed), and per-sample errors."""
-    feats, errors = extract(
-        det, [s.path for s in manifest], [0], perturb=perturb, batch_size=batch_size, progress=progress
-    )
-    z = np.full(len(manifest), np.nan)
-    ok = np.array([e is None for e in errors], dtype=bool)
-    if ok.any():
-        z[ok] = forward(det, {k: v[ok, 0] for k, v in feats.items()})["logit"].double().numpy()
-    return z, errors
+    out, ok, errors = forward_manifest(det, manifest, perturb, batch_size, progress)
+    return logits(out, ok), errors
+
+
+def logits(out: dict[str, Any] | None, ok: np.ndarray) -> np.ndarray:
+    """A :func:`forward_manifest` output's logits, one per sample (NaN where the file failed)."""
+    z = np.full(len(ok), np.nan)
+    if out is not None:
+        z[ok] = out["logit"].double().numpy()
+    return z
+
+
+def calibrated(det, z: np.ndarray) -> np.ndarray:
+    """Raw logits (NaN for failed files) -> calibrated p_fake (NaN kept)."""
+    p = np.full(z.shape, np.nan)
+    ok = ~np.isnan(z)
+    p[ok] = det.calibration.apply_logit(z[ok])
+    return p
 
 
 def calibrated_scores(
@@ -373,10 +397,7 @@ def calibrated_scores(
 ) -> tuple[np.ndarray, list[str | None]]:
     """Calibrated p_fake of every sample (NaN where the file failed) and per-sample errors."""
     z, errors = score_manifest(det, manifest, perturb, progress=progress)
-    p = np.full(z.shape, np.nan)
-    ok = ~np.isnan(z)
-    p[ok] = det.calibration.apply_logit(z[ok])
-    return p, errors
+    return calibrated(det, z), errors
 
 
 def onnx_session(path, device: str = "cpu"):
@@ -393,7 +414,10 @@ __all__ = [
     "predict",
     "predict_images",
     "extract",
+    "forward_manifest",
+    "logits",
     "score_manifest",
+    "calibrated",
     "calibrated_scores",
     "forward",
     "view_inputs",

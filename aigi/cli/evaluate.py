@@ -136,15 +136,17 @@ def evaluate(
                 "train-on:GEN1,GEN2 or cross-dataset"
             )
     else:
-        from aigi.scoring import calibrated_scores
+        import numpy as np
+
+        from aigi.scoring import calibrated, forward_manifest, logits
 
         det = load(detector, device)
         manifest = unreserved(det, manifest)
         warn_if_seen(det, manifest)
         prog, advance = progress_bar(len(manifest), "eval")
         with prog:
-            p, errors = calibrated_scores(det, manifest, progress=advance)
-        import numpy as np
+            out, read, errors = forward_manifest(det, manifest, progress=advance)  # one pass: scores and families
+        p = calibrated(det, logits(out, read))
 
         try:
             thr = det.calibration.threshold_for(threshold, fpr)
@@ -202,7 +204,7 @@ def evaluate(
         )
         from aigi.evaluation.attribution import attribution_metrics, family_answers
 
-        answers = family_answers(det, manifest)
+        answers = family_answers(det, out, read)
         if answers:
             from aigi.records import unsure_interval
 

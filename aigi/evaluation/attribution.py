@@ -5,21 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 
-def family_answers(det, manifest) -> list[dict | None]:
+def family_answers(det, out, ok: np.ndarray) -> list[dict | None]:
     """Each sample's attribution answer ({"family", "p", "top3"}; None where the file failed), whatever its
-    verdict; [] when the detector has no attribution head. Reads the feature cache ``eval`` just filled."""
-    from aigi.scoring import extract, forward
-
-    if not getattr(det, "families", None):
+    verdict, from a forward output over the readable samples (``scoring.forward_manifest``); [] when the
+    detector has no attribution head."""
+    if out is None or "family_logits" not in out:
         return []
-    feats, errors = extract(det, [s.path for s in manifest], [0])
-    ok = np.array([e is None for e in errors], dtype=bool)
-    out: list[dict | None] = [None] * len(manifest)
-    if ok.any():
-        res = forward(det, {k: v[ok, 0] for k, v in feats.items()})
-        for row, i in enumerate(np.flatnonzero(ok)):
-            out[i] = det.extra_fields(res, row)["attribution"]
-    return out
+    answers: list[dict | None] = [None] * len(ok)
+    for row, i in enumerate(np.flatnonzero(ok)):
+        answers[i] = det.extra_fields(out, row)["attribution"]
+    return answers
 
 
 def attribution_metrics(generators, labels, flagged, answers, known: list[str]) -> dict:
