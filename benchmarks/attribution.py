@@ -75,6 +75,25 @@ def answers(pool, r, fit_idx, head, idx):
     return [answer(p, head.families, head.unknown_below) for p in probs]
 
 
+def p_calibration(pool, r, fit_idx, head, idx) -> dict:
+    """Is ``p`` (the top family's probability) the chance the top family is right? Over the validation fakes
+    ``idx`` of the families the head names: expected calibration error and the reliability curve, with the
+    fitted temperature and without it (``T = 1``)."""
+    from scipy.special import softmax
+
+    from aigi.attribution import family_of
+    from aigi.evaluation.metrics import expected_calibration_error, reliability_curve
+
+    idx = idx[[family_of(g) in head.families for g in pool.gen[idx]]]
+    z = standardised(pool, r, fit_idx, idx, [0]) @ head.weight.T + head.bias
+    right = z.argmax(1) == np.array([head.families.index(family_of(g)) for g in pool.gen[idx]])
+    p, raw = softmax(z / head.temperature, axis=1).max(1), softmax(z, axis=1).max(1)
+    return {"temperature": head.temperature, "n": len(idx), "accuracy": float(right.mean()),
+            "mean_p": float(p.mean()), "ece": expected_calibration_error(right, p),
+            "ece_without_temperature": expected_calibration_error(right, raw),
+            "reliability": reliability_curve(right, p)}  # fmt: skip
+
+
 def run(args):
     from source_holdout import Pool
 
@@ -104,7 +123,7 @@ def run(args):
                 for k in ("argmax_right", "named_right", "unknown"):
                     d[k] /= d["n"]
             res[key] = {"families": head.families, "unknown_below": head.unknown_below, "report": head.report,
-                        "per_family": per}  # fmt: skip
+                        "per_family": per, "p": p_calibration(pool, r, fit_idx, head, vf)}  # fmt: skip
             log(f"{key}: " + ", ".join(f"{f} {d['argmax_right']:.2f}" for f, d in sorted(per.items())))
             path.write_text(json.dumps(res, indent=1))
         if seed not in args.lofo_seeds:
@@ -215,6 +234,17 @@ def write_markdown(res, work: Path | None = None):
         name = f if known else f"{f} (too few images to be named: should be `unknown`)"
         lines.append(f"| {name} | {np.mean([r['n'] for r in rows]):.0f} | {np.mean([r['argmax_right'] for r in rows]):.2f} | "
                      f"{np.mean([r['named_right'] for r in rows]):.2f} | {np.mean([r['unknown'] for r in rows]):.2f} |")  # fmt: skip
+    cal = [v["p"] for v in closed.values() if "p" in v]
+    if cal:
+        lines += ["", "## Is `p` a probability? (closed set, validation fakes of the families it names)", "",
+                  "`p` is the top family's probability after one temperature fitted on out-of-fold training logits",
+                  "(`aigi.attribution.fit_temperature`); ECE over 15 equal bins of `p`, against whether the top family",
+                  "is the true one.", "",
+                  "| split seed | images | temperature | top family right | mean `p` | ECE | ECE at T = 1 |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for sd, c in zip(seeds, cal):
+            lines.append(f"| {sd} | {c['n']} | {c['temperature']:.3f} | {c['accuracy']:.3f} | {c['mean_p']:.3f} | "
+                         f"{c['ece']:.3f} | {c['ece_without_temperature']:.3f} |")  # fmt: skip
     lofo = {k: v for k, v in res.items() if k.startswith("lofo")}
     if lofo:
         lseeds = sorted({k.rsplit(" ", 1)[1] for k in lofo})

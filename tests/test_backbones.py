@@ -80,6 +80,10 @@ def test_clip_b16_dequantised_weights_match_the_int8_graph():
     assert cos.min() > 0.95  # int8 activations cost a little; a wrong weight mapping gives ~0
     f = b.encode_images(x, blocks=True)
     assert f.blocks.shape == (3, 12, 1536) and f.cls.shape == (3, 768)
+    # stopping after block 8 gives the same first eight blocks as the whole pass (the default reads 0-7)
+    np.testing.assert_allclose(b.encode_blocks(x, 8), f.blocks[:, :8], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="13 asked for"):
+        b.encode_blocks(x, 13)
 
 
 @pytest.mark.slow

@@ -64,6 +64,12 @@ class Backbone:
         returns every block's pooled tokens, ``block_tokens`` the listed blocks' whole sequences."""
         raise NotImplementedError
 
+    def encode_blocks(self, pixels: np.ndarray, depth: int) -> np.ndarray:
+        """The pooled tokens of the first ``depth`` blocks only, [B, depth, 2D] (as ``encode_images(...,
+        blocks=True).blocks[:, :depth]``). A backbone that can stop after block ``depth`` overrides this so a
+        head reading early blocks does not pay for the later ones."""
+        return self.encode_images(pixels, blocks=True).blocks[:, :depth]
+
     def token_sequence(self, pixels: np.ndarray, blocks: tuple[int, ...] = ()) -> np.ndarray:
         """The final token sequence [B, 1+N, D], or with ``blocks`` those blocks' sequences side by side
         [B, 1+N, k*D]; float16, as the token caches store it."""

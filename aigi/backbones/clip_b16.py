@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aigi.backbones.base import Backbone, ImageFeatures, block_fields
+from aigi.backbones.base import Backbone, ImageFeatures, block_fields, pool_blocks
 from aigi.transforms import Preprocess
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -162,6 +162,22 @@ class ClipB16Backbone(Backbone):
             tokens=seq if tokens else None,
             **block_fields(hidden, blocks, block_tokens),
         )
+
+    def encode_blocks(self, pixels: np.ndarray, depth: int) -> np.ndarray:
+        """The first ``depth`` blocks only: the embeddings, the pre-norm and ``depth`` encoder layers (the
+        residual stream, as ``hidden_states``), the later layers never run."""
+        import torch
+
+        vm = self.model.vision_model
+        if not 0 < depth <= len(vm.encoder.layers):
+            raise ValueError(f"depth {depth} asked for; clip-b16 has {len(vm.encoder.layers)} blocks")
+        hidden = []
+        with torch.inference_mode():
+            h = vm.pre_layrnorm(vm.embeddings(torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)))
+            for layer in vm.encoder.layers[:depth]:
+                h = layer(h, None)
+                hidden.append(h.float().cpu().numpy())
+        return pool_blocks(hidden)
 
     def embed_images(self, pixels: np.ndarray) -> np.ndarray:
         """CLIP's joint-space image embedding [B, 512] (the text tower is not shipped)."""

@@ -221,6 +221,8 @@ def evaluate(
                     ["known", "n", "named_right", "unknown"],
                 )
             )
+            if att["p_ece"] is not None:
+                out_console.print(f"attribution p: expected calibration error {att['p_ece']:.3f} (known families)")
         for e in result["errors"]:
             error_line(e)
     # eval measures what the pixels say; detect also reads what files declare, so the two can differ

@@ -267,13 +267,14 @@ class UnivFD(Detector):
         present = ~np.isnan(flat[:, 0, 0, 0])
         out = np.full((b * p, self.descriptor_dim), np.nan, np.float16)
         if present.any():
-            f = self.backbone.encode_images(flat[present], blocks=bool(self.config.blocks))
-            desc = (
-                f.blocks[:, list(self.config.blocks)].reshape(int(present.sum()), -1)
-                if self.config.blocks
-                else f.pooled()
-            )
-            out[present] = desc
+            blocks = list(self.config.blocks)
+            if blocks and min(blocks) >= 0:  # the backbone stops after the last block the head reads
+                desc = self.backbone.encode_blocks(flat[present], max(blocks) + 1)[:, blocks]
+            elif blocks:
+                desc = self.backbone.encode_images(flat[present], blocks=True).blocks[:, blocks]
+            else:
+                desc = self.backbone.encode_images(flat[present]).pooled()
+            out[present] = desc.reshape(int(present.sum()), -1)
         return {"features": out.reshape(b, p, -1)}
 
     def feature_key(self) -> str:
@@ -379,8 +380,8 @@ class UnivFD(Detector):
 
     def fit_attribution(self, feats: np.ndarray, labels: np.ndarray, generators: np.ndarray, seed: int = 0) -> dict:
         """The open-set attribution head (:func:`aigi.attribution.fit_attribution`) on the fakes' standardised
-        descriptors [n, V, P, F] (after :meth:`fit_head`). Returns its report (families, the unknown rule and
-        its leave-family-out rates)."""
+        descriptors [n, V, P, F] (after :meth:`fit_head`), its temperature folded into the weights. Returns its
+        report (families, temperature, the unknown rule and its leave-family-out rates)."""
         from aigi.attribution import fit_attribution
 
         fakes = np.flatnonzero(labels == 1)
@@ -394,9 +395,9 @@ class UnivFD(Detector):
             return {"skipped": "fewer than two generator families with enough images"}
         self.families, self.unknown_below = head.families, head.unknown_below
         self._attribution_buffers(len(head.families))
-        with torch.no_grad():
-            self.attr_weight.copy_(torch.from_numpy(head.weight))
-            self.attr_bias.copy_(torch.from_numpy(head.bias))
+        with torch.no_grad():  # the temperature folded in: softmax(family_logits) is the calibrated probability
+            self.attr_weight.copy_(torch.from_numpy(head.weight / head.temperature))
+            self.attr_bias.copy_(torch.from_numpy(head.bias / head.temperature))
         return head.report
 
     def fit_head(self, feats: np.ndarray, labels: np.ndarray, generators: np.ndarray | None = None) -> dict:
