@@ -57,12 +57,12 @@ def test_trains_fuses_and_reports_both_branches_through_the_cli(sample_dir, tmp_
     out = tmp_path / "ag"
     r = run_cli("train", "--config", cfg, "--data", sample_dir / "manifest.csv", "--out", out)
     assert r.returncode == 0, r.stderr
-    meta = json.loads((out / "config.json").read_text())
-    fit = meta["training"]["fit"]
+    record = json.loads((out / "training.json").read_text())
+    fit = record["fit"]
     # the pixel expert saw only reconstruction pairs built from the training reals (4 reals x 3 autoencoders)
     assert fit["pixel"]["pairs"].startswith("16 images") and fit["pixel"]["fit"]["n_images"] == 16
     assert len(fit["pixel"]["reconstructors"]) == 3
-    fv = meta["training"]["fit_validation"]
+    fv = record["fit_validation"]
     assert fv["or"]["fused_fpr"] <= 0.25 and fv["n"] == 8
 
     paths = sorted(str(p) for p in (sample_dir / "real").glob("*.png")) + sorted(

@@ -301,7 +301,7 @@ def test_training_says_what_the_recipe_keeps_and_trains_on_it(tmp_path, sample_d
     assert r.returncode == 0, r.stderr
     assert "(from 16: 4 rendered non-photo reals added, at most 3 of every generator and real source kept)" in r.stderr
     banner = r.stderr.split("training pixel on ", 1)[1].split(" images", 1)[0]
-    saved = json.loads((tmp_path / "o" / "config.json").read_text())["training"]
+    saved = json.loads((tmp_path / "o" / "training.json").read_text())
     assert saved["train"].startswith(f"{banner} images") and int(banner) < 16 + 4
 
 

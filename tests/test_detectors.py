@@ -208,3 +208,29 @@ def det_width(clip_dir) -> int:
     import json as _json
 
     return int(_json.loads((clip_dir / "config.json").read_text())["vision_config"]["hidden_size"])
+
+
+def test_config_holds_settings_the_record_its_own_file_and_the_version_covers_settings(tmp_path):
+    import shutil
+
+    det = UnivFD(UnivFDConfig(feature_dim=6))
+    det.training_info = {"data": "m.csv", "seen_sha256": ["00ff"]}
+    d = det.save_pretrained(tmp_path / "det")
+    meta = json.loads((d / "config.json").read_text())
+    assert set(meta) == {"format_version", "detector", "parity", "config"}  # settings only
+    assert json.loads((d / "training.json").read_text()) == det.training_info
+    loaded = Detector.from_pretrained(d)
+    v = loaded.version
+    assert loaded.training_info == det.training_info
+    # the record is not part of the version; a changed setting is
+    (d / "training.json").write_text("{}")
+    assert Detector.from_pretrained(d).version == v
+    for key, value in (("parity", True), ("config", {**meta["config"], "crops": 2})):
+        shutil.copytree(d, tmp_path / "changed", dirs_exist_ok=True)
+        (tmp_path / "changed" / "config.json").write_text(json.dumps({**meta, key: value}))
+        assert Detector.from_pretrained(tmp_path / "changed").version.split("@")[1] != v.split("@")[1]
+    # a format-1 directory (the record inside config.json) loads, with the same version
+    (d / "config.json").write_text(json.dumps({**meta, "format_version": 1, "training": det.training_info}))
+    (d / "training.json").unlink()
+    old = Detector.from_pretrained(d)
+    assert old.version == v and old.training_info == det.training_info

@@ -59,7 +59,7 @@ def test_two_processes_end_with_the_weights_of_one(sample_dir, tmp_path):
     assert diff <= 1e-5
     import json
 
-    fits = [json.loads((d / "config.json").read_text())["training"]["fit"] for d in (one, two)]
+    fits = [json.loads((d / "training.json").read_text())["fit"] for d in (one, two)]
     assert fits[0]["loss_last"] < fits[0]["loss_first"]  # it trained, and both runs saw the same losses
     assert fits[0]["loss_first"] == pytest.approx(fits[1]["loss_first"], abs=1e-5)
     assert fits[0]["loss_last"] == pytest.approx(fits[1]["loss_last"], abs=1e-5)

@@ -75,7 +75,7 @@ class Detector(torch.nn.Module):
         raise NotImplementedError
 
     def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
-        """Train on ``manifest``; return a dict describing the run (stored in config.json)."""
+        """Train on ``manifest``; return a dict describing the run (stored in training.json)."""
         raise NotImplementedError
 
     def extra_fields(self, out: dict[str, Any], i: int) -> dict[str, Any]:
@@ -240,7 +240,8 @@ class Detector(torch.nn.Module):
 
     # --- persistence ---------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json``, ``model.safetensors``, ``state.json`` and ``calibration.json``."""
+        """Write ``config.json`` (settings), ``model.safetensors``, ``state.json``, ``calibration.json`` and
+        ``training.json`` (the run's record)."""
         return saved.save_pretrained(self, directory)
 
     @classmethod

@@ -1,5 +1,7 @@
-"""A trained detector on disk: ``config.json`` + ``model.safetensors`` (+ ``calibration.json``, and the
-state file ``state.json`` for learned state that is not a tensor). Nothing is ever unpickled."""
+"""A trained detector on disk: ``config.json`` (the settings only) + ``model.safetensors`` (+ ``state.json``
+for learned state that is not a tensor, ``calibration.json``, and ``training.json``: the record of the run that
+made it). Nothing is ever unpickled. The version hashes everything that changes a score: the settings, the
+weights, the state and the calibration (not the record)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from aigi.detectors.registry import get_detector_class
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "state.json"
-FORMAT_VERSION = 1
+TRAINING_FILE = "training.json"
+FORMAT_VERSION = 2  # 1: the training record inside config.json (still read)
 
 
 def save_pretrained(det, directory: str | Path) -> Path:
@@ -28,21 +31,15 @@ def save_pretrained(det, directory: str | Path) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in det.state_dict().items()}
     save_file(state, str(d / WEIGHTS_FILE), metadata={"detector": det.name})
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "detector": det.name,
-        "parity": det.parity,
-        "config": dataclasses.asdict(det.config),
-        "training": det.training_info,
-    }
+    meta = {"format_version": FORMAT_VERSION, **settings(det.name, det.parity, dataclasses.asdict(det.config))}
     (d / CONFIG_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
-    learned = det.get_state()
-    if learned:
-        (d / STATE_FILE).write_text(json.dumps(learned, indent=1, default=_jsonable))
-    elif (d / STATE_FILE).exists():
-        (d / STATE_FILE).unlink()
+    for name, content, indent in ((STATE_FILE, det.get_state(), 1), (TRAINING_FILE, det.training_info, 2)):
+        if content:
+            (d / name).write_text(json.dumps(content, indent=indent, default=_jsonable))
+        elif (d / name).exists():
+            (d / name).unlink()
     det.calibration.save(d)
-    for name in (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE, "calibration.json"):
+    for name in (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE, TRAINING_FILE, "calibration.json"):
         if (d / name).is_file():
             os.chmod(d / name, 0o644)  # a shipped or shared detector is readable by all (safetensors writes 0600)
     det._weights_version = weights_version(d)
@@ -69,7 +66,8 @@ def from_pretrained(directory: str | Path, device: str = "cpu", expected: Any = 
         raise ValueError(
             f"{w_path}: weights do not match the {klass.name} model (missing {missing}, unexpected {unexpected})"
         )
-    det.training_info = meta.get("training", {})
+    record = d / TRAINING_FILE
+    det.training_info = json.loads(record.read_text()) if record.is_file() else meta.get("training", {})
     det.parity = bool(meta.get("parity", False))
     det.calibration = Calibration.load(d)
     det._weights_version = weights_version(d)
@@ -87,9 +85,19 @@ def config_from_dict(config_cls, data: dict):
     return config_cls(**kwargs)
 
 
+def settings(detector: str, parity: bool, config: dict) -> dict:
+    """What ``config.json`` holds besides its format: the detector's name, parity and its Config."""
+    return {"detector": detector, "parity": parity, "config": config}
+
+
 def weights_version(d: Path) -> str:
-    """``<dir name>@<hash of weights + state + calibration>``: a recalibrated detector is a new version."""
-    h = hashlib.sha256((d / WEIGHTS_FILE).read_bytes())
+    """``<dir name>@<hash of settings + weights + state + calibration>``: a changed setting or a recalibrated
+    detector is a new version; the training record is not part of it. The settings are hashed as canonical
+    JSON, so the layout of ``config.json`` (and a format-1 file's training record) does not count."""
+    meta = json.loads((d / CONFIG_FILE).read_text())
+    canonical = settings(meta["detector"], bool(meta.get("parity", False)), meta.get("config", {}))
+    h = hashlib.sha256(json.dumps(canonical, sort_keys=True, default=_jsonable).encode())
+    h.update((d / WEIGHTS_FILE).read_bytes())
     for name in (STATE_FILE, "calibration.json"):
         if (d / name).is_file():
             h.update((d / name).read_bytes())
