@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -223,7 +225,7 @@ def content_rng(img: Image.Image, salt: int = 0) -> np.random.Generator:
 
 
 # Robustness sweep: name -> (severities, fn(img, severity)). Severities run mild -> strong.
-PERTURBATIONS = {
+PERTURBATIONS: dict[str, tuple[list[Any], Callable[[Image.Image, Any], Image.Image]]] = {
     "jpeg": ([90, 70, 50, 30], lambda img, q: jpeg(img, q)),
     "webp": ([80, 50], lambda img, q: webp(img, q)),
     "resize": ([2.0, 0.5, 0.25], lambda img, f: rescale(img, f)),
@@ -234,7 +236,7 @@ PERTURBATIONS = {
 }
 
 
-def perturbation(name: str, severity) -> tuple[str, callable]:
+def perturbation(name: str, severity) -> tuple[str, Callable[[Image.Image], Image.Image]]:
     """(cache key, fn(img)) for one condition of the sweep."""
     if name not in PERTURBATIONS:
         raise ValueError(f"unknown perturbation {name!r}; known: {', '.join(PERTURBATIONS)}")

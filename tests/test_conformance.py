@@ -28,7 +28,6 @@ def tiny(name):
 get_detector_class("univfd")  # fills the registry
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_registered_detector_keeps_the_contract(name, sample_dir):
     from aigi.detectors.conformance import check_detector

@@ -119,7 +119,7 @@ def file_metadata(data: bytes) -> dict:
     if img.format in ("JPEG", "MPO") and getattr(img, "quantization", None):
         from PIL import JpegImagePlugin
 
-        meta["jpeg_quality"] = estimate_jpeg_quality(img.quantization[0])
+        meta["jpeg_quality"] = estimate_jpeg_quality(img.quantization[0])  # type: ignore[attr-defined]
         meta["subsampling"] = int(JpegImagePlugin.get_sampling(img))
     return meta
 

@@ -9,6 +9,7 @@ generation artefacts barely moves; one that learned the format loses AUROC (flag
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -52,7 +53,7 @@ def format_swap(
     pb, pa = np.concatenate(before), np.concatenate(after)
     ok = ~np.isnan(pb) & ~np.isnan(pa)
     y, pb, pa = y[ok], pb[ok], pa[ok]
-    res = {
+    res: dict[str, Any] = {
         "n_real": int((y == 0).sum()),
         "n_fake": int((y == 1).sum()),
         "real_stored_as": vars(real_as),

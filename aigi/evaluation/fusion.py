@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from aigi.calibration import logit, threshold_at_fpr
@@ -43,7 +45,7 @@ def fit_or_thresholds(real_a, real_b, budget: float = 0.05, fake_a=None, fake_b=
     real_a, real_b = np.asarray(real_a, float), np.asarray(real_b, float)
     if real_a.shape != real_b.shape or real_a.size == 0:
         raise ValueError("fit_or_thresholds needs the same, non-empty set of reals scored by both branches")
-    candidates = []
+    candidates: list[dict[str, Any]] = []
     for alpha in np.linspace(0.0, budget, steps):  # FPR granted to branch a on its own
         ta = threshold_at_fpr(real_a, float(alpha))
         tb = _tightest_b(real_a, real_b, ta, budget)

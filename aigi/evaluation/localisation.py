@@ -68,13 +68,14 @@ def score_manipulated(det, hosts, kinds: list[str], donors=None, seed: int = 0, 
     donor_keys = sha_keys([donor_shas[j] for j in pool]) if pool else None
     shas, errors = hash_files([s.path for s in hosts])
     idx = [i for i, sha in enumerate(shas) if sha]
-    keys, plans = [], []
+    keys: list[tuple[str, str]] = []
+    plans = []
     for i in idx:
-        sha, kind = shas[i], kinds[i]
+        sha, kind = str(shas[i]), kinds[i]
         d = pool[rendezvous_donor(sha, 0, seed, donor_keys)] if kind == "splice" and donor_keys is not None else -1
         plans.append((sha, kind, d))
         keys.append(
-            (sha, f"heldout-{kind}-{recipe.key()}-seed{seed}" + (f"-donor{donor_shas[d][:16]}" if d >= 0 else ""))
+            (sha, f"heldout-{kind}-{recipe.key()}-seed{seed}" + (f"-donor{str(donor_shas[d])[:16]}" if d >= 0 else ""))
         )
     tools = det.manipulation_tools()
     pre = det.preprocessing
@@ -99,7 +100,7 @@ def score_manipulated(det, hosts, kinds: list[str], donors=None, seed: int = 0, 
     p = np.full(len(hosts), np.nan)
     grids = truth_out = None
     if ok:
-        out = forward(det, {"tokens": np.stack([feats[n] for n in ok])})
+        out = forward(det, {"tokens": np.stack([f for f in feats if f is not None])})
         p[[idx[n] for n in ok]] = 1.0 / (1.0 + np.exp(-out["logit"].double().numpy()))
         grids = out["mask"].numpy()
         truth_out = np.stack([np.asarray(truths[n]).astype(bool) for n in ok])

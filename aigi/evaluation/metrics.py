@@ -8,6 +8,7 @@ tested on hand-computed cases.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
@@ -126,12 +127,12 @@ def binary_metrics(labels, scores, threshold: float = 0.5) -> dict[str, float]:
     }
 
 
-def per_generator(labels, scores, generators, threshold: float = 0.5) -> dict[str, dict[str, float]]:
+def per_generator(labels, scores, generators, threshold: float = 0.5) -> dict[str, dict[str, Any]]:
     """Per fake generator: recall (and AUROC against all reals); per real source: specificity."""
     y, s = _arrays(labels, scores)
     g = np.asarray(generators)
     reals = y == 0
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for name in sorted(set(g.tolist())):
         m = g == name
         label = int(y[m][0])
@@ -173,7 +174,7 @@ def reliability_curve(labels, scores, n_bins: int = 10) -> dict[str, list[float]
     """Per equal-width bin of p_fake: mean predicted probability, observed fake fraction, count."""
     y, s = _arrays(labels, scores)
     bins = np.minimum((s * n_bins).astype(int), n_bins - 1)
-    out = {"mean_predicted": [], "fraction_fake": [], "count": []}
+    out: dict[str, list[float]] = {"mean_predicted": [], "fraction_fake": [], "count": []}
     for b in range(n_bins):
         m = bins == b
         if m.any():

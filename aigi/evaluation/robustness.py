@@ -9,6 +9,7 @@ fits a 2-core machine. The perturbations are the ones training augmentation draw
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ def seeded_subset(manifest: Manifest, per_group: int = 50, seed: int = 0) -> Man
     return manifest.subset(sorted(keep))
 
 
-def conditions(names: list[str] | None = None) -> list[tuple[str, object]]:
+def conditions(names: list[str] | None = None) -> list[tuple[str, Any]]:
     return [(n, sev) for n in (names or list(PERTURBATIONS)) for sev in PERTURBATIONS[n][0]]
 
 

@@ -32,6 +32,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
+from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -353,7 +354,7 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
                 raise APIError("too_many_files", f"{e.detail} (limit {s.max_files} per request)") from None
             raise APIError("bad_request", f"malformed multipart body: {e.detail}") from None
         try:
-            uploads = [u for u in form.getlist("files") if hasattr(u, "read")]
+            uploads = [u for u in form.getlist("files") if isinstance(u, StarletteUpload)]
             if not uploads:
                 raise APIError("no_files", "no images: send them as multipart files in the `files` field")
             names = [str(u.filename or f"upload-{i}")[:200] for i, u in enumerate(uploads)]

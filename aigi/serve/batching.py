@@ -59,15 +59,17 @@ class MicroBatcher:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        queue = self._queue
+        assert queue is not None, "the batcher runs after start() made its queue"
         while True:
-            batch = [await self._queue.get()]
+            batch = [await queue.get()]
             deadline = loop.time() + self.window_s
             while len(batch) < self.max_batch:
                 left = deadline - loop.time()
                 if left <= 0:
                     break
                 try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), left))
+                    batch.append(await asyncio.wait_for(queue.get(), left))
                 except TimeoutError:
                     break
             live = [(item, fut) for item, fut in batch if not fut.cancelled()]

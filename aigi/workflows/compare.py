@@ -8,6 +8,7 @@ reliability, the unsure trade-off, the format swap, and a robustness sweep on a 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def choose_default(
         if loso is not None
     }
     eligible = [n for n in logo if not over.get(n) or n == current]
-    best = max(eligible, key=means.get)
+    best = max(eligible, key=lambda n: means[n])
     excluded = sorted(n for n in logo if over.get(n) and n != current)
     note = (
         "; left out of the choice for a left-out real source over "
@@ -114,7 +115,7 @@ def compare(
             cfg,
             manifest,
             seeds,
-            on_fold=lambda s, r, name=name: log(f"[{name}] seed {s} held-out {r['fold']}: {r['metrics']['auroc']:.3f}"),
+            on_fold=functools.partial(_log_fold, log, name),
             reserved=own,
         )
         log(f"[{name}] training on 80%, calibrating on 20%")
@@ -127,7 +128,7 @@ def compare(
         swap = format_swap(det, val)
         log(f"[{name}] robustness sweep on ≤{per_group} validation images per generator and source")
         sweep = robustness_sweep(
-            det, seeded_subset(val, per_group, cfg.seed), progress=lambda m, name=name: log(f"[{name}] {m}")
+            det, seeded_subset(val, per_group, cfg.seed), progress=functools.partial(_log_named, log, name)
         )
         seed0 = [f for f in logo["folds"] if f["seed"] == seeds[0]]
         results[name] = {
@@ -160,6 +161,14 @@ def compare(
     return data
 
 
+def _log_fold(log: Callable[[str], None], name: str, seed: int, result: dict) -> None:
+    log(f"[{name}] seed {seed} held-out {result['fold']}: {result['metrics']['auroc']:.3f}")
+
+
+def _log_named(log: Callable[[str], None], name: str, message: str) -> None:
+    log(f"[{name}] {message}")
+
+
 def _pooled(folds: list[dict]) -> dict:
     """Held-out fakes of every fold, plus the held-out reals once (they are the same in every fold)."""
     y, p, g = [], [], []
@@ -167,7 +176,9 @@ def _pooled(folds: list[dict]) -> dict:
         s = f["scores"]
         for yy, pp, gg in zip(s["labels"], s["p_fake"], s["generators"]):
             if yy == 1 or k == 0:
-                y.append(yy), p.append(pp), g.append(gg)
+                y.append(yy)
+                p.append(pp)
+                g.append(gg)
     return {"labels": y, "p_fake": p, "generators": g}
 
 

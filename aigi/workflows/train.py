@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -188,7 +189,12 @@ def train_detector(
     fit_info = det.fit(train_set, cfg, progress)
     if world()[0] != 0:  # data-parallel training: rank 0 calibrates and saves
         return det
-    info = {"config": dataclasses.asdict(cfg), "data": manifest.source, "train": train_set.summary(), "fit": fit_info}
+    info: dict[str, Any] = {
+        "config": dataclasses.asdict(cfg),
+        "data": manifest.source,
+        "train": train_set.summary(),
+        "fit": fit_info,
+    }
     info["warnings"] = data_warnings(train_set, val_set, cfg)
     # what the detector saw, so an evaluation can tell when it is shown the same files again
     info["seen_sha256"] = sorted({s[:SEEN_PREFIX] for s in hash_files([x.path for x in manifest])[0] if s})
@@ -221,7 +227,7 @@ def train_detector(
             "selective": selective_metrics(y[ok], p, 0.5, cfg.unsure_band),
             "at_threshold": rates_at_threshold(p, y[ok], sources, det.calibration.threshold),
         }
-    info["seconds"] = round(time.time() - t0, 1)
+    info["seconds"] = float(round(time.time() - t0, 1))
     det.training_info = info
     if out_dir is not None:
         det.save_pretrained(out_dir)
