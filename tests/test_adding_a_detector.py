@@ -111,6 +111,7 @@ def test_a_detector_added_outside_the_package_trains_scores_and_conforms(plugin,
     monkeypatch.syspath_prepend(str(plugin))
     from aigi import load_detector
     from aigi.detectors.conformance import check_detector
+
     with pytest.warns(UserWarning, match="'half-written'"):  # the broken plugin is named, the others still load
         det = load_detector(str(out))
     assert type(det).__module__ == "aigi_mean_colour"

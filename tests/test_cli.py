@@ -160,6 +160,12 @@ def test_eval_reports_the_defaults_attribution(sample_dir, tmp_path):
     for m in att["per_family"].values():
         assert m["known"] is False and 0 <= m["unknown"] <= 1 and m["n"] >= 1
     assert "attribution of the flagged fakes" in r.stdout
+    # aigi eval is a thin CLI over aigi.workflows.evaluate.evaluate: the same dict, from Python
+    from aigi.workflows.evaluate import evaluate
+
+    assert json.loads(json.dumps(evaluate(str(sample_dir / "manifest.csv")), default=str)) == json.loads(
+        out.read_text()
+    )
 
 
 @pytest.mark.slow

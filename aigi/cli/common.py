@@ -331,24 +331,6 @@ def unreserved(det, manifest):
     return without(manifest, idx)
 
 
-def warn_if_seen(det, manifest) -> int:
-    """Warn when test images are byte-identical to images the detector was trained or calibrated on
-    (their sha256 prefixes are saved with it); returns how many."""
-    seen = set(det.training_info.get("seen_sha256", []))
-    if not seen:
-        return 0
-    from aigi.training.cache import hash_files
-
-    n = sum(1 for s in hash_files([x.path for x in manifest])[0] if s and s[: len(next(iter(seen)))] in seen)
-    if n:
-        error_line(
-            f"{n} of the {len(manifest)} images are byte-identical to images {det.name} was trained or calibrated "
-            "on: their scores say nothing about images it has not seen",
-            "warning",
-        )
-    return n
-
-
 def check_operating_point(det, threshold, fpr, unsure_band) -> float:
     """The threshold the settings give; a bad threshold, --fpr or --unsure-band is one line and exit 2."""
     if unsure_band is not None and not 0.0 <= unsure_band <= 0.5:

@@ -21,7 +21,6 @@ from aigi.cli.common import (
     progress_bar,
     read_data,
     unreserved,
-    warn_if_seen,
 )
 
 PIXELS_ONLY = (
@@ -54,184 +53,103 @@ def evaluate(
     device: Optional[str] = typer.Option(None),
 ):
     """Metrics per generator for a trained detector, or a protocol that trains one model per fold."""
-    from aigi.evaluation.metrics import binary_metrics, per_generator
+    from aigi.config import ConfigError
+    from aigi.workflows.evaluate import evaluate as run_eval
 
     manifest = read_data(data)
-    if protocol:
-        from aigi.config import ConfigError, load_train_config
-        from aigi.workflows.protocols import (
-            run_cross_dataset,
-            run_leave_generator_out,
-            run_leave_source_out,
-            run_train_on,
-        )
-
-        if config is None:
-            fail("--protocol needs --config (the recipe to train per fold)")
-        try:
-            cfg = load_train_config(config)
-        except ConfigError as e:
-            fail(str(e))
-        if device:
-            cfg.device = device
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-        if protocol in ("leave-generator-out", "leave-family-out"):
-
-            def on_fold(seed, r):
-                err_console.print(
-                    f"seed {seed} held-out {r['fold']}: AUROC {r['metrics']['auroc']:.3f}", highlight=False
-                )
-
-            families = protocol == "leave-family-out"
-            result = run_leave_generator_out(cfg, manifest, seed_list, on_fold=on_fold, families=families)
-            rows = [(g, {"AUROC": v["auroc_mean"], "sd": v["auroc_sd"]}) for g, v in result["auroc"].items()]
-            rows.append(("mean", {"AUROC": result["mean_auroc"]}))
-            held = "family" if families else "generator"
-            out_console.print(
-                metrics_table(
-                    f"{protocol} AUROC per held-out {held} ({cfg.detector}, seeds {seed_list})",
-                    rows,
-                    ["AUROC", "sd"],
-                )
-            )
-        elif protocol == "leave-source-out":
-
-            def on_source(seed, r):
-                err_console.print(
-                    f"seed {seed} left out {r['fold']}: {r['fpr']:.3f} of {r['n']} flagged at {r['threshold']:.3f}",
-                    highlight=False,
-                )
-
-            try:
-                result = run_leave_source_out(cfg, manifest, seed_list, on_fold=on_source)
-            except ValueError as e:
-                fail(str(e))
-            rows = [(g, {"FPR": v["fpr_mean"], "max": v["fpr_max"]}) for g, v in result["fpr"].items()]
-            out_console.print(
-                metrics_table(
-                    f"leave-source-out: false-positive rate of each real source left out ({cfg.detector}, "
-                    f"seeds {seed_list})",
-                    rows,
-                    ["FPR", "max"],
-                )
-            )
-        elif protocol.startswith("train-on:"):
-            gens = [g for g in protocol.split(":", 1)[1].split(",") if g]
-            try:
-                result = run_train_on(cfg, manifest, gens, seed_list[0])
-            except ValueError as e:
-                fail(str(e))
-            rows = [(g, m) for g, m in result["per_generator"].items() if m["label"] == "fake"]
-            out_console.print(metrics_table(result["protocol"], rows, ["auroc_vs_all_reals", "recall"]))
-        elif protocol == "cross-dataset":
-            if not test_data:
-                fail("--protocol cross-dataset needs --test-data")
-            test_manifest = read_data(test_data)
-            result = run_cross_dataset(cfg, manifest, test_manifest)
-            rows = [("all", result["metrics"])] + [(g, m) for g, m in result["per_generator"].items()]
-            out_console.print(metrics_table(result["fold"], rows, ["auroc", "recall", "specificity", "mean_p_fake"]))
+    test_manifest = read_data(test_data) if test_data else None
+    seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    try:
+        if protocol:
+            result = run_eval(
+                manifest, config=config, protocol=protocol, seeds=seed_list, test_data=test_manifest,
+                device=device, on_fold=_fold_line(protocol),
+            )  # fmt: skip
+            _print_protocol(result, protocol, seed_list)
         else:
-            fail(
-                f"unknown protocol {protocol!r}: use leave-generator-out, leave-family-out, leave-source-out, "
-                "train-on:GEN1,GEN2 or cross-dataset"
-            )
-    else:
-        import numpy as np
-
-        from aigi.scoring import calibrated, forward_manifest, logits
-
-        det = load(detector, device)
-        manifest = unreserved(det, manifest)
-        warn_if_seen(det, manifest)
-        prog, advance = progress_bar(len(manifest), "eval")
-        with prog:
-            out, read, errors = forward_manifest(det, manifest, progress=advance)  # one pass: scores and families
-        p = calibrated(det, logits(out, read))
-
-        try:
-            thr = det.calibration.threshold_for(threshold, fpr)
-        except ValueError as e:
-            fail(str(e))
-        from aigi.evaluation.metrics import selective_metrics
-
-        y = np.asarray(manifest.labels)
-        ok = ~np.isnan(p)
-        band = det.calibration.unsure_band if unsure_band is None else unsure_band
-        gens = [s.generator for s, k in zip(manifest, ok) if k]
-        result = {
-            "detector": det.name,
-            "detector_version": det.version,
-            "data": manifest.source,
-            "calibration": det.calibration.method,
-            "overall": {**binary_metrics(y[ok], p[ok], thr), **selective_metrics(y[ok], p[ok], thr, band)},
-            "per_generator": per_generator(y[ok], p[ok], gens, thr),
-            "errors": [e for e in errors if e],
-        }
-        o = result["overall"]
-        keys = [
-            "n",
-            "n_real",
-            "n_fake",
-            "auroc",
-            "ap",
-            "accuracy@0.5",
-            "threshold",
-            "accuracy",
-            "real_accuracy",
-            "fake_accuracy",
-            "balanced_accuracy",
-            "eer",
-            "tpr@1%fpr",
-            "tpr@5%fpr",
-            "ece",
-            "brier",
-            "unsure_band",
-            "unsure_fraction",
-            "accuracy_confident",
-        ]
-        out_console.print(
-            metrics_table(
-                f"{det.name} {det.version} on {manifest.source}", [(k, {"value": o[k]}) for k in keys], ["value"]
-            )
-        )
-        rows = [(g, {**m, "rate": m.get("recall", m.get("specificity"))}) for g, m in result["per_generator"].items()]
-        out_console.print(
-            metrics_table(
-                f"per generator (fake: recall, real: specificity, at threshold {thr:.3f})",
-                rows,
-                ["label", "n", "rate", "mean_p_fake", "auroc_vs_all_reals"],
-            )
-        )
-        from aigi.evaluation.attribution import attribution_metrics, family_answers
-
-        answers = family_answers(det, out, read)
-        if answers:
-            from aigi.records import unsure_interval
-
-            lo = unsure_interval(thr, band)[0]
-            flagged = [bool(q > lo) for q in p]  # fake or unsure
-            result["attribution"] = att = attribution_metrics(
-                [s.generator for s in manifest], y.tolist(), flagged, answers, list(det.families)
-            )
-            rows = [(f, {**m, "known": "yes" if m["known"] else "no"}) for f, m in sorted(att["per_family"].items())]
-            out_console.print(
-                metrics_table(
-                    "attribution of the flagged fakes (a family it knows should be named; a new one, unknown)",
-                    rows,
-                    ["known", "n", "named_right", "unknown"],
+            det = load(detector, device)
+            prog, advance = progress_bar(len(manifest), "eval")
+            with prog:
+                result = run_eval(
+                    manifest, det, threshold=threshold, fpr=fpr, unsure_band=unsure_band, progress=advance
                 )
-            )
-            if att["p_ece"] is not None:
-                out_console.print(f"attribution p: expected calibration error {att['p_ece']:.3f} (known families)")
-        for e in result["errors"]:
-            error_line(e)
+            _print_detector(result)
+    except (ConfigError, ValueError) as e:
+        fail(str(e))
     # eval measures what the pixels say; detect also reads what files declare, so the two can differ
-    result["provenance"] = "not used"
     err_console.print(PIXELS_ONLY, highlight=False)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=2, default=str))
         err_console.print(f"wrote {json_out}", highlight=False)
+
+
+def _fold_line(protocol: str):
+    """What ``aigi eval`` prints as each protocol fold ends."""
+    if protocol == "leave-source-out":
+        return lambda seed, r: err_console.print(
+            f"seed {seed} left out {r['fold']}: {r['fpr']:.3f} of {r['n']} flagged at {r['threshold']:.3f}",
+            highlight=False,
+        )
+    return lambda seed, r: err_console.print(
+        f"seed {seed} held-out {r['fold']}: AUROC {r['metrics']['auroc']:.3f}", highlight=False
+    )
+
+
+def _print_protocol(result: dict, protocol: str, seeds: list[int]) -> None:
+    if protocol in ("leave-generator-out", "leave-family-out"):
+        rows = [(g, {"AUROC": v["auroc_mean"], "sd": v["auroc_sd"]}) for g, v in result["auroc"].items()]
+        rows.append(("mean", {"AUROC": result["mean_auroc"]}))
+        held = "family" if protocol == "leave-family-out" else "generator"
+        title = f"{protocol} AUROC per held-out {held} (seeds {seeds})"
+        out_console.print(metrics_table(title, rows, ["AUROC", "sd"]))
+    elif protocol == "leave-source-out":
+        rows = [(g, {"FPR": v["fpr_mean"], "max": v["fpr_max"]}) for g, v in result["fpr"].items()]
+        title = f"leave-source-out: false-positive rate of each real source left out (seeds {seeds})"
+        out_console.print(metrics_table(title, rows, ["FPR", "max"]))
+    elif protocol.startswith("train-on:"):
+        rows = [(g, m) for g, m in result["per_generator"].items() if m["label"] == "fake"]
+        out_console.print(metrics_table(result["protocol"], rows, ["auroc_vs_all_reals", "recall"]))
+    else:  # cross-dataset
+        rows = [("all", result["metrics"])] + [(g, m) for g, m in result["per_generator"].items()]
+        out_console.print(metrics_table(result["fold"], rows, ["auroc", "recall", "specificity", "mean_p_fake"]))
+
+
+OVERALL_KEYS = [
+    "n", "n_real", "n_fake", "auroc", "ap", "accuracy@0.5", "threshold", "accuracy", "real_accuracy",
+    "fake_accuracy", "balanced_accuracy", "eer", "tpr@1%fpr", "tpr@5%fpr", "ece", "brier", "unsure_band",
+    "unsure_fraction", "accuracy_confident",
+]  # fmt: skip
+
+
+def _print_detector(result: dict) -> None:
+    for w in result["warnings"]:
+        error_line(w, "warning")
+    o = result["overall"]
+    title = f"{result['detector']} {result['detector_version']} on {result['data']}"
+    out_console.print(metrics_table(title, [(k, {"value": o[k]}) for k in OVERALL_KEYS], ["value"]))
+    rows = [(g, {**m, "rate": m.get("recall", m.get("specificity"))}) for g, m in result["per_generator"].items()]
+    out_console.print(
+        metrics_table(
+            f"per generator (fake: recall, real: specificity, at threshold {o['threshold']:.3f})",
+            rows,
+            ["label", "n", "rate", "mean_p_fake", "auroc_vs_all_reals"],
+        )
+    )
+    att = result.get("attribution")
+    if att:
+        rows = [(f, {**m, "known": "yes" if m["known"] else "no"}) for f, m in sorted(att["per_family"].items())]
+        out_console.print(
+            metrics_table(
+                "attribution of the flagged fakes (a family it knows should be named; a new one, unknown)",
+                rows,
+                ["known", "n", "named_right", "unknown"],
+            )
+        )
+        if att["p_ece"] is not None:
+            out_console.print(f"attribution p: expected calibration error {att['p_ece']:.3f} (known families)")
+    for e in result["errors"]:
+        error_line(e)
 
 
 @app.command()

@@ -19,9 +19,9 @@ from aigi.data.manifest import Manifest
 from aigi.data.splits import validation_split
 from aigi.evaluation import report as R
 from aigi.evaluation.format_swap import format_swap
-from aigi.evaluation.metrics import binary_metrics, reliability_curve, selective_metrics
+from aigi.evaluation.metrics import reliability_curve, selective_metrics
 from aigi.evaluation.robustness import robustness_sweep, seeded_subset
-from aigi.scoring import calibrated_scores
+from aigi.evaluation.scores import score
 from aigi.workflows.protocols import run_leave_generator_out
 
 DEFAULT_MARGIN = 0.02
@@ -121,9 +121,8 @@ def compare(
         log(f"[{name}] training on 80%, calibrating on 20%")
         det = train_detector(cfg, manifest, out / "detectors" / name, reserved=own)
         val = manifest.subset(validation_split(manifest, cfg.val_fraction, cfg.seed)[1])
-        p, _ = calibrated_scores(det, val)
-        y = np.asarray(val.labels)
-        ok = ~np.isnan(p)
+        s = score(det, val)
+        p, thr = s.p(det), det.calibration.threshold
         log(f"[{name}] format swap on the validation split")
         swap = format_swap(det, val)
         log(f"[{name}] robustness sweep on ≤{per_group} validation images per generator and source")
@@ -139,9 +138,9 @@ def compare(
             "logo_folds": [{k: v for k, v in f.items() if k != "scores"} for f in logo["folds"]],
             "pooled_heldout": _pooled(seed0),
             "validation": {
-                "metrics": binary_metrics(y[ok], p[ok], det.calibration.threshold),
-                "selective": selective_metrics(y[ok], p[ok], det.calibration.threshold, det.calibration.unsure_band),
-                "reliability": reliability_curve(y[ok], p[ok]),
+                "metrics": s.metrics(p, thr),
+                "selective": selective_metrics(s.labels[s.ok], p[s.ok], thr, det.calibration.unsure_band),
+                "reliability": reliability_curve(s.labels[s.ok], p[s.ok]),
                 "calibration": det.calibration.method,
             },
             "format_swap": swap,

@@ -12,12 +12,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from aigi.calibration import sigmoid
 from aigi.config import TrainConfig
 from aigi.data.manifest import Manifest
 from aigi.data.splits import Fold, leave_generator_out, train_on_generators
-from aigi.evaluation.metrics import binary_metrics, per_generator
-from aigi.scoring import score_manifest
+from aigi.evaluation.scores import score
 from aigi.workflows.train import split_reserved
 
 
@@ -29,20 +27,14 @@ def fit_for_protocol(
     fusion): those get ``cfg.val_fraction`` of ``train`` for it. ``reserved`` samples (see
     :func:`~aigi.workflows.train.split_reserved`) go to the detector's ``pretrain`` first. ``train`` goes
     through the recipe's renders and per-generator cap (:func:`~aigi.workflows.train.recipe_manifest`); the
-    test side never does. Returns (detector, fit info)."""
-    from aigi.data.splits import validation_split
-    from aigi.workflows.train import build_detector, recipe_manifest
+    test side never does. The sequence is training's own (:func:`~aigi.workflows.train.fit_sequence`, not
+    calibrated). Returns (detector, fit info)."""
+    from aigi.workflows.train import fit_sequence
 
-    train = recipe_manifest(cfg, train)
-    fold_cfg = dataclasses.replace(cfg, val_fraction=0.0)
-    det = build_detector(fold_cfg)
-    if reserved is not None and len(reserved):
-        det.pretrain(reserved, fold_cfg)
-    if det.has_validation_stage and cfg.val_fraction > 0:
-        tr, va = validation_split(train, cfg.val_fraction, cfg.seed)
-        fit_info = det.fit(train.subset(tr), fold_cfg, progress)
-        return det, {"fit": fit_info, "fit_validation": det.fit_validation(train.subset(va), fold_cfg)}
-    return det, det.fit(train, fold_cfg, progress)
+    fitted = fit_sequence(cfg, train, reserved, progress, calibrate=False)
+    if "fit_validation" in fitted.info:
+        return fitted.det, {"fit": fitted.info["fit"], "fit_validation": fitted.info["fit_validation"]}
+    return fitted.det, fitted.info["fit"]
 
 
 def run_fold(
@@ -54,22 +46,18 @@ def run_fold(
 ) -> dict:
     """Train on the fold's train indices (:func:`fit_for_protocol`), score its test indices."""
     det, fit_info = fit_for_protocol(cfg, manifest.subset(fold.train), progress, reserved)
-    test = manifest.subset(fold.test)
-    z, errors = score_manifest(det, test)
-    p = sigmoid(z)  # raw scores: AUROC needs no calibration
-    y = np.asarray(test.labels)
-    ok = ~np.isnan(p)
-    gens = [s.generator for s in test.samples]
+    s = score(det, manifest.subset(fold.test))
+    p, ok = s.p(), s.ok  # raw scores: AUROC needs no calibration
     return {
         "fold": fold.name,
         "fit": fit_info,
         "scores": {
-            "labels": y[ok].tolist(),
+            "labels": s.labels[ok].tolist(),
             "p_fake": np.round(p[ok], 6).tolist(),
-            "generators": [g for g, k in zip(gens, ok) if k],
+            "generators": s.generators[ok].tolist(),
         },
-        "metrics": binary_metrics(y[ok], p[ok]),
-        "per_generator": per_generator(y[ok], p[ok], [g for g, k in zip(gens, ok) if k]),
+        "metrics": s.metrics(p),
+        "per_generator": s.per_generator(p),
         "n_errors": int((~ok).sum()),
     }
 
@@ -125,15 +113,14 @@ def run_leave_source_out(
     threshold rule) on everything but S, then read S's false-positive rate at that threshold. The rule's own
     in-sample rates say little about a kind of real image the detector never saw; this says how it fares."""
     from aigi.data.splits import leave_source_out
-    from aigi.scoring import calibrated_scores
     from aigi.workflows.train import train_detector
 
     folds_out = []
     for seed in seeds:
         for fold in leave_source_out(manifest, sources):
             det = train_detector(dataclasses.replace(cfg, seed=seed), manifest.subset(fold.train), progress=progress)
-            p, _ = calibrated_scores(det, manifest.subset(fold.test))
-            ok = ~np.isnan(p)
+            s = score(det, manifest.subset(fold.test))
+            p, ok = s.p(det), s.ok
             thr = det.calibration.threshold
             r = {"fold": fold.name, "seed": seed, "n": int(ok.sum()), "threshold": thr,
                  "fpr": float((p[ok] >= thr).mean()) if ok.any() else float("nan"),

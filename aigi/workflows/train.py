@@ -7,13 +7,14 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from aigi.calibration import Calibration, sigmoid
+from aigi.calibration import Calibration
 from aigi.config import TrainConfig
 from aigi.data.manifest import Manifest
 from aigi.data.splits import validation_split, without
@@ -21,8 +22,7 @@ from aigi.detectors.base import Detector
 from aigi.detectors.registry import get_detector_class
 from aigi.detectors.saved import config_from_dict
 from aigi.device import resolve_device
-from aigi.evaluation.metrics import binary_metrics, selective_metrics
-from aigi.scoring import score_manifest
+from aigi.evaluation.metrics import selective_metrics
 from aigi.training.cache import hash_files
 
 
@@ -161,6 +161,55 @@ def split_reserved(cfg: TrainConfig, manifest: Manifest, det: Detector | None = 
     return manifest.subset(idx), without(manifest, idx)
 
 
+@dataclass
+class Fitted:
+    """What :func:`fit_sequence` leaves: the fitted detector, the data it was fitted and validated on (after
+    the reservation, the recipe's renders and cap, and the split), and each stage's report."""
+
+    det: Detector
+    data: Manifest
+    train_set: Manifest
+    val_set: Manifest
+    info: dict[str, Any]
+
+
+def fit_sequence(
+    cfg: TrainConfig,
+    manifest: Manifest,
+    reserved: Manifest | None = None,
+    progress: Callable[[int], None] | None = None,
+    calibrate: bool = True,
+) -> Fitted:
+    """The one training sequence (``aigi train``, every protocol fold, ``compare``): build (seeded) -> reserve
+    (``Detector.reserved`` samples leave the data first, or ``reserved`` when given, already outside
+    ``manifest``) -> the recipe's renders and cap (:func:`recipe_manifest`) -> ``pretrain`` -> validation
+    split -> ``fit`` -> ``fit_validation``. The split is ``cfg.val_fraction`` when the detector will be
+    ``calibrate``-d or has a second stage fitted on a split (AlignGemini's fusion), else none (a protocol fold
+    ranks by raw scores). Under data-parallel training only rank 0 runs ``fit_validation``."""
+    from aigi.training.loop import world
+
+    torch.manual_seed(cfg.seed)  # the same initial weights in every process and every run
+    det = build_detector(cfg)
+    if reserved is None:
+        reserved, manifest = split_reserved(cfg, manifest, det)
+    manifest = recipe_manifest(cfg, manifest)  # after the reservation
+    info: dict[str, Any] = {}
+    if len(reserved):
+        info["pretrain"] = det.pretrain(reserved, cfg)
+    fraction = cfg.val_fraction if (calibrate or det.has_validation_stage) else 0.0
+    if fraction > 0:
+        train_idx, val_idx = validation_split(manifest, fraction, cfg.seed)
+    else:
+        train_idx, val_idx = np.arange(len(manifest)), np.array([], dtype=int)
+    train_set, val_set = manifest.subset(train_idx), manifest.subset(val_idx)
+    info["fit"] = det.fit(train_set, cfg, progress)
+    if len(val_set) and world()[0] == 0:
+        second = det.fit_validation(val_set, cfg)
+        if second is not None:
+            info["fit_validation"] = second
+    return Fitted(det, manifest, train_set, val_set, info)
+
+
 def train_detector(
     cfg: TrainConfig,
     manifest: Manifest,
@@ -168,64 +217,46 @@ def train_detector(
     progress: Callable[[int], None] | None = None,
     reserved: Manifest | None = None,
 ) -> Detector:
-    """Train on ``manifest`` minus a stratified validation split; calibrate on that split; save.
-    Samples the detector reserves for pre-training (``Detector.reserved``) go to ``pretrain`` and are
-    removed first, before the recipe's renders and cap (:func:`recipe_manifest`) and the split (or, when
-    ``reserved`` is given, those samples, already outside ``manifest``)."""
+    """:func:`fit_sequence`, then calibrate on its validation split, set the threshold by the recipe's rule,
+    record the run and save."""
+    from aigi.evaluation.scores import score
     from aigi.training.loop import world
 
     t0 = time.time()
-    torch.manual_seed(cfg.seed)  # the same initial weights in every process and every run
-    det = build_detector(cfg)
-    if reserved is None:
-        reserved, manifest = split_reserved(cfg, manifest, det)
-    manifest = recipe_manifest(cfg, manifest)  # after the reservation, as in the protocols
-    pretrain_info = det.pretrain(reserved, cfg) if len(reserved) else None
-    if cfg.val_fraction > 0:
-        train_idx, val_idx = validation_split(manifest, cfg.val_fraction, cfg.seed)
-    else:
-        train_idx, val_idx = np.arange(len(manifest)), np.array([], dtype=int)
-    train_set, val_set = manifest.subset(train_idx), manifest.subset(val_idx)
-    fit_info = det.fit(train_set, cfg, progress)
+    fitted = fit_sequence(cfg, manifest, reserved, progress)
+    det, manifest, train_set, val_set = fitted.det, fitted.data, fitted.train_set, fitted.val_set
     if world()[0] != 0:  # data-parallel training: rank 0 calibrates and saves
         return det
     info: dict[str, Any] = {
         "config": dataclasses.asdict(cfg),
         "data": manifest.source,
         "train": train_set.summary(),
-        "fit": fit_info,
+        **{k: v for k, v in fitted.info.items() if v is not None},
     }
     info["warnings"] = data_warnings(train_set, val_set, cfg)
     # what the detector saw, so an evaluation can tell when it is shown the same files again
     info["seen_sha256"] = sorted({s[:SEEN_PREFIX] for s in hash_files([x.path for x in manifest])[0] if s})
-    if pretrain_info is not None:
-        info["pretrain"] = pretrain_info
     if len(val_set):
-        second = det.fit_validation(val_set, cfg)
-        if second is not None:
-            info["fit_validation"] = second
-        raw, _ = score_manifest(det, val_set)  # raw logits: the calibration is fitted on these
-        y = np.asarray(val_set.labels)
-        ok = ~np.isnan(raw)
+        s = score(det, val_set)  # raw logits: the calibration is fitted on these
+        ok = s.ok
         det.calibration = Calibration.fit(
-            raw[ok],
-            y[ok],
+            s.z[ok],
+            s.labels[ok],
             cfg.calibration,
             cfg.unsure_band,
             source=f"validation split of {manifest.source} ({int(ok.sum())} images)",
         )
-        p = det.calibration.apply_logit(raw[ok])
-        sources = np.asarray([s.generator for s in val_set])[ok]
+        p = s.p(det)
         if cfg.max_source_fpr > 0:  # the per-source rule replaces any decision point of the detector's own
-            det.calibration.threshold = source_fpr_threshold(p, y[ok], sources, cfg.max_source_fpr)
+            det.calibration.threshold = source_fpr_threshold(p[ok], s.labels[ok], s.generators[ok], cfg.max_source_fpr)
         elif det.raw_decision_logit is not None:
             det.calibration.threshold = float(det.calibration.apply_logit(np.array([det.raw_decision_logit]))[0])
         info["validation"] = {
             "data": val_set.summary(),
-            "metrics": binary_metrics(y[ok], p),
-            "metrics_uncalibrated": binary_metrics(y[ok], sigmoid(raw[ok])),
-            "selective": selective_metrics(y[ok], p, 0.5, cfg.unsure_band),
-            "at_threshold": rates_at_threshold(p, y[ok], sources, det.calibration.threshold),
+            "metrics": s.metrics(p),
+            "metrics_uncalibrated": s.metrics(s.p()),
+            "selective": selective_metrics(s.labels[ok], p[ok], 0.5, cfg.unsure_band),
+            "at_threshold": rates_at_threshold(p[ok], s.labels[ok], s.generators[ok], det.calibration.threshold),
         }
     info["seconds"] = float(round(time.time() - t0, 1))
     det.training_info = info
