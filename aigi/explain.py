@@ -90,7 +90,9 @@ def overlay_for(record: dict, img: Image.Image, detector) -> Image.Image | None:
     record carries one, else the detector's evidence map; None when neither applies (an error, no map)."""
     if record.get("verdict") == "error":
         return None
-    img = detector.prepare(img)
+    from aigi.scoring import prepared
+
+    img = prepared(detector, img)
     if record.get("mask") is not None:
         return heatmap_overlay(img, np.asarray(record["mask"], np.float32), detector.preprocessing)
     if detector.has_evidence_map:

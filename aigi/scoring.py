@@ -89,6 +89,18 @@ def _run(det, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
     return forward(det, det.features(inputs))
 
 
+def prepared(det, image):
+    """What every decoded image goes through before any view, crop or manipulation: the detector's
+    preparation (parity re-encoding when it was trained with it). Only the engine calls ``det.prepare``; code
+    that reads images for a detector (training sets, maps, localisation) goes through here."""
+    return det.prepare(image)
+
+
+def load_prepared(det, path, limits: DecodeLimits = DEFAULT_LIMITS):
+    """A file decoded with ``limits`` (``io.load_image``), then :func:`prepared`."""
+    return prepared(det, load_image(path, limits).image)
+
+
 def view_inputs(
     det,
     image,
@@ -98,9 +110,9 @@ def view_inputs(
     seed: int = 0,
     perturb: Perturb | None = None,
 ) -> dict[str, np.ndarray]:
-    """A decoded image -> the detector's inputs for one view: parity (``prepare``), then the
+    """A decoded image -> the detector's inputs for one view: parity (:func:`prepared`), then the
     perturbation or the seeded k-th augmented view, then ``inputs``."""
-    img = det.prepare(image)
+    img = prepared(det, image)
     if perturb is not None:
         img = perturb[1](img)
     elif view:
@@ -411,6 +423,8 @@ def onnx_session(path, device: str = "cpu"):
 
 
 __all__ = [
+    "prepared",
+    "load_prepared",
     "predict",
     "predict_images",
     "extract",

@@ -193,8 +193,8 @@ def evidence_maps(args, det) -> list[dict]:
     (never trained on; permissive licences, listed in ``aigi/demo/SOURCES.csv``), written small into
     ``benchmarks/results/evidence-maps``."""
     from aigi.explain import evidence_overlay
-    from aigi.io import load_image
     from aigi.samples import build_demo
+    from aigi.scoring import load_prepared
 
     demo, _ = build_demo(args.work / "demo")
     out_dir = ROOT / "benchmarks" / "results" / "evidence-maps"
@@ -202,7 +202,7 @@ def evidence_maps(args, det) -> list[dict]:
     maps = []
     for pick in MAP_PICKS:
         s = next(x for x in demo if pick in Path(x.path).name)
-        img = det.prepare(load_image(s.path).image)
+        img = load_prepared(det, s.path)
         ev = det.evidence(img)
         p = float(det.calibration.apply_logit(np.array([ev["logit"]]))[0])
         over = evidence_overlay(img, ev, det.preprocessing)

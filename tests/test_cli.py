@@ -163,9 +163,8 @@ def test_eval_reports_the_defaults_attribution(sample_dir, tmp_path):
     # aigi eval is a thin CLI over aigi.workflows.evaluate.evaluate: the same dict, from Python
     from aigi.workflows.evaluate import evaluate
 
-    assert json.loads(json.dumps(evaluate(str(sample_dir / "manifest.csv")), default=str)) == json.loads(
-        out.read_text()
-    )
+    result = evaluate(str(sample_dir / "manifest.csv"), load_detector())
+    assert json.loads(json.dumps(result, default=str)) == json.loads(out.read_text())
 
 
 @pytest.mark.slow

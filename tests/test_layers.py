@@ -137,3 +137,16 @@ def test_the_check_catches_an_upward_import(tmp_path, monkeypatch):
     f.write_text("def load():\n    from .detectors import base\n    import aigi.cli\n")
     monkeypatch.setattr(f"{__name__}.PACKAGE", tmp_path / "aigi")
     assert [m for m, _ in imports_of(f)] == ["aigi.detectors", "aigi.cli"]
+
+
+def test_only_the_engine_prepares_images():
+    """Parity (``Detector.prepare``) is applied by the scoring engine alone: code that reads images for a
+    detector goes through ``scoring.prepared``/``load_prepared``, so no caller can forget it or apply it twice."""
+    callers = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path == PACKAGE / "scoring.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "prepare":
+                callers.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert callers == []

@@ -90,18 +90,9 @@ class AlignGemini(Detector):
         """Under the OR rule the fused logit 0 is where a branch fires; the logistic fusion keeps 0 calibrated."""
         return 0.0 if self.config.fusion == "or" else None
 
-    # --- plumbing: the branches share this detector's device and parity ---------------------
-    def _sync(self) -> None:
-        """Parity is set on this detector after construction (training config, config.json); the
-        branches read it from here. (Devices go down through ``to_device``.)"""
-        for b in (self.semantic, self.pixel):
-            b.parity = self.parity
-
-    def to_device(self, device: str) -> AlignGemini:
-        super().to_device(device)
-        for b in (self.semantic, self.pixel):
-            b.to_device(device)
-        return self
+    def branches(self) -> tuple[Detector, ...]:
+        """The two branches share this detector's parity and device (``Detector.parity``, ``to_device``)."""
+        return (self.semantic, self.pixel)
 
     @property
     def backbone(self):
@@ -117,6 +108,7 @@ class AlignGemini(Detector):
             from aigi.detectors.saved import config_from_dict
 
             self.pixel = PixelExpert(config_from_dict(PixelConfig, state["pixel_config"]))
+            self.pixel.parity = self.parity  # a new branch follows this detector's parity
 
     # --- fusion ------------------------------------------------------------------------
     def fuse(self, branch_logits: torch.Tensor, fusion: str | None = None) -> torch.Tensor:
@@ -135,7 +127,6 @@ class AlignGemini(Detector):
 
     # --- the stages: the laundered image for the semantic branch, native crops for the pixel one ----
     def inputs(self, image):
-        self._sync()
         return {**self.semantic.inputs(image), **self.pixel.inputs(image)}  # image is prepared (parity)
 
     def features(self, inputs):
@@ -176,7 +167,6 @@ class AlignGemini(Detector):
         and errors, through the engine; ``perturb=(key, fn)`` degrades every image first."""
         from aigi.scoring import extract, forward
 
-        self._sync()
         feats, errors = extract(
             self, [s.path for s in manifest], perturb=perturb, batch_size=batch_size, progress=progress
         )
@@ -188,11 +178,11 @@ class AlignGemini(Detector):
 
     # --- training ------------------------------------------------------------------------
     def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
-        self._sync()
         info = {"semantic": self.semantic.fit(manifest, train_config, progress)}
         if self.config.pixel_expert:
             expert = PixelExpert.from_pretrained(self.config.pixel_expert)
             self.pixel = expert.to_device(self.device_name)  # type: ignore[assignment] # a PixelExpert, checked by class
+            self.pixel.parity = self.parity  # a new branch follows this detector's parity
             info["pixel"] = {
                 "reused": self.config.pixel_expert,
                 "data": expert.training_info.get("data"),

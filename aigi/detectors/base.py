@@ -54,7 +54,7 @@ class Detector(torch.nn.Module):
         self.calibration = Calibration()
         self.training_info: dict[str, Any] = {}
         self.device_name = "cpu"
-        self.parity = False  # re-encode every input identically first (see transforms.parity_image)
+        self._parity = False  # re-encode every input identically first (see transforms.parity_image)
         self._backbone = None
         self._weights_version = ""  # (nn.Module has its own _version)
         self.onnx = None  # an onnxruntime session after use_onnx()
@@ -150,6 +150,22 @@ class Detector(torch.nn.Module):
         is not spatial, "logit": their sum}; only where :attr:`has_evidence_map`."""
         raise NotImplementedError(f"{self.name} has no evidence map")
 
+    @property
+    def parity(self) -> bool:
+        """Whether every decoded image is re-encoded identically first (``transforms.parity_image``): set from
+        the training config or the saved settings; branches (:meth:`branches`) follow it."""
+        return self._parity
+
+    @parity.setter
+    def parity(self, value: bool) -> None:
+        self._parity = bool(value)
+        for b in self.branches():
+            b.parity = value
+
+    def branches(self) -> tuple[Detector, ...]:
+        """Detectors this one is built from (AlignGemini's two), which share its parity and device."""
+        return ()
+
     def prepare(self, img):
         """What every decoded image goes through first: parity re-encoding, when the detector was
         trained with it (see ``transforms.parity_image``)."""
@@ -162,6 +178,8 @@ class Detector(torch.nn.Module):
     def to_device(self, device: str) -> Detector:
         self.device_name = device
         self._backbone = None
+        for b in self.branches():
+            b.to_device(device)
         return self.to(device)
 
     def preprocess_size(self) -> int:

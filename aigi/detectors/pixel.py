@@ -131,6 +131,7 @@ class PixelExpert(Detector):
 
     def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
         from aigi.io import load_image
+        from aigi.scoring import prepared
         from aigi.transforms import rescale
 
         cfg = self.config
@@ -143,7 +144,7 @@ class PixelExpert(Detector):
             except Exception as e:  # noqa: BLE001 - reported in the training info
                 skipped.append(str(e))
                 continue
-            img = self.prepare(img)  # parity, as the scoring engine does
+            img = prepared(self, img)  # parity, as the scoring engine does
             if max(img.size) > cfg.max_side:
                 img = rescale(img, cfg.max_side / max(img.size), "lanczos")
             arrays.append(np.asarray(img))

@@ -58,8 +58,7 @@ def score_manipulated(det, hosts, kinds: list[str], donors=None, seed: int = 0, 
     import dataclasses
 
     from aigi.augment.manipulate import manipulate, rendezvous_donor, sha_keys, variant_rngs
-    from aigi.io import load_image
-    from aigi.scoring import forward
+    from aigi.scoring import forward, load_prepared
     from aigi.training.cache import compute_cached, hash_files
 
     recipe = dataclasses.replace(det.config.recipe, perturb_p=0.0)
@@ -84,8 +83,8 @@ def score_manipulated(det, hosts, kinds: list[str], donors=None, seed: int = 0, 
         sha, kind, d = plans[n]
         s = hosts.samples[idx[n]]
         _, rng = variant_rngs(sha, 0, seed)
-        donor = det.prepare(load_image(donors.samples[d].path).image) if d >= 0 else None
-        m = manipulate(det.prepare(load_image(s.path).image), s.label, kind, rng, recipe, tools, donor)
+        donor = load_prepared(det, donors.samples[d].path) if d >= 0 else None
+        m = manipulate(load_prepared(det, s.path), s.label, kind, rng, recipe, tools, donor)
         truth = np.asarray(pre.geometry(Image.fromarray(m.mask.astype(np.uint8)), "nearest"))
         return pre(m.image), truth
 

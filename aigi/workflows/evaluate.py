@@ -7,6 +7,7 @@ fold from a recipe (:func:`run_protocol`). Both score the pixels alone: provenan
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -123,8 +124,8 @@ def evaluate(
     on_fold: Callable[[int, dict], None] | None = None,
 ) -> dict[str, Any]:
     """``aigi eval``: with ``protocol``, :func:`run_protocol` with the recipe ``config`` (a TrainConfig or a
-    YAML path); else :func:`evaluate_detector` with ``detector`` (a loaded detector, a shipped name or a saved
-    directory; None: the default). ``data``/``test_data``: a manifest or what ``--data`` takes."""
+    YAML path); else :func:`evaluate_detector` with ``detector`` (a loaded detector, e.g. ``aigi.load_detector()``,
+    or a saved directory). ``data``/``test_data``: a manifest or what ``--data`` takes."""
     from aigi.data import load_data
 
     manifest = load_data(data) if isinstance(data, str) else data
@@ -141,8 +142,10 @@ def evaluate(
         result = run_protocol(config, manifest, protocol, list(seeds), test, on_fold)
         result["provenance"] = "not used"
         return result
-    if detector is None or isinstance(detector, str):
-        from aigi import load_detector
+    if detector is None:
+        raise ValueError("evaluate needs a detector (a loaded one, or a saved directory) or a protocol")
+    if isinstance(detector, (str, os.PathLike)):
+        from aigi.detectors.saved import from_pretrained
 
-        detector = load_detector(detector, device)
+        detector = from_pretrained(detector, device or "cpu")
     return evaluate_detector(detector, manifest, threshold, fpr, unsure_band, progress)

@@ -105,17 +105,17 @@ def variant_jobs(det, manifest, train_config):
 def make_variant(det, manifest, job, train_config, kit):
     """Decode and build one variant: (preprocessed pixels, per-patch source targets)."""
     from aigi.augment.manipulate import manipulate, unmanipulated, variant_rngs
-    from aigi.io import load_image
+    from aigi.scoring import load_prepared
     from aigi.transforms import augmented_view, view_rng
 
     i, k, kind, donor, sha, _ = job
     label = manifest.samples[i].label
-    img = det.prepare(load_image(manifest.samples[i].path).image)
+    img = load_prepared(det, manifest.samples[i].path)
     if kind == "none":
         m, rng = unmanipulated(img, label), view_rng(sha, k, train_config.seed)
     else:
         _, rng = variant_rngs(sha, k, train_config.seed)
-        donor_img = det.prepare(load_image(manifest.samples[donor].path).image) if donor >= 0 else None
+        donor_img = load_prepared(det, manifest.samples[donor].path) if donor >= 0 else None
         m = manipulate(img, label, kind, rng, det.config.recipe, kit, donor_img)
     if k > 0:  # every variant but the image as it is gets the shortcut-denial view, masks following
         m.image, (src,) = augmented_view(m.image, rng, train_config.view_recipe, masks=(Image.fromarray(m.source),))

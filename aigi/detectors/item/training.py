@@ -108,7 +108,7 @@ def view_key_of(det, view: int, train_config, perturb=None) -> str:
 def view_tokens(det, manifest, views, train_config, perturb=None, progress=None, shas=None):
     """Encoder tokens [n, V, T, D] (float16) of every sample and view through the token cache (the same
     entries GAMMA uses for a DINOv2 space), and per-sample errors."""
-    from aigi.io import load_image
+    from aigi.scoring import load_prepared
     from aigi.training.cache import FeatureCache, compute_cached, hash_files
     from aigi.transforms import augmented_view, view_rng
 
@@ -122,7 +122,7 @@ def view_tokens(det, manifest, views, train_config, perturb=None, progress=None,
 
     def make(n):
         i, v = jobs[n]
-        img = det.prepare(load_image(paths[i]).image)
+        img = load_prepared(det, paths[i])
         if perturb:
             img = perturb[1](img)
         elif v:
@@ -160,14 +160,14 @@ def captions_for(det, manifest, shas, plain_tokens) -> list | None:
             pairs = det.captioner.caption_embeddings(det.space.joint(torch.from_numpy(plain_tokens))[0])
             return [g or c for g, (c, _) in zip(given, pairs)]
         return None
-    from aigi.io import load_image
+    from aigi.scoring import load_prepared
 
     cache = CaptionCache(det.captioner.key())
     out = [g or (cache.get(sha) if sha else None) for sha, g in zip(shas, given)]
     todo = [i for i, c in enumerate(out) if c is None]
     for a in range(0, len(todo), 16):  # caption what is missing, in batches
         batch = todo[a : a + 16]
-        images = [det.prepare(load_image(manifest.samples[i].path).image) for i in batch]
+        images = [load_prepared(det, manifest.samples[i].path) for i in batch]
         for i, cap in zip(batch, det.captioner.caption_images(images)):
             out[i] = cap
             if shas[i]:
