@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aigi.config import TrainConfig
@@ -147,5 +148,5 @@ def evaluate(
     if isinstance(detector, (str, os.PathLike)):
         from aigi.detectors.saved import from_pretrained
 
-        detector = from_pretrained(detector, device or "cpu")
+        detector = from_pretrained(Path(detector), device or "cpu")
     return evaluate_detector(detector, manifest, threshold, fpr, unsure_band, progress)
