@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from aigi.contract import EvidenceMap, MaskHead, draws_map
 from aigi.transforms import Preprocess
 
 
@@ -93,9 +94,9 @@ def overlay_for(record: dict, img: Image.Image, detector) -> Image.Image | None:
     from aigi.scoring import prepared
 
     img = prepared(detector, img)
-    if record.get("mask") is not None:
+    if record.get("mask") is not None and isinstance(detector, MaskHead):
         return heatmap_overlay(img, np.asarray(record["mask"], np.float32), detector.preprocessing)
-    if detector.has_evidence_map:
+    if isinstance(detector, EvidenceMap) and detector.has_evidence_map:
         return evidence_overlay(img, detector.evidence(img), detector.preprocessing)
     return None
 
@@ -105,7 +106,7 @@ def write_heatmap(record: dict, detector, out_dir: str | Path) -> bool:
     ``record["heatmap"]`` to its path; False when there is nothing to draw."""
     from aigi.io import load_image
 
-    if record.get("verdict") == "error" or (record.get("mask") is None and not detector.has_evidence_map):
+    if record.get("verdict") == "error" or not draws_map(detector):
         return False
     over = overlay_for(record, load_image(record["path"]).image, detector)
     if over is None:

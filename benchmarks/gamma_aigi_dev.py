@@ -26,7 +26,8 @@ from aigi.calibration import sigmoid
 from aigi.config import load_train_config
 from aigi.data import load_data
 from aigi.data.splits import leave_generator_out
-from aigi.evaluation.localisation import localisation_scores, score_manipulated
+from aigi.detectors.gamma.localisation import score_manipulated
+from aigi.evaluation.localisation import localisation_scores
 from aigi.evaluation.metrics import auroc
 from aigi.scoring import score_manifest
 from aigi.workflows.protocols import fit_for_protocol

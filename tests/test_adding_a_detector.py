@@ -18,11 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from aigi.contract import ModelConfig
 from aigi.detectors import Detector, register
 
 
 @dataclass
-class MeanColourConfig:
+class MeanColourConfig(ModelConfig):  # backbone None: no frozen encoder
     size: int = 32  # the side images are resized to
     C: float = 1.0  # inverse L2 strength of the logistic head
 

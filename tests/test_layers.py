@@ -15,7 +15,7 @@ import aigi
 PACKAGE = Path(aigi.__file__).parent
 
 LAYERS = [
-    {"paths", "device", "records", "io", "transforms", "calibration", "pipeline", "config", "provenance"},  # foundation
+    {"paths", "device", "records", "io", "transforms", "calibration", "pipeline", "config", "provenance", "contract"},
     {"data", "samples"},  # manifests, splits, the demo sample
     {"backbones", "augment", "misalignment", "attribution"},  # frozen encoders, training-set builders, pure math
     {"training"},  # feature cache, gradient loop, alignment of the lit space

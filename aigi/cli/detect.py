@@ -101,7 +101,9 @@ def detect(
                 f"`aigi export --detector {detector or 'univfd'} --out DIR` and pass --detector DIR"
             )
         det.use_onnx(graph)
-    if explain is not None and not (det.has_mask or det.has_evidence_map):
+    from aigi.contract import draws_map
+
+    if explain is not None and not draws_map(det):
         fail(f"--explain needs a detector with a mask head or an evidence map (univfd, gamma); {det.name} has neither")
     thr = check_operating_point(det, threshold, fpr, unsure_band)  # before any output is written
     writer = RecordWriter(fmt, open_output(output))

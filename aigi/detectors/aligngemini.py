@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from aigi.contract import ModelConfig
 from aigi.detectors.base import Detector
 from aigi.detectors.pixel import PixelConfig, PixelExpert
 from aigi.detectors.registry import register
@@ -44,7 +45,7 @@ BRANCHES = ("semantic", "pixel")
 
 
 @dataclass
-class AlignGeminiConfig:
+class AlignGeminiConfig(ModelConfig):
     backbone: str = "dinov2-s14"  # the semantic branch's encoder
     semantic: dict = field(default_factory=dict)  # UnivFD options (launder is always on)
     pixel: dict = field(default_factory=dict)  # PixelExpert options

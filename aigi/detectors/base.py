@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from aigi.calibration import Calibration
+from aigi.contract import has_backbone
 from aigi.detectors import saved
 from aigi.io import DEFAULT_LIMITS, DecodeLimits
 
@@ -113,6 +114,8 @@ class Detector(torch.nn.Module):
         """The frozen encoder, built once. Decoding threads ask for it at once (``inputs``); building it in
         two threads at a time raced in transformers' lazy imports, so one thread builds it under a lock."""
         if self._backbone is None:
+            if not has_backbone(self.config):
+                raise AttributeError(f"{self.name} reads pixels alone: its settings name no frozen backbone")
             with self._backbone_lock:
                 if self._backbone is None:
                     from aigi.backbones import load_backbone
@@ -128,7 +131,7 @@ class Detector(torch.nn.Module):
     def ready(self) -> Detector:
         """Build what scoring needs (the backbone) now, in the caller's thread: a failure to build the model is
         the run's failure, raised here, never recorded against an image."""
-        if self.onnx is None and getattr(self.config, "backbone", "none") not in (None, "none"):
+        if self.onnx is None and has_backbone(self.config):
             _ = self.backbone  # (an exported graph carries its own backbone)
         return self
 
@@ -138,17 +141,6 @@ class Detector(torch.nn.Module):
         from aigi.backbones import preprocess_for
 
         return preprocess_for(self.config.backbone, lambda: self.backbone)
-
-    @property
-    def has_evidence_map(self) -> bool:
-        """Whether :meth:`evidence` splits this detector's logit over the image's patches (heatmaps without a
-        mask head: ``--explain``, ``?heatmap=true``)."""
-        return False
-
-    def evidence(self, image) -> dict[str, Any]:
-        """A prepared image -> {"contributions": [gh, gw] per-patch parts of the logit, "global": the part that
-        is not spatial, "logit": their sum}; only where :attr:`has_evidence_map`."""
-        raise NotImplementedError(f"{self.name} has no evidence map")
 
     @property
     def parity(self) -> bool:

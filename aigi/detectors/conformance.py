@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from aigi.contract import DetectorContract, EvidenceMap, Localiser, MaskHead, ModelConfig
 from aigi.data.manifest import Manifest, Sample
 from aigi.detectors.base import Detector
 from aigi.detectors.registry import get_detector_class
 from aigi.io import load_image
-from aigi.scoring import calibrated_scores, extract, forward, stack_inputs, view_inputs
+from aigi.scoring import calibrated_scores, extract, forward, load_prepared, stack_inputs, view_inputs
 
 
 def check_detector(det: Detector, images: list[str], atol: float = 1e-6) -> dict:
@@ -42,7 +43,17 @@ def check_detector(det: Detector, images: list[str], atol: float = 1e-6) -> dict
     assert tuple(out["logit"].shape) == (len(images),), f"{cls.name}: forward must give one logit per image"
     assert ("mask" in out) == cls.has_mask, f"{cls.name}: has_mask={cls.has_mask} but forward gives {sorted(out)}"
     assert ("branch_logits" in out) == cls.has_branches, f"{cls.name}: has_branches disagrees with forward"
-    # declared capabilities are real
+    # the contract and each declared capability against its protocol (aigi.contract)
+    assert isinstance(det, DetectorContract), f"{cls.name}: not a DetectorContract"
+    assert isinstance(det.config, ModelConfig), f"{cls.name}: its Config does not start from contract.ModelConfig"
+    if cls.has_mask:
+        assert isinstance(det, MaskHead), f"{cls.name}: has_mask without a MaskHead's preprocessing"
+    if isinstance(det, Localiser):
+        assert cls.has_mask, f"{cls.name}: a Localiser must be a mask head"
+    if isinstance(det, EvidenceMap) and det.has_evidence_map:  # the map adds up to the logit it explains
+        ev = det.evidence(load_prepared(det, images[0]))
+        total = float(np.sum(ev["contributions"]) + ev["global"])
+        assert abs(total - ev["logit"]) < 1e-3, f"{cls.name}: evidence parts sum to {total}, not {ev['logit']}"
     if cls.exportable:
         assert callable(getattr(det, "export_module", None)), f"{cls.name}: exportable without export_module()"
     if cls.has_validation_stage:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from aigi.contract import ModelConfig
 from aigi.detectors.base import Detector
 from aigi.detectors.registry import register
 from aigi.training.loop import train_balanced
@@ -56,8 +57,7 @@ def grid_crops(arr: np.ndarray, crop: int, n: int) -> np.ndarray:
 
 
 @dataclass
-class PixelConfig:
-    backbone: str = "none"  # works on pixels, no frozen encoder
+class PixelConfig(ModelConfig):  # backbone None: it works on pixels, no frozen encoder
     crop: int = 64
     residual: str = "npr"  # npr | none
     width: int = 32

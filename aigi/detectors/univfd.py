@@ -41,13 +41,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from aigi.contract import ModelConfig
 from aigi.detectors.base import Detector
 from aigi.detectors.registry import register
 from aigi.transforms import to_array
 
 
 @dataclass
-class UnivFDConfig:
+class UnivFDConfig(ModelConfig):
     backbone: str = "dinov2-s14"
     Cs: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
     cv_folds: int = 5

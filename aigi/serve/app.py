@@ -36,6 +36,7 @@ from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from aigi.contract import draws_map
 from aigi.explain import overlay_for
 from aigi.io import DEFAULT_LIMITS, DecodeLimits, ImageDecodeError, decode_bytes
 from aigi.records import make_record, with_operating_point
@@ -126,7 +127,7 @@ def create_app(detector, settings: ServeSettings | None = None) -> FastAPI:
     decode_pool = ThreadPoolExecutor(max_workers=s.decode_threads, thread_name_prefix="aigi-decode")
 
     server_threshold = detector.calibration.threshold_for(s.threshold, s.fpr)  # bad settings fail at start
-    has_map = detector.has_mask or detector.has_evidence_map
+    has_map = draws_map(detector)
     short_side = detector.decode_short_side()  # large JPEGs decoded at reduced scale when the model allows
 
     def score(items: list) -> list[dict]:

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aigi.augment.manipulate import REAL, SOURCES, ManipulationRecipe
+from aigi.contract import ModelConfig
 from aigi.detectors.base import Detector
 from aigi.detectors.gamma.variants import LABEL_POLICIES, in_memory_set, tools, training_set
 from aigi.detectors.registry import register
@@ -58,7 +59,7 @@ FINETUNE = ("frozen", "last", "lora")
 
 
 @dataclass
-class GammaConfig:
+class GammaConfig(ModelConfig):
     backbone: str = "dinov2-s14"
     blocks: tuple[int, ...] = ()  # empty: the final (normed) tokens; else these blocks' sequences, concatenated
     hidden: int = 128
@@ -277,6 +278,10 @@ class Gamma(Detector):
             return 14
         cfg = self.backbone.model.config
         return int(getattr(cfg, "vision_config", cfg).patch_size)
+
+    def manipulation_recipe(self):
+        """The recipe the manipulated training variants follow (localisation scores held-out ones by it)."""
+        return self.config.recipe
 
     def manipulation_tools(self):
         """The manipulation tools (and the configured generative inpainter), for variants and localisation."""

@@ -44,6 +44,7 @@ from aigi.backbones.vl import LIT, LiTSpace, load_space
 from aigi.captions.captioners import RetrievalCaptioner, TransformersCaptioner, object_prompt
 from aigi.captions.objects import parse_objects
 from aigi.captions.vocabulary import load_vocabulary
+from aigi.contract import ModelConfig
 from aigi.detectors.base import Detector
 from aigi.detectors.item.training import align_space, alignment_slice, view_features
 from aigi.detectors.registry import register
@@ -52,7 +53,7 @@ from aigi.training.loop import train_balanced
 
 
 @dataclass
-class ITEMConfig:
+class ITEMConfig(ModelConfig):
     backbone: str = LIT  # the vision-language space: "lit" or a CLIP/SigLIP hub id / directory
     embed_dim: int = 128  # joint width of the lit space (a CLIP checkpoint brings its own)
     blocks: tuple[int, ...] = ()  # lit only: the image side reads these DINOv2 blocks' tokens (empty: the last)
