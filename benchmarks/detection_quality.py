@@ -468,21 +468,20 @@ class Pool:
         return np.nanmean(z, 1)
 
 
-def fit(X, y, C, max_iter: int = 60, weight=None):
-    """Standardise, then :func:`aigi.detectors.univfd.logistic_l2` (``weight``: per-row sample weights); returns
-    x [n, d] (numpy or torch) -> logit (NaN kept). Shared with ``source_holdout.py``."""
-    import torch
+def recipe_max_iter() -> int:
+    """The shipped recipe's iteration budget for the head (``configs/univfd.yaml``)."""
+    from aigi.config import load_train_config
 
-    from aigi.detectors.univfd import logistic_l2
+    return int(load_train_config(ROOT / "configs" / "univfd.yaml").options["max_iter"])
 
-    mu, sd = X.mean(0), X.std(0)
-    sd[sd == 0] = 1
-    Xt = torch.from_numpy((X - mu) / sd)
-    w_t = None if weight is None else torch.from_numpy(np.asarray(weight, np.float32))
-    theta = logistic_l2(Xt, torch.from_numpy(y.astype(np.float32)), C, max_iter=max_iter, weight=w_t)
-    w, b = theta[:-1], float(theta[-1])
-    mu_t, sd_t = torch.from_numpy(mu), torch.from_numpy(sd)
-    return lambda x: (((torch.as_tensor(x) - mu_t) / sd_t) @ w + b).numpy()
+
+def fit(X, y, C, max_iter: int | None = None, weight=None):
+    """The recipe's own head fit (:func:`aigi.detectors.univfd.fit_standardised`) at one C (``weight``: per-row
+    sample weights; ``max_iter``: the recipe's unless given); returns x [n, d] -> logit (NaN kept). Shared with
+    ``source_holdout.py``."""
+    from aigi.detectors.univfd import fit_standardised
+
+    return fit_standardised(X, y, [C], max_iter or recipe_max_iter(), weight)
 
 
 def choose_c(pool, idx, blocks, crops):

@@ -136,7 +136,7 @@ def main():
     ap.add_argument("--backbones", nargs="+", default=["clip-b16", "dinov2-s14"])
     ap.add_argument("--recipes", nargs="*", help="report: only these recipes (names as in RECIPES)")
     ap.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
-    ap.add_argument("--max-iter", type=int, default=100)
+    ap.add_argument("--max-iter", type=int, default=None, help="the head's iterations (default: the recipe's)")
     ap.add_argument("--recon-sources", nargs="+", help="the real sources given twins (default: the recipe's)")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)

@@ -156,6 +156,45 @@ def fit_logistic_cv(
     return theta[:-1].numpy(), float(theta[-1]), Cs[j], float(mean[j])
 
 
+@dataclass
+class StandardisedHead:
+    """A logistic head over standardised rows: ``logit = ((x - mean) / scale) @ weight + bias``."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weight: np.ndarray
+    bias: float
+    C: float
+    cv_auroc: float
+
+    def __call__(self, x) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        return ((x - self.mean) / self.scale) @ self.weight + self.bias
+
+
+def fit_standardised(
+    X: np.ndarray,
+    y: np.ndarray,
+    Cs,
+    max_iter: int,
+    weight: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    cv_folds: int = 0,
+) -> StandardisedHead:
+    """The recipe's head fit, for the detector (:meth:`UnivFD.fit_head`) and the benchmarks alike: standardise
+    the rows (population sd; a constant column keeps scale 1), then :func:`fit_logistic_cv` (C by grouped CV
+    over ``Cs`` when ``cv_folds`` > 1 and ``groups`` are given, else the first C)."""
+    from sklearn.preprocessing import StandardScaler
+
+    X = np.asarray(X, np.float32)
+    scaler = StandardScaler().fit(X)
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0).astype(np.float32)
+    mean = scaler.mean_.astype(np.float32)
+    groups = np.arange(len(X)) if groups is None else groups
+    w, b, c, auc = fit_logistic_cv((X - mean) / scale, y, groups, Cs, cv_folds, max_iter, weight)
+    return StandardisedHead(mean, scale, w, b, c, auc)
+
+
 class _PixelsToLogit(torch.nn.Module):
     """The exported graph: planned crops [B, P, 3, H, W] (NaN for absent ones) -> {"logit"}."""
 
@@ -402,12 +441,10 @@ class UnivFD(Detector):
         return head.report
 
     def fit_head(self, feats: np.ndarray, labels: np.ndarray, generators: np.ndarray | None = None) -> dict:
-        """Fit the standardisation and the logistic head on descriptors [n, V, P, F] of n images (V views
-        each, P planned crops per view; NaN rows = absent crops), every present crop a row; the head reads the
-        ``tokens`` columns. ``generators`` (each image's generator or real source) weighs the rows when
-        ``balance`` is "group" (:func:`balanced_weights`)."""
-        from sklearn.preprocessing import StandardScaler
-
+        """Fit the standardisation and the logistic head (:func:`fit_standardised`) on descriptors [n, V, P, F]
+        of n images (V views each, P planned crops per view; NaN rows = absent crops), every present crop a row;
+        the head reads the ``tokens`` columns. ``generators`` (each image's generator or real source) weighs the
+        rows when ``balance`` is "group" (:func:`balanced_weights`)."""
         if self.config.balance == "group" and generators is None:
             raise ValueError("univfd: balance 'group' needs each image's generator or source")
         n, v = feats.shape[:2]
@@ -420,16 +457,11 @@ class UnivFD(Detector):
         weight = None
         if self.config.balance == "group":
             weight = balanced_weights(labels, np.asarray(generators))[groups]
-        scaler = StandardScaler().fit(X)
-        Xs = scaler.transform(X)
-        w, b, best_c, cv_auroc = fit_logistic_cv(
-            Xs, y, groups, self.config.Cs, self.config.cv_folds, self.config.max_iter, weight
-        )
+        cfg = self.config
+        head = fit_standardised(X, y, cfg.Cs, cfg.max_iter, weight, groups, cfg.cv_folds)
         with torch.no_grad():
-            self.feature_mean.copy_(torch.from_numpy(scaler.mean_.astype(np.float32)))
-            self.feature_scale.copy_(
-                torch.from_numpy(np.where(scaler.scale_ > 0, scaler.scale_, 1.0).astype(np.float32))
-            )
-            self.head.weight.copy_(torch.from_numpy(w[None]))
-            self.head.bias.fill_(b)
-        return {"C": best_c, "cv_auroc": cv_auroc, "n_images": int(n), "n_views": int(v), "n_rows": int(len(X))}
+            self.feature_mean.copy_(torch.from_numpy(head.mean))
+            self.feature_scale.copy_(torch.from_numpy(head.scale))
+            self.head.weight.copy_(torch.from_numpy(np.asarray(head.weight, np.float32)[None]))
+            self.head.bias.fill_(head.bias)
+        return {"C": head.C, "cv_auroc": head.cv_auroc, "n_images": int(n), "n_views": int(v), "n_rows": int(len(X))}
