@@ -476,10 +476,10 @@ def recipe_max_iter() -> int:
 
 
 def fit(X, y, C, max_iter: int | None = None, weight=None):
-    """The recipe's own head fit (:func:`aigi.detectors.univfd.fit_standardised`) at one C (``weight``: per-row
+    """The recipe's own head fit (:func:`aigi.detectors.logistic.fit_standardised`) at one C (``weight``: per-row
     sample weights; ``max_iter``: the recipe's unless given); returns x [n, d] -> logit (NaN kept). Shared with
     ``source_holdout.py``."""
-    from aigi.detectors.univfd import fit_standardised
+    from aigi.detectors.logistic import fit_standardised
 
     return fit_standardised(X, y, [C], max_iter or recipe_max_iter(), weight)
 

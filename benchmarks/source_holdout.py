@@ -299,13 +299,13 @@ class Pool:
 def train_and_threshold(pool, r: Recipe, train_idx, seed: int, max_iter: int):
     """As ``aigi train`` does: a seeded validation split of ``train_idx`` (stratified by label and group; the
     recipe's ``val_fraction``), the head fitted on the rest (both views; rows weighted by
-    ``univfd.balanced_weights`` when the recipe balances), Platt scaling on validation, the threshold by the
+    ``logistic.balanced_weights`` when the recipe balances), Platt scaling on validation, the threshold by the
     per-source rule. Returns (score: idx -> calibrated p of the plain view, threshold)."""
     from detection_quality import fit
 
     from aigi.calibration import Calibration
     from aigi.data.splits import stratified_split
-    from aigi.detectors.univfd import balanced_weights
+    from aigi.detectors.logistic import balanced_weights
     from aigi.workflows.train import source_fpr_threshold
 
     strata = [f"{pool.y[i]}/{pool.gen[i]}" for i in train_idx]

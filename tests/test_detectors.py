@@ -88,7 +88,7 @@ def test_install_hints_name_a_command_that_works_here():
 def test_logistic_l2_minimises_scikit_learns_objective():
     from sklearn.linear_model import LogisticRegression
 
-    from aigi.detectors.univfd import logistic_l2
+    from aigi.detectors.logistic import logistic_l2
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 5)).astype(np.float32)
@@ -124,7 +124,7 @@ def test_univfd_fit_head_uses_every_present_crop_as_a_row():
 
 
 def test_balanced_weights_give_every_group_and_class_the_same_total():
-    from aigi.detectors.univfd import balanced_weights
+    from aigi.detectors.logistic import balanced_weights
 
     # reals: source a x3, source b x1; fakes: generator g x2. Raw 1/(n_group * groups_in_class):
     # a 1/6, b 1/2, g 1/2; mean (3/6 + 1/2 + 2/2) / 6 = 1/3, so rescaled a 0.5, b 1.5, g 1.5
@@ -133,7 +133,7 @@ def test_balanced_weights_give_every_group_and_class_the_same_total():
 
 
 def test_weighted_logistic_equals_repeating_rows():
-    from aigi.detectors.univfd import logistic_l2
+    from aigi.detectors.logistic import logistic_l2
 
     rng = np.random.default_rng(3)
     X = torch.from_numpy(rng.normal(size=(6, 3)).astype(np.float32))
