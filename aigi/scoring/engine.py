@@ -1,23 +1,8 @@
-"""The one scoring engine: every path from an image to a score goes through here.
-
-    decode (io) -> detector.prepare (parity) -> [a view or perturbation] -> detector.inputs(image)
-    -> detector.features(batch of inputs)   (frozen, cacheable under detector.feature_key())
-    -> detector.forward(features)           ({"logit", "mask"?, "branch_logits"?, ...})
-    -> calibration in logit space -> the record
-
-``predict`` (users, the service, ``score``) runs it fresh for every image; ``extract`` (training,
-calibration, evaluation, robustness, compare) runs the same stages through the feature cache, so a
-cached feature and a fresh one are the same array and both paths give the same logit.
-
-A detector's features are a dict of named arrays with a leading batch axis (plus, when the detector
-wants, per-image lists such as ITEM's captions, which are never cached). The cache stores the fields
-named in ``detector.cached_features``, one ``.npy`` per (field, view, image):
-``$AIGI_CACHE_DIR/features/<kind>/<feature_key>/<view key>/<sha[:2]>/<sha>.npy``.
-"""
+"""The engine's fresh path: an image (a path, bytes, a PIL image, an array) through parity, a view, the
+detector's four stages and calibration into a record (``predict``), plus the stages' shared plumbing."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,7 +12,6 @@ import torch
 from aigi.io import DEFAULT_LIMITS, DecodeLimits, ImageDecodeError, load_image
 from aigi.pipeline import iter_batches
 from aigi.records import make_record, verdict_for
-from aigi.training.cache import FeatureCache, hash_files, view_key
 from aigi.transforms import DEFAULT_VIEW_RECIPE, MILD_DEGRADATIONS, ViewRecipe, augmented_view, view_rng
 
 Perturb = tuple[str, Callable]
@@ -120,7 +104,7 @@ def view_inputs(
     return det.inputs(img)
 
 
-def _error_text(x: Exception) -> str:
+def error_text(x: Exception) -> str:
     return x.reason if isinstance(x, ImageDecodeError) else f"{type(x).__name__}: {x}"
 
 
@@ -165,7 +149,7 @@ def predict(
         ok = []
         for i, x in batch:
             if isinstance(x, Exception):
-                records[i] = make_record(names[i], error=_error_text(x), **common)
+                records[i] = make_record(names[i], error=error_text(x), **common)
             else:
                 ok.append((i, x))
         if ok:
@@ -259,159 +243,6 @@ def predict_images(
 
 
 # --- training and evaluation: the same stages through the feature cache --------------------------
-def feature_caches(det) -> dict[str, FeatureCache] | None:
-    """One cache per cached field, or None when the detector's features are not cached."""
-    key = det.feature_key()
-    if key is None:
-        return None
-    fields = det.cached_features
-    return {
-        f: FeatureCache(key, kind=det.feature_kind if len(fields) == 1 else f"{det.feature_kind}-{f}") for f in fields
-    }
-
-
-def extract(
-    det,
-    paths: Sequence[str],
-    views: Sequence[int] = (0,),
-    recipe: ViewRecipe = DEFAULT_VIEW_RECIPE,
-    seed: int = 0,
-    perturb: Perturb | None = None,
-    batch_size: int = 16,
-    progress: Callable[[int], None] | None = None,
-    limits: DecodeLimits = DEFAULT_LIMITS,
-) -> tuple[dict[str, np.ndarray], list[str | None]]:
-    """Features of every path and view: ``{field: [N, V, ...]}`` (rows of failed files are NaN, or 0 for
-    integer fields) and, per path, ``None`` or why it failed.
-
-    View 0 is the image as it is; view k >= 1 the k-th seeded augmented view of ``recipe``;
-    ``perturb=(key, fn)`` degrades the plain view (robustness, format swap). Cached entries are reused
-    and missing ones computed (each image decoded once for all its views) and stored; a rerun computes
-    only what is missing. The fields are the detector's ``cached_features`` when it caches, else every
-    array field of its features."""
-    views = list(views)
-    if perturb is not None and views != [0]:
-        raise ValueError("a perturbation applies to the plain view only")
-    caches = feature_caches(det)
-    shas, errors = hash_files(paths)
-
-    def vkey(v: int) -> str:
-        return view_key(v, recipe, seed, perturb, det.parity)
-
-    out: dict[str, np.ndarray] = {}
-
-    def put(i: int, j: int, feats: dict[str, np.ndarray]) -> None:
-        for f, val in feats.items():
-            if f not in out:
-                fill = np.nan if np.issubdtype(val.dtype, np.floating) else 0
-                out[f] = np.full((len(paths), len(views), *val.shape), fill, dtype=val.dtype)
-            out[f][i, j] = val
-
-    todo: dict[int, list[int]] = {}  # image -> the view positions still missing
-    for i, sha in enumerate(shas):
-        if sha is None:
-            continue
-        for j, v in enumerate(views):
-            hit = {f: c.get(sha, vkey(v)) for f, c in caches.items()} if caches else None
-            if hit and all(h is not None for h in hit.values()):
-                put(i, j, hit)  # type: ignore[arg-type]
-            else:
-                todo.setdefault(i, []).append(j)
-    if progress:
-        progress(len(paths) * len(views) - sum(len(js) for js in todo.values()))
-
-    jobs = [(i, j) for i, js in todo.items() for j in js]
-    if jobs:
-        det.ready()
-    decoded: dict[int, Any] = {}
-    lock = threading.Lock()
-    remaining = {i: len(js) for i, js in todo.items()}
-
-    def load(job):
-        i, j = job
-        with lock:
-            img = decoded.get(i)
-        if img is None:
-            img = load_image(paths[i], limits).image
-            with lock:
-                decoded[i] = img
-        return view_inputs(det, img, shas[i], views[j], recipe, seed, perturb)  # type: ignore[arg-type]
-
-    for batch in iter_batches(jobs, load, batch_size):
-        ok = []
-        for k, x in batch:
-            if isinstance(x, Exception):
-                errors[jobs[k][0]] = f"{paths[jobs[k][0]]}: {_error_text(x)}"
-            else:
-                ok.append((k, x))
-        if ok:
-            feats = det.features(stack_inputs([x for _, x in ok]))
-            fields = list(caches) if caches else [f for f, v in feats.items() if isinstance(v, np.ndarray)]
-            for n, (k, _) in enumerate(ok):
-                i, j = jobs[k]
-                row = {f: np.asarray(feats[f][n]) for f in fields}
-                put(i, j, row)
-                if caches:
-                    for f, c in caches.items():
-                        c.put(shas[i], vkey(views[j]), row[f])  # type: ignore[arg-type]
-        for k, _ in batch:
-            i = jobs[k][0]
-            remaining[i] -= 1
-            if remaining[i] == 0:
-                with lock:
-                    decoded.pop(i, None)
-        if progress:
-            progress(len(batch))
-    return out, errors
-
-
-def forward_manifest(
-    det, manifest, perturb: Perturb | None = None, batch_size: int = 16, progress: Callable[[int], None] | None = None
-) -> tuple[dict[str, Any] | None, np.ndarray, list[str | None]]:
-    """The detector's whole forward output over every readable sample's plain view (or ``perturb`` of it),
-    through the feature cache: (output, or None when nothing could be read; which samples it covers; per-sample
-    errors). Row k of the output is the k-th readable sample (``extra_fields(out, k)`` gives its record fields)."""
-    feats, errors = extract(
-        det, [s.path for s in manifest], [0], perturb=perturb, batch_size=batch_size, progress=progress
-    )
-    ok = np.array([e is None for e in errors], dtype=bool)
-    out = forward(det, {k: v[ok, 0] for k, v in feats.items()}) if ok.any() else None
-    return out, ok, errors
-
-
-def score_manifest(
-    det, manifest, perturb: Perturb | None = None, batch_size: int = 16, progress: Callable[[int], None] | None = None
-) -> tuple[np.ndarray, list[str | None]]:
-    """Raw logits of every sample's plain view (or ``perturb`` of it) through the feature cache (NaN
-    where the file failed), and per-sample errors."""
-    out, ok, errors = forward_manifest(det, manifest, perturb, batch_size, progress)
-    return logits(out, ok), errors
-
-
-def logits(out: dict[str, Any] | None, ok: np.ndarray) -> np.ndarray:
-    """A :func:`forward_manifest` output's logits, one per sample (NaN where the file failed)."""
-    z = np.full(len(ok), np.nan)
-    if out is not None:
-        z[ok] = out["logit"].double().numpy()
-    return z
-
-
-def calibrated(det, z: np.ndarray) -> np.ndarray:
-    """Raw logits (NaN for failed files) -> calibrated p_fake (NaN kept)."""
-    p = np.full(z.shape, np.nan)
-    ok = ~np.isnan(z)
-    p[ok] = det.calibration.apply_logit(z[ok])
-    return p
-
-
-def calibrated_scores(
-    det, manifest, perturb: Perturb | None = None, progress: Callable[[int], None] | None = None
-) -> tuple[np.ndarray, list[str | None]]:
-    """Calibrated p_fake of every sample (NaN where the file failed) and per-sample errors."""
-    z, errors = score_manifest(det, manifest, perturb, progress=progress)
-    return calibrated(det, z), errors
-
-
 def onnx_session(path, device: str = "cpu"):
     """An onnxruntime session for an exported detector graph (CUDA when asked for and available)."""
     import onnxruntime as ort
@@ -420,21 +251,3 @@ def onnx_session(path, device: str = "cpu"):
     if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
     return ort.InferenceSession(str(path), providers=providers)
-
-
-__all__ = [
-    "prepared",
-    "load_prepared",
-    "predict",
-    "predict_images",
-    "extract",
-    "forward_manifest",
-    "logits",
-    "score_manifest",
-    "calibrated",
-    "calibrated_scores",
-    "forward",
-    "view_inputs",
-    "stack_inputs",
-    "onnx_session",
-]
