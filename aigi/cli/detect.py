@@ -10,7 +10,6 @@ import typer
 
 from aigi.cli.common import (
     DETECTOR_HELP,
-    RecordWriter,
     app,
     check_operating_point,
     err_console,
@@ -19,15 +18,14 @@ from aigi.cli.common import (
     fail,
     load,
     log,
-    open_output,
     operating_point_note,
     out_console,
     output_format,
     plural,
     read_data,
-    render_records,
     run_detect,
 )
+from aigi.cli.output import RecordWriter, open_output, render_records
 
 
 @app.command()
