@@ -170,10 +170,10 @@ def test_every_render_font_draws_text():
     """A font without the glyphs draws nothing: a "text" render would come out blank."""
     from PIL import ImageDraw, ImageFont
 
-    from aigi.data.renders import _fonts
+    from aigi.data.renders.drawing import font_files
 
-    assert len(_fonts()) >= 6
-    for path in _fonts():
+    assert len(font_files()) >= 6
+    for path in font_files():
         img = Image.new("L", (200, 40), 255)
         ImageDraw.Draw(img).text((4, 4), "Revenue 42", font=ImageFont.truetype(path, 24), fill=0)
         assert (np.asarray(img) < 128).sum() > 50, path
