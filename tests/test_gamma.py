@@ -25,11 +25,10 @@ from aigi.augment.manipulate import (
     object_mask,
     perturb_alike,
     plan_kind,
-    rendezvous_donor,
-    sha_keys,
     splice,
     unmanipulated,
 )
+from aigi.augment.seeding import rendezvous_donor, sha_keys
 from aigi.config import TrainConfig
 from aigi.data import load_data
 from aigi.detectors.gamma import Gamma, GammaConfig, patch_targets, soft_cross_entropy, variant_labels

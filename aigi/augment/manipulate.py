@@ -318,13 +318,6 @@ class ManipulationRecipe:
         return f"{self.name}-" + stable_key(self)[:8]
 
 
-def variant_rngs(sha256: str, k: int, seed: int) -> tuple[np.random.Generator, np.random.Generator]:
-    """(plan RNG, pixel RNG) for variant ``k`` of one image: the plan (which manipulation, which donor)
-    is known without decoding anything."""
-    base = [int(sha256[:15], 16), int(k), int(seed), 0x6A77]
-    return np.random.default_rng(base + [0]), np.random.default_rng(base + [1])
-
-
 def plan_kind(label: int, plan_rng: np.random.Generator, recipe: ManipulationRecipe, generative: bool = False) -> str:
     """Which manipulation a variant gets; with a generative inpainter at hand, a share ``generative_p``
     of the inpaintings become generative ones."""
@@ -333,27 +326,6 @@ def plan_kind(label: int, plan_rng: np.random.Generator, recipe: ManipulationRec
     if generative and kind in INPAINT_KINDS and plan_rng.random() < recipe.generative_p:
         kind = "inpaint-generative"
     return kind
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser, vectorised (uint64 arithmetic wraps by design)."""
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
-def sha_keys(shas) -> np.ndarray:
-    return np.array([int(s[:16], 16) for s in shas], dtype=np.uint64)
-
-
-def rendezvous_donor(host_sha: str, k: int, seed: int, donor_keys: np.ndarray) -> int:
-    """Index of the donor for (host, variant): the highest-random-weight member of the pool. Removing
-    images from the pool (a held-out generator) changes only the hosts whose donor was removed, so
-    cached variants stay valid across protocol folds, and no donor ever comes from outside the pool."""
-    with np.errstate(over="ignore"):
-        h = _mix64(np.array([int(host_sha[:16], 16) ^ (k * 0x9E3779B97F4A7C15 % 2**64) ^ seed], dtype=np.uint64))
-        return int(np.argmax(_mix64(donor_keys ^ h)))
 
 
 @dataclass
@@ -413,64 +385,3 @@ def manipulate(
 
 
 # --- preview -------------------------------------------------------------------------------------
-
-
-def overlay_mask(img: Image.Image, mask: np.ndarray, colour=(255, 40, 40), alpha: float = 0.45) -> Image.Image:
-    """``img`` with the pixels of ``mask`` tinted."""
-    a = np.asarray(img.convert("RGB"), dtype=np.float32)
-    m = mask[..., None].astype(np.float32) * alpha
-    return Image.fromarray((a * (1 - m) + np.asarray(colour, np.float32) * m).astype(np.uint8), "RGB")
-
-
-def preview_grid(
-    manifest,
-    n: int = 8,
-    seed: int = 0,
-    recipe: ManipulationRecipe = ManipulationRecipe(),
-    tools: Tools | None = None,
-    tile: int = 192,
-) -> tuple[Image.Image, list[str]]:
-    """A grid of ``n`` seeded manipulations of images of ``manifest``: per sample the manipulated image
-    and the same with its mask tinted red, captioned with the kind. Returns the grid and any errors."""
-    from aigi.io import load_image
-
-    tools = tools or Tools.default()
-    rng = np.random.default_rng(seed)
-    samples = list(manifest)
-    by_label = {c: [s for s in samples if s.label == c] for c in (0, 1)}
-    tiles, errors = [], []
-    for _ in range(n):
-        s = samples[int(rng.integers(len(samples)))]
-        try:
-            img = load_image(s.path).image
-            kind = plan_kind(s.label, rng, recipe, tools.generative is not None)
-            donor = None
-            if kind == "splice":
-                pool = by_label[1 - s.label]
-                if pool:
-                    donor = load_image(pool[int(rng.integers(len(pool)))].path).image
-                else:
-                    kind = "copy-move"
-            m = manipulate(img, s.label, kind, rng, recipe, tools, donor)
-        except Exception as e:  # noqa: BLE001 - one bad file must not stop the preview
-            errors.append(f"{s.path}: {e}")
-            continue
-        scale = tile / max(m.image.size)
-        size = (max(1, round(m.image.width * scale)), max(1, round(m.image.height * scale)))
-        left = m.image.resize(size, Image.Resampling.BICUBIC)
-        right = overlay_mask(m.image, m.mask).resize(size, Image.Resampling.BICUBIC)
-        cell = Image.new("RGB", (2 * tile + 6, tile + 18), "white")
-        cell.paste(left, (0, 18))
-        cell.paste(right, (tile + 6, 18))
-        caption = f"{m.kind} ({'fake' if s.label else 'real'} host, {m.mask.mean():.0%} masked)"
-        ImageDraw.Draw(cell).text((2, 2), caption, fill="black")
-        tiles.append(cell)
-    if not tiles:
-        raise ValueError("no image could be manipulated" + (f" (first error: {errors[0]})" if errors else ""))
-    cols = 2 if len(tiles) > 1 else 1
-    rows = (len(tiles) + cols - 1) // cols
-    w, h = tiles[0].size
-    grid = Image.new("RGB", (cols * (w + 8), rows * (h + 8)), "white")
-    for k, t in enumerate(tiles):
-        grid.paste(t, ((k % cols) * (w + 8), (k // cols) * (h + 8)))
-    return grid, errors

@@ -157,7 +157,7 @@ def augment(
     seed: int = typer.Option(0, help="Seed of the draws (the same seed gives the same grid)."),
 ):
     """Preview GAMMA's manipulation augmentation: inpainting, copy-move and splicing, each with its mask."""
-    from aigi.augment.manipulate import preview_grid
+    from aigi.augment.preview import preview_grid
 
     if data:
         manifest = read_data(data)

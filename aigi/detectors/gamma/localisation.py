@@ -18,7 +18,8 @@ def score_manipulated(
     [S, S] at the model's crop, one per host that did not fail, in order; errors per host)."""
     import dataclasses
 
-    from aigi.augment.manipulate import manipulate, rendezvous_donor, sha_keys, variant_rngs
+    from aigi.augment.manipulate import manipulate
+    from aigi.augment.seeding import rendezvous_donor, sha_keys, variant_rngs
     from aigi.scoring import forward, load_prepared
     from aigi.training.cache import compute_cached, hash_files
 

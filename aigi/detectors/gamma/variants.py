@@ -65,7 +65,8 @@ def variant_jobs(det, manifest, train_config):
     """The plan of every training variant: (image index, variant, manipulation kind, donor index or
     -1, sha256, cache key), known without decoding (donors come from this manifest only), and the
     errors of files that cannot be read (they get no job)."""
-    from aigi.augment.manipulate import plan_kind, rendezvous_donor, sha_keys, variant_rngs
+    from aigi.augment.manipulate import plan_kind
+    from aigi.augment.seeding import rendezvous_donor, sha_keys, variant_rngs
     from aigi.training.cache import hash_files
 
     cfg, seed = det.config, train_config.seed
@@ -104,7 +105,8 @@ def variant_jobs(det, manifest, train_config):
 
 def make_variant(det, manifest, job, train_config, kit):
     """Decode and build one variant: (preprocessed pixels, per-patch source targets)."""
-    from aigi.augment.manipulate import manipulate, unmanipulated, variant_rngs
+    from aigi.augment.manipulate import manipulate, unmanipulated
+    from aigi.augment.seeding import variant_rngs
     from aigi.scoring import load_prepared
     from aigi.transforms import augmented_view, view_rng
 
