@@ -150,3 +150,11 @@ def test_only_the_engine_prepares_images():
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "prepare":
                 callers.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert callers == []
+
+
+def test_no_module_passes_400_lines():
+    """A module past 400 lines is split by what its parts do (a package, like ``scoring/`` or ``serve/``)."""
+    long = {
+        str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 400
+    }
+    assert long == {}
