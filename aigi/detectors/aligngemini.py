@@ -29,6 +29,7 @@ import dataclasses
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -38,6 +39,13 @@ from aigi.detectors.base import Detector
 from aigi.detectors.pixel import PixelConfig, PixelExpert
 from aigi.detectors.registry import register
 from aigi.detectors.univfd import UnivFD, UnivFDConfig
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from aigi.config import TrainConfig
+    from aigi.data.manifest import Manifest
+
 
 FUSIONS = ("or", "logistic")
 _LOGIT_LIMIT = float(np.log((1 - 1e-6) / 1e-6))
@@ -127,10 +135,10 @@ class AlignGemini(Detector):
             return self.fuse(torch.from_numpy(np.asarray(branch_logits, np.float32)), fusion).double().numpy()
 
     # --- the stages: the laundered image for the semantic branch, native crops for the pixel one ----
-    def inputs(self, image):
+    def inputs(self, image: Image.Image) -> dict[str, np.ndarray]:
         return {**self.semantic.inputs(image), **self.pixel.inputs(image)}  # image is prepared (parity)
 
-    def features(self, inputs):
+    def features(self, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
         return {**self.semantic.features({"pixels": inputs["pixels"]}), "crops": inputs["crops"]}
 
     def feature_key(self) -> str:
@@ -141,7 +149,7 @@ class AlignGemini(Detector):
         parts = [self.semantic.feature_key(), c.crop, c.inference_crops]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
-    def forward(self, batch):
+    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         la = self.semantic({"features": batch["features"]})["logit"]
         lb = self.pixel({"crops": batch["crops"]})["logit"]
         # clamped so that a branch granted no FPR (its threshold set beyond the clamp) never fires
@@ -151,7 +159,7 @@ class AlignGemini(Detector):
             out["loss"] = torch.nn.functional.binary_cross_entropy_with_logits(out["logit"], batch["label"].float())
         return out
 
-    def extra_fields(self, out, i):
+    def extra_fields(self, out: dict[str, Any], i: int) -> dict[str, Any]:
         from aigi.evaluation.fusion import fired_branch
 
         bl = out["branch_logits"][i].float()
@@ -178,7 +186,7 @@ class AlignGemini(Detector):
         return out, errors
 
     # --- training ------------------------------------------------------------------------
-    def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
+    def fit(self, manifest: Manifest, train_config: TrainConfig, progress: Callable[[int], None] | None = None) -> dict:
         info = {"semantic": self.semantic.fit(manifest, train_config, progress)}
         if self.config.pixel_expert:
             expert = PixelExpert.from_pretrained(self.config.pixel_expert)
@@ -194,7 +202,7 @@ class AlignGemini(Detector):
             info["pixel"] = self.fit_pixel(manifest, train_config)
         return info
 
-    def fit_pixel(self, manifest, train_config) -> dict:
+    def fit_pixel(self, manifest: Manifest, train_config: TrainConfig) -> dict:
         """Train the pixel branch on reconstruction pairs of ``manifest``'s real images (fakes are ignored)."""
         from aigi.augment.reconstruct import build_pixel_pairs, load_reconstructor, shipped_reconstructors
 
@@ -207,7 +215,7 @@ class AlignGemini(Detector):
             fit = self.pixel.fit(pairs, train_config)
         return {"reconstructors": [r.name for r in recs], "pairs": pairs.summary(), "fit": fit, "skipped_files": errors}
 
-    def fit_validation(self, val_set, train_config) -> dict:
+    def fit_validation(self, val_set: Manifest, train_config: TrainConfig) -> dict:
         """Fit both fusions on the validation split (both branches already trained)."""
         from aigi.calibration import logit, sigmoid
         from aigi.evaluation.fusion import fit_logistic_fusion, fit_or_thresholds

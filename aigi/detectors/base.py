@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -31,6 +31,12 @@ from aigi.calibration import Calibration
 from aigi.contract import has_backbone
 from aigi.detectors import saved
 from aigi.io import DEFAULT_LIMITS, DecodeLimits
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from aigi.config import TrainConfig
+    from aigi.data.manifest import Manifest
 
 
 class Detector(torch.nn.Module):
@@ -61,7 +67,7 @@ class Detector(torch.nn.Module):
         self.onnx = None  # an onnxruntime session after use_onnx()
 
     # --- the stages ----------------------------------------------------------------------
-    def inputs(self, image) -> dict[str, np.ndarray]:
+    def inputs(self, image: Image.Image) -> dict[str, np.ndarray]:
         """A prepared image -> named arrays (default: the backbone's preprocessed ``pixels``)."""
         return {"pixels": self.backbone.preprocess(image)}
 
@@ -75,7 +81,7 @@ class Detector(torch.nn.Module):
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
+    def fit(self, manifest: Manifest, train_config: TrainConfig, progress: Callable[[int], None] | None = None) -> dict:
         """Train on ``manifest``; return a dict describing the run (stored in training.json)."""
         raise NotImplementedError
 
@@ -83,15 +89,15 @@ class Detector(torch.nn.Module):
         """Method-specific record fields for row ``i`` of a forward output."""
         return {}
 
-    def fit_validation(self, val_set, train_config) -> dict | None:
+    def fit_validation(self, val_set: Manifest, train_config: TrainConfig) -> dict | None:
         """The second stage on the validation split (``has_validation_stage``), before calibration."""
         return None
 
-    def reserved(self, manifest) -> np.ndarray:
+    def reserved(self, manifest: Manifest) -> np.ndarray:
         """Indices of ``manifest`` kept for ``pretrain`` and out of every split (``reserves_samples``)."""
         return np.array([], dtype=int)
 
-    def pretrain(self, reserved, train_config) -> dict | None:
+    def pretrain(self, reserved: Manifest, train_config: TrainConfig) -> dict | None:
         """A first stage on the reserved samples, before ``fit``."""
         return None
 
@@ -158,7 +164,7 @@ class Detector(torch.nn.Module):
         """Detectors this one is built from (AlignGemini's two), which share its parity and device."""
         return ()
 
-    def prepare(self, img):
+    def prepare(self, img: Image.Image) -> Image.Image:
         """What every decoded image goes through first: parity re-encoding, when the detector was
         trained with it (see ``transforms.parity_image``)."""
         if self.parity:

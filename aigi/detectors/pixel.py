@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +33,12 @@ from aigi.contract import ModelConfig
 from aigi.detectors.base import Detector
 from aigi.detectors.registry import register
 from aigi.training.loop import train_balanced
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from aigi.config import TrainConfig
+    from aigi.data.manifest import Manifest
 
 
 def npr_residual(x: torch.Tensor) -> torch.Tensor:
@@ -92,7 +99,7 @@ class PixelExpert(Detector):
         self.net = nn.Sequential(*layers)
         self.head = nn.Linear(cin, 1)
 
-    def forward(self, batch):
+    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         x = batch["crops"].float() / 255.0  # [B, K, 3, c, c]
         b, k = x.shape[:2]
         x = x.reshape(b * k, *x.shape[2:])
@@ -107,7 +114,7 @@ class PixelExpert(Detector):
     def inputs(self, image: Image.Image) -> dict[str, np.ndarray]:
         return {"crops": grid_crops(np.asarray(image.convert("RGB")), self.config.crop, self.config.inference_crops)}
 
-    def features(self, inputs):
+    def features(self, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
         return dict(inputs)
 
     def _training_crop(self, a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -129,7 +136,7 @@ class PixelExpert(Detector):
             patch = np.asarray(jpeg(Image.fromarray(np.ascontiguousarray(patch)), q))
         return np.ascontiguousarray(patch.transpose(2, 0, 1))
 
-    def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
+    def fit(self, manifest: Manifest, train_config: TrainConfig, progress: Callable[[int], None] | None = None) -> dict:
         from aigi.io import load_image
         from aigi.scoring import prepared
         from aigi.transforms import rescale

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -46,6 +47,12 @@ from aigi.detectors.base import Detector
 from aigi.detectors.logistic import balanced_weights, fit_standardised
 from aigi.detectors.registry import register
 from aigi.transforms import to_array
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from aigi.config import TrainConfig
+    from aigi.data.manifest import Manifest
 
 
 @dataclass
@@ -155,7 +162,7 @@ class UnivFD(Detector):
         probs = torch.softmax(out["family_logits"][i].double(), 0).numpy()
         return {"attribution": answer(probs, self.families, self.unknown_below)}
 
-    def inputs(self, image):
+    def inputs(self, image: Image.Image) -> dict[str, np.ndarray]:
         from aigi.transforms import crop_plan
 
         if self.config.launder:
@@ -174,7 +181,7 @@ class UnivFD(Detector):
 
         return 0 if self.config.crops else 2 * preprocess_for(self.config.backbone, lambda: self.backbone).resize
 
-    def features(self, inputs):
+    def features(self, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
         pixels = inputs["pixels"]  # [B, P, 3, H, W]
         b, p = pixels.shape[:2]
         flat = pixels.reshape(b * p, *pixels.shape[2:])
@@ -211,7 +218,7 @@ class UnivFD(Detector):
         absent = torch.isnan(features.float()[..., 0])
         return self.head(self.standardised(features)).squeeze(-1).masked_fill(absent, float("nan"))
 
-    def forward(self, batch):
+    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         feats = batch["features"]
         feats = feats if feats.dim() == 3 else feats[:, None]
         z = self.crop_logits(feats)  # [B, P]
@@ -231,7 +238,7 @@ class UnivFD(Detector):
         """The map is exact for one view of the image as it reaches the head (no crop plan, no laundering)."""
         return self.config.crops == 0 and not self.config.launder
 
-    def evidence(self, image) -> dict:
+    def evidence(self, image: Image.Image) -> dict[str, Any]:
         """The head is linear over standardised block descriptors, and a block's mean patch token is the mean of
         its N patch tokens, so the logit splits exactly: patch p contributes ``(1/N) sum_k (w_k / s_k) h_k[p]``
         over the head's mean-patch columns k (``h_k[p]``: that block's token of patch p), and the rest — the
@@ -269,7 +276,7 @@ class UnivFD(Detector):
         return _PixelsToLogit(load_backbone(self.config.backbone, runtime="torch"), self)
 
     # --- training ---------------------------------------------------------------------
-    def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
+    def fit(self, manifest: Manifest, train_config: TrainConfig, progress: Callable[[int], None] | None = None) -> dict:
         from aigi.scoring import extract
 
         views = [0] if self.config.launder else train_config.train_views()

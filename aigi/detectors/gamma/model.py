@@ -42,6 +42,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -54,6 +55,13 @@ from aigi.detectors.base import Detector
 from aigi.detectors.gamma.variants import LABEL_POLICIES, in_memory_set, tools, training_set
 from aigi.detectors.registry import register
 from aigi.training.loop import train_balanced
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from aigi.config import TrainConfig
+    from aigi.data.manifest import Manifest
+
 
 FINETUNE = ("frozen", "last", "lora")
 
@@ -202,9 +210,11 @@ class Gamma(Detector):
         return int(enc.config.hidden_size) * width
 
     # --- model --------------------------------------------------------------------------
-    def forward(self, batch):
+    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         cfg = self.config
-        if "pixels" in batch:
+        if "pixels" in batch:  # fine-tuning: the encoder is built (``finetune``) before pixels reach forward
+            if self.encoder is None:
+                raise RuntimeError("gamma: pixels given but no encoder to fine-tune (finetune is 'none')")
             out = self.encoder(pixel_values=batch["pixels"], output_hidden_states=bool(cfg.blocks))
             tokens = block_sequence(out.hidden_states[1:], cfg.blocks) if cfg.blocks else out.last_hidden_state
         else:
@@ -237,10 +247,10 @@ class Gamma(Detector):
             out["loss"] = loss
         return out
 
-    def inputs(self, image):
+    def inputs(self, image: Image.Image) -> dict[str, np.ndarray]:
         return {"pixels": self.preprocessing(image)}
 
-    def features(self, inputs):
+    def features(self, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
         """Frozen: the backbone's token sequence (or the ``blocks``' sequences; float16, as cached); fine-tuned:
         the pixels themselves."""
         if self.encoder is not None:
@@ -262,7 +272,7 @@ class Gamma(Detector):
         """Pixels -> {"logit", "mask", "source"}, the frozen backbone run through torch (aigi.export)."""
         return _GammaFromPixels(self)
 
-    def extra_fields(self, out, i):
+    def extra_fields(self, out: dict[str, Any], i: int) -> dict[str, Any]:
         m = out["mask"][i].float().cpu().numpy()
         src = out["source"][i].float().cpu().numpy().mean(axis=(1, 2))
         return {
@@ -294,7 +304,7 @@ class Gamma(Detector):
         return FeatureCache(key, kind=self.feature_kind), FeatureCache(key, kind="gamma-targets")
 
     # --- fitting -----------------------------------------------------------------------
-    def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
+    def fit(self, manifest: Manifest, train_config: TrainConfig, progress: Callable[[int], None] | None = None) -> dict:
         cfg = self.config
         torch.manual_seed(train_config.seed)
         if self.encoder is None:

@@ -35,6 +35,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -50,6 +51,12 @@ from aigi.detectors.item.training import align_space, alignment_slice, view_feat
 from aigi.detectors.registry import register
 from aigi.misalignment import feature_dim, item_features
 from aigi.training.loop import train_balanced
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from aigi.config import TrainConfig
+    from aigi.data.manifest import Manifest
 
 
 @dataclass
@@ -174,14 +181,14 @@ class ITEM(Detector):
             return []
 
     # --- the stages -------------------------------------------------------------------------
-    def inputs(self, image) -> dict[str, np.ndarray]:
+    def inputs(self, image: Image.Image) -> dict[str, np.ndarray]:
         """The space's preprocessed pixels; with an image-to-text captioner, its own pixels too."""
         out = {"pixels": self.space.preprocess(image)}
         if self.config.captioner != "retrieval":
             out["caption_pixels"] = self.captioner.pixels(image)
         return out
 
-    def features(self, inputs) -> dict:
+    def features(self, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
         """Tokens -> caption -> objects -> D (``features``, cached), with the caption, objects and cosines
         of every image for its record (not cached)."""
         captions = self.captioner.caption_pixels(inputs["caption_pixels"]) if "caption_pixels" in inputs else None
@@ -242,7 +249,7 @@ class ITEM(Detector):
         }
 
     # --- the head ----------------------------------------------------------------------
-    def forward(self, batch):
+    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         x = (batch["features"].to(self.feature_mean.device) - self.feature_mean) / self.feature_scale
         logit = self.head(x).squeeze(-1)
         out = {"logit": logit}
@@ -253,7 +260,7 @@ class ITEM(Detector):
             out["loss"] = F.binary_cross_entropy_with_logits(logit, batch["label"].float())
         return out
 
-    def extra_fields(self, out, i: int) -> dict:
+    def extra_fields(self, out: dict[str, Any], i: int) -> dict[str, Any]:
         if "captions" not in out:
             return {}
         objects = out["objects"][i]
@@ -268,7 +275,7 @@ class ITEM(Detector):
         }
 
     # --- the reserved alignment slice ---------------------------------------------------
-    def reserved(self, manifest) -> np.ndarray:
+    def reserved(self, manifest: Manifest) -> np.ndarray:
         if self.reserved_sha256:
             from aigi.training.cache import hash_files
 
@@ -282,12 +289,12 @@ class ITEM(Detector):
             return alignment_slice(manifest, self.config.align_images, self.config.align_seed)
         return np.array([], dtype=int)
 
-    def pretrain(self, reserved, train_config) -> dict | None:
+    def pretrain(self, reserved: Manifest, train_config: TrainConfig) -> dict | None:
         """Align the lit space on the reserved captioned reals (cached on disk by data and settings)."""
         return align_space(self, reserved, train_config) if self.lit is not None else None
 
     # --- training ------------------------------------------------------------------------
-    def fit(self, manifest, train_config, progress: Callable[[int], None] | None = None) -> dict:
+    def fit(self, manifest: Manifest, train_config: TrainConfig, progress: Callable[[int], None] | None = None) -> dict:
         cfg = self.config
         if self.lit is not None and not self.reserved_sha256:
             raise ValueError(
