@@ -12,7 +12,9 @@ recipe's validation split (35 %, stratified by generator and source):
   refitted without it too); the share of its validation fakes answered ``unknown``, and the share of the other
   families' validation fakes named right;
 - cost: time per image of the attribution head and of the evidence map (`cost`, on the shipped detector), and
-  its evidence maps on a few images of the bundled demo sample (never trained on; licences in its SOURCES.csv).
+  its evidence maps on a few images of the bundled demo sample (never trained on; licences in its SOURCES.csv);
+- social: the shipped detector's attribution on its own validation fakes, as stored and re-encoded by the
+  social-media pipeline (`social`).
 
 Writes ``benchmarks/results/attribution.{json,md}``.
 """
@@ -185,6 +187,45 @@ def cost(args):
     write_markdown(json.loads((args.work / "attribution.json").read_text()), args.work)
 
 
+def social(args):
+    """The shipped detector on the fakes of its own validation split (the recipe's pool, split seed 0: never
+    trained on), as stored and after the social-media pipeline (resize to 1080 px, JPEG q80): per family, the
+    share of its fakes whose top family is right and the share named right (with the unknown rule), each over
+    all of the family's fakes and whatever the verdict."""
+    from source_holdout import pool
+
+    from aigi import load_detector
+    from aigi.attribution import NOT_A_GENERATOR, family_of
+    from aigi.data.splits import validation_split
+    from aigi.evaluation.attribution import family_answers
+    from aigi.scoring import forward_manifest
+    from aigi.transforms import perturbation
+
+    det = load_detector()
+    full, cfg = pool(args, twins=True)
+    val = full.subset(validation_split(full, cfg.val_fraction, cfg.seed)[1])
+    fakes = val.subset(lambda x: x.label == 1 and x.generator not in NOT_A_GENERATOR)
+    res = {"detector": det.version, "n": len(fakes)}
+    for cond, perturb in (("stored", None), ("social", perturbation("social", 1))):
+        out, read, _ = forward_manifest(det, fakes, perturb)
+        per: dict[str, dict] = {}
+        for x, a in zip(fakes, family_answers(det, out, read)):
+            if a is None:
+                continue
+            fam = family_of(x.generator)
+            d = per.setdefault(fam, {"n": 0, "top_right": 0, "named_right": 0, "unknown": 0})
+            d["n"] += 1
+            d["top_right"] += a["top3"][0][0] == fam
+            d["named_right"] += a["family"] == fam
+            d["unknown"] += a["family"] == "unknown"
+        res[cond] = {
+            f: {**d, **{k: d[k] / d["n"] for k in ("top_right", "named_right", "unknown")}} for f, d in per.items()
+        }
+        log(f"{cond}: " + ", ".join(f"{f} {d['top_right']:.2f}" for f, d in sorted(res[cond].items())))
+    (args.work / "attribution-social.json").write_text(json.dumps(res, indent=1))
+    write_markdown(json.loads((args.work / "attribution.json").read_text()), args.work)
+
+
 MAP_PICKS = ("astronaut", "grace_hopper", "camera-photo", "gpt-4o", "midjourney-v7", "nano-banana-pro")
 
 
@@ -258,6 +299,23 @@ def write_markdown(res, work: Path | None = None):
                          f"{np.mean([r['held_out_unknown'] for r in rows]):.2f} | {np.mean([r['known_named_right'] for r in rows]):.2f} |")  # fmt: skip
         lines.append(f"| **mean** | | **{np.mean([v['held_out_unknown'] for v in lofo.values()]):.2f}** | "
                      f"**{np.mean([v['known_named_right'] for v in lofo.values()]):.2f}** |")  # fmt: skip
+    so = work / "attribution-social.json"
+    if so.exists():
+        sc = json.loads(so.read_text())
+        (out / "attribution-social.json").write_text(json.dumps(sc, indent=1))
+        lines += ["", "## Re-encoded as a social platform would (shipped detector, its own validation fakes)", "",
+                  "The shipped detector on the fakes of the validation split its training run held out (split seed 0),",
+                  "as stored and through the social-media pipeline (longer side 1080 px, JPEG q80), whatever the",
+                  "verdict: the share whose top family is right, and named right with the `unknown` rule.", "",
+                  "| family | fakes | top right, stored | top right, social | named right, stored | named right, social |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for f in sorted(sc["stored"]):
+            a, b = sc["stored"][f], sc["social"].get(f, {})
+            lines.append(f"| {f} | {a['n']} | {a['top_right']:.2f} | {b.get('top_right', float('nan')):.2f} | "
+                         f"{a['named_right']:.2f} | {b.get('named_right', float('nan')):.2f} |")  # fmt: skip
+        tot = {c: sum(d["top_right"] * d["n"] for d in sc[c].values()) / sum(d["n"] for d in sc[c].values())
+               for c in ("stored", "social")}  # fmt: skip
+        lines.append(f"| **all** | {sc['n']} | **{tot['stored']:.2f}** | **{tot['social']:.2f}** | | |")
     c = work / "attribution-cost.json"
     if c.exists():
         cc = json.loads(c.read_text())
@@ -286,7 +344,7 @@ def main():
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     ap = argparse.ArgumentParser()
-    ap.add_argument("part", nargs="?", default="run", choices=["run", "cost"])
+    ap.add_argument("part", nargs="?", default="run", choices=["run", "cost", "social"])
     ap.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "sh")
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "univfd.yaml")
@@ -295,7 +353,7 @@ def main():
     ap.add_argument("--recon-sources", nargs="+", default=None)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    {"run": run, "cost": cost}[args.part](args)
+    {"run": run, "cost": cost, "social": social}[args.part](args)
 
 
 if __name__ == "__main__":
