@@ -196,9 +196,8 @@ def shipped(args):
     aigi-dev's part of it."""
     from aigi import load_detector
     from aigi.config import train_config_from_dict
-    from aigi.data.splits import validation_split
+    from aigi.data.splits import seeded_subset, validation_split
     from aigi.evaluation.format_swap import format_swap
-    from aigi.evaluation.robustness import seeded_subset
     from aigi.records import unsure_interval
     from aigi.scoring import calibrated_scores
     from aigi.workflows.train import recipe_manifest, split_reserved
@@ -244,7 +243,7 @@ METHOD_POOL = 100  # images per generator and real source in the per-method pool
 def method_pool(data_root: Path):
     """(every image of aigi-dev + aigi-wild, the seeded pool of at most ``METHOD_POOL`` per group)."""
     from aigi.data import load_data
-    from aigi.evaluation.robustness import seeded_subset
+    from aigi.data.splits import seeded_subset
 
     data = load_data(f"{data_root}/aigi-dev/manifest.csv,{data_root}/aigi-wild/manifest.csv")
     return data, seeded_subset(data, METHOD_POOL, 0)

@@ -150,8 +150,8 @@ def part_robustness(manifest, det_dir: Path, univfd_cfg, work: Path, per_group: 
     """The paper claims robustness to JPEG, blur and noise: AUROC of the shipped ITEM and of univfd trained
     on the same 80% split, on <= ``per_group`` validation images per generator and real source."""
     from aigi import load_detector
-    from aigi.data.splits import without
-    from aigi.evaluation.robustness import robustness_sweep, seeded_subset
+    from aigi.data.splits import seeded_subset, without
+    from aigi.evaluation.robustness import robustness_sweep
     from aigi.workflows.train import train_detector
 
     f = work / "robustness.json"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from aigi.data import load_data
-from aigi.evaluation.robustness import seeded_subset
+from aigi.data.splits import seeded_subset
 from aigi.io import decode_bytes
 from aigi.samples import build_sample
 

@@ -177,10 +177,9 @@ def shipped(args):
     from detection_quality import robustness_at
 
     from aigi import load_detector
-    from aigi.data.splits import validation_split
+    from aigi.data.splits import seeded_subset, validation_split
     from aigi.evaluation.format_swap import format_swap
     from aigi.evaluation.metrics import auroc
-    from aigi.evaluation.robustness import seeded_subset
     from aigi.records import unsure_interval
     from aigi.scoring import calibrated_scores
 

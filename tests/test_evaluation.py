@@ -7,8 +7,8 @@ from conftest import run_cli, two_generator_manifest
 from PIL import Image
 
 from aigi.data import load_data
+from aigi.data.splits import seeded_subset
 from aigi.evaluation.audit import audit, estimate_jpeg_quality, file_metadata
-from aigi.evaluation.robustness import seeded_subset
 from aigi.transforms import crop_fraction, jpeg_bytes_parity, perturbation, social_media
 from aigi.workflows.compare import choose_default
 

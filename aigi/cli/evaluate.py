@@ -265,8 +265,9 @@ def robustness(
     device: Optional[str] = typer.Option(None),
 ):
     """AUROC and accuracy under JPEG, WebP, resizing, blur, noise, cropping and social-media laundering."""
+    from aigi.data.splits import seeded_subset
     from aigi.evaluation import report as R
-    from aigi.evaluation.robustness import robustness_sweep, seeded_subset
+    from aigi.evaluation.robustness import robustness_sweep
 
     det = load(detector, device)
     manifest = seeded_subset(unreserved(det, read_data(data)), per_group, seed)

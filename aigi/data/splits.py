@@ -143,3 +143,16 @@ def without(manifest: Manifest, indices) -> Manifest:
     """The manifest minus the given indices."""
     drop = set(int(i) for i in indices)
     return manifest.subset([i for i in range(len(manifest)) if i not in drop])
+
+
+def seeded_subset(manifest: Manifest, per_group: int = 50, seed: int = 0) -> Manifest:
+    """At most ``per_group`` samples of every (label, generator), drawn with ``seed``."""
+    rng = np.random.default_rng(seed)
+    groups: dict[tuple[int, str], list[int]] = {}
+    for i, s in enumerate(manifest):
+        groups.setdefault((s.label, s.generator), []).append(i)
+    keep: list[int] = []
+    for key in sorted(groups):
+        idx = groups[key]
+        keep.extend(sorted(rng.choice(idx, size=min(per_group, len(idx)), replace=False).tolist()))
+    return manifest.subset(sorted(keep))

@@ -19,19 +19,6 @@ from aigi.scoring import calibrated_scores
 from aigi.transforms import PERTURBATIONS, perturbation
 
 
-def seeded_subset(manifest: Manifest, per_group: int = 50, seed: int = 0) -> Manifest:
-    """At most ``per_group`` samples of every (label, generator), drawn with ``seed``."""
-    rng = np.random.default_rng(seed)
-    groups: dict[tuple[int, str], list[int]] = {}
-    for i, s in enumerate(manifest):
-        groups.setdefault((s.label, s.generator), []).append(i)
-    keep: list[int] = []
-    for key in sorted(groups):
-        idx = groups[key]
-        keep.extend(sorted(rng.choice(idx, size=min(per_group, len(idx)), replace=False).tolist()))
-    return manifest.subset(sorted(keep))
-
-
 def conditions(names: list[str] | None = None) -> list[tuple[str, Any]]:
     return [(n, sev) for n in (names or list(PERTURBATIONS)) for sev in PERTURBATIONS[n][0]]
 

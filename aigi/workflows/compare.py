@@ -16,11 +16,11 @@ import numpy as np
 
 from aigi.config import TrainConfig
 from aigi.data.manifest import Manifest
-from aigi.data.splits import validation_split
+from aigi.data.splits import seeded_subset, validation_split
 from aigi.evaluation import report as R
 from aigi.evaluation.format_swap import format_swap
 from aigi.evaluation.metrics import reliability_curve, selective_metrics
-from aigi.evaluation.robustness import robustness_sweep, seeded_subset
+from aigi.evaluation.robustness import robustness_sweep
 from aigi.evaluation.scores import score
 from aigi.workflows.protocols import run_leave_generator_out
 

@@ -137,7 +137,7 @@ def recipe_manifest(cfg: TrainConfig, manifest: Manifest) -> Manifest:
     if cfg.renders:
         manifest = with_renders(manifest, cfg.renders, cfg.seed)
     if cfg.max_per_generator:
-        from aigi.evaluation.robustness import seeded_subset
+        from aigi.data.splits import seeded_subset
 
         manifest = seeded_subset(manifest, cfg.max_per_generator, cfg.seed)
     demo = demo_sha256()
