@@ -309,13 +309,26 @@ def write_markdown(res, work: Path | None = None):
                   "verdict: the share whose top family is right, and named right with the `unknown` rule.", "",
                   "| family | fakes | top right, stored | top right, social | named right, stored | named right, social |",
                   "|---|---|---|---|---|---|"]  # fmt: skip
+        known = set(next(v for k, v in res.items() if k.startswith("closed"))["families"])
         for f in sorted(sc["stored"]):
             a, b = sc["stored"][f], sc["social"].get(f, {})
+            if f not in known:  # a family the head does not name: the right answer is unknown
+                lines.append(f"| {f} (not named: should be `unknown`) | {a['n']} | | | unknown {a['unknown']:.2f} | "
+                             f"unknown {b.get('unknown', float('nan')):.2f} |")  # fmt: skip
+                continue
             lines.append(f"| {f} | {a['n']} | {a['top_right']:.2f} | {b.get('top_right', float('nan')):.2f} | "
                          f"{a['named_right']:.2f} | {b.get('named_right', float('nan')):.2f} |")  # fmt: skip
-        tot = {c: sum(d["top_right"] * d["n"] for d in sc[c].values()) / sum(d["n"] for d in sc[c].values())
-               for c in ("stored", "social")}  # fmt: skip
-        lines.append(f"| **all** | {sc['n']} | **{tot['stored']:.2f}** | **{tot['social']:.2f}** | | |")
+        tot = {}
+        for c in ("stored", "social"):
+            rows = [d for f, d in sc[c].items() if f in known]
+            n = sum(d["n"] for d in rows)
+            tot[c] = (
+                sum(d["top_right"] * d["n"] for d in rows) / n,
+                sum(d["named_right"] * d["n"] for d in rows) / n,
+                n,
+            )
+        lines.append(f"| **named families** | {tot['stored'][2]} | **{tot['stored'][0]:.2f}** | **{tot['social'][0]:.2f}** | "
+                     f"**{tot['stored'][1]:.2f}** | **{tot['social'][1]:.2f}** |")  # fmt: skip
     c = work / "attribution-cost.json"
     if c.exists():
         cc = json.loads(c.read_text())
