@@ -111,9 +111,15 @@ def test_a_detector_added_outside_the_package_trains_scores_and_conforms(plugin,
     # in this process too: the entry point is found on sys.path, and the trained detector keeps the contract
     monkeypatch.syspath_prepend(str(plugin))
     from aigi import load_detector
+    from aigi.detectors import registry
     from aigi.detectors.conformance import check_detector
 
-    with pytest.warns(UserWarning, match="'half-written'"):  # the broken plugin is named, the others still load
-        det = load_detector(str(out))
-    assert type(det).__module__ == "aigi_mean_colour"
-    check_detector(det, [x["path"] for x in records[:3]])
+    try:
+        with pytest.warns(UserWarning, match="'half-written'"):  # the broken plugin is named, the others still load
+            det = load_detector(str(out))
+        assert type(det).__module__ == "aigi_mean_colour"
+        check_detector(det, [x["path"] for x in records[:3]])
+    finally:  # the other tests see only the built-in detectors
+        registry.REGISTRY.pop("mean-colour", None)
+        registry._loaded_plugins.clear()
+        sys.modules.pop("aigi_mean_colour", None)
