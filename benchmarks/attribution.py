@@ -255,6 +255,16 @@ def evidence_maps(args, det) -> list[dict]:
     return maps
 
 
+def published(work: Path, out: Path, name: str) -> dict | None:
+    """A part's result from the work folder, copied into the results folder; None when that part has not run."""
+    f = work / name
+    if not f.exists():
+        return None
+    data = json.loads(f.read_text())
+    (out / name).write_text(json.dumps(data, indent=1))
+    return data
+
+
 def write_markdown(res, work: Path | None = None):
     out = ROOT / "benchmarks" / "results"
     work = work or ROOT / "runs" / "sh"
@@ -299,10 +309,8 @@ def write_markdown(res, work: Path | None = None):
                          f"{np.mean([r['held_out_unknown'] for r in rows]):.2f} | {np.mean([r['known_named_right'] for r in rows]):.2f} |")  # fmt: skip
         lines.append(f"| **mean** | | **{np.mean([v['held_out_unknown'] for v in lofo.values()]):.2f}** | "
                      f"**{np.mean([v['known_named_right'] for v in lofo.values()]):.2f}** |")  # fmt: skip
-    so = work / "attribution-social.json"
-    if so.exists():
-        sc = json.loads(so.read_text())
-        (out / "attribution-social.json").write_text(json.dumps(sc, indent=1))
+    sc = published(work, out, "attribution-social.json")
+    if sc:
         lines += ["", "## Re-encoded as a social platform would (shipped detector, its own validation fakes)", "",
                   "The shipped detector on the fakes of the validation split its training run held out (split seed 0),",
                   "as stored and through the social-media pipeline (longer side 1080 px, JPEG q80), whatever the",
@@ -329,10 +337,8 @@ def write_markdown(res, work: Path | None = None):
             )
         lines.append(f"| **named families** | {tot['stored'][2]} | **{tot['stored'][0]:.2f}** | **{tot['social'][0]:.2f}** | "
                      f"**{tot['stored'][1]:.2f}** | **{tot['social'][1]:.2f}** |")  # fmt: skip
-    c = work / "attribution-cost.json"
-    if c.exists():
-        cc = json.loads(c.read_text())
-        (out / "attribution-cost.json").write_text(json.dumps(cc, indent=1))
+    cc = published(work, out, "attribution-cost.json")
+    if cc:
         lines += ["", "## Cost on 2 cores (shipped detector)", "",
                   f"- `detect`, whole, per image: {cc['detect_s_per_image']:.3f} s",
                   f"- attribution head, per image: {1e6 * cc['attribution_s_per_image']:.0f} µs "
