@@ -168,16 +168,11 @@ class ClipB16Backbone(Backbone):
         residual stream, as ``hidden_states``), the later layers never run."""
         import torch
 
-        vm = self.model.vision_model
-        if not 0 < depth <= len(vm.encoder.layers):
-            raise ValueError(f"depth {depth} asked for; clip-b16 has {len(vm.encoder.layers)} blocks")
-        hidden = []
+        from aigi.backbones.hf import torch_vision_tokens
+
         with torch.inference_mode():
-            h = vm.pre_layrnorm(vm.embeddings(torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)))
-            for layer in vm.encoder.layers[:depth]:
-                h = layer(h, None)
-                hidden.append(h.float().cpu().numpy())
-        return pool_blocks(hidden)
+            x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)
+            return pool_blocks([h.float().cpu().numpy() for h in torch_vision_tokens(self).blocks(x, depth)])
 
     def embed_images(self, pixels: np.ndarray) -> np.ndarray:
         """CLIP's joint-space image embedding [B, 512] (the text tower is not shipped)."""

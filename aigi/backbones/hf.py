@@ -67,6 +67,26 @@ class TorchVisionTokens(torch.nn.Module):
             return pooled, (seq[:, 1:] if has_cls else seq), seq, out.hidden_states[1:]
         return pooled, (seq[:, 1:] if has_cls else seq), seq
 
+    def blocks(self, pixels, depth: int) -> list[torch.Tensor]:
+        """The residual stream after each of the first ``depth`` blocks (as ``hidden_states[1 : depth + 1]``),
+        the later blocks never run: CLIP-type towers (embeddings, pre-norm, encoder layers) and DINOv2
+        (embeddings, layers); any other model runs whole and is cut."""
+        vm = self.model.vision_model if hasattr(self.model, "vision_model") else self.model
+        if hasattr(vm, "pre_layrnorm"):  # CLIP
+            h, layers, extra = vm.pre_layrnorm(vm.embeddings(pixels)), vm.encoder.layers, (None,)
+        elif self.model_type == "dinov2":
+            h, layers, extra = vm.embeddings(pixels), vm.encoder.layer, ()
+        else:
+            return list(self.forward(pixels, hidden_states=True)[3][:depth])
+        if not 0 < depth <= len(layers):
+            raise ValueError(f"depth {depth} asked for; this backbone has {len(layers)} blocks")
+        out = []
+        for layer in list(layers)[:depth]:
+            r = layer(h, *extra)
+            h = r[0] if isinstance(r, tuple) else r
+            out.append(h)
+        return out
+
 
 def torch_vision_tokens(backbone) -> TorchVisionTokens:
     """The token module of a torch-run backbone (``load_backbone(name, runtime="torch")``)."""

@@ -91,7 +91,10 @@ class _PixelsToLogit(torch.nn.Module):
         absent = torch.isnan(flat.flatten(1)[:, 0])
         flat = torch.where(absent[:, None, None, None], torch.zeros_like(flat), flat)
         blocks = self.head.config.blocks
-        pooled, patches, _, hidden = self.tokens(flat, hidden_states=True)
+        if blocks and min(blocks) >= 0:  # the graph stops after the last block the head reads
+            hidden = self.tokens.blocks(flat, max(blocks) + 1)
+        else:
+            pooled, patches, _, hidden = self.tokens(flat, hidden_states=True)
         if blocks:
             desc = torch.cat([torch.cat([hidden[i][:, 0], hidden[i][:, 1:].mean(1)], 1) for i in blocks], 1)
         else:
