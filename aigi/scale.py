@@ -49,7 +49,38 @@ def list_inputs(source: str) -> list[str]:
     return [s.path for s in load_data(source)]
 
 
+STOP = threading.Event()  # a stop was asked for (SIGTERM): kept even when the exception it raised is swallowed
+
+
+def signals_during(fn) -> set[int]:
+    """Run ``fn`` and return the numbers of the signals delivered meanwhile, whichever Python handler took them
+    (the interpreter writes each to the wakeup fd). Outside the main thread: runs ``fn``, returns none."""
+    import socket
+
+    if threading.current_thread() is not threading.main_thread():
+        fn()
+        return set()
+    r, w = socket.socketpair()
+    r.setblocking(False)
+    w.setblocking(False)
+    old = signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
+    try:
+        fn()
+    finally:
+        signal.set_wakeup_fd(old)
+    got: set[int] = set()
+    try:
+        while data := r.recv(64):
+            got.update(data)
+    except BlockingIOError:
+        pass
+    r.close()
+    w.close()
+    return got
+
+
 def raise_interrupt(signum, frame):
+    STOP.set()
     raise KeyboardInterrupt
 
 
@@ -162,19 +193,26 @@ def score(
         "workers": workers,
     }
     if todo:
+        STOP.clear()
         started_here = not ray.is_initialized()
-        if started_here:
-            kw = (
-                {"address": ray_address}
-                if ray_address
-                else {"num_cpus": max(workers, os.cpu_count() or 1), "runtime_env": worker_env()}
-            )
-            ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True, **kw)
-        if threading.current_thread() is threading.main_thread():
-            # Ray installs its own SIGTERM handler (a stack dump and exit 15); a SIGTERM here is a stop
-            # like Ctrl-C: finished shards stay, the caller says so in one line
-            signal.signal(signal.SIGTERM, raise_interrupt)
-        try:
+        try:  # a stop while Ray starts must shut down what it started too (it hung at exit otherwise)
+            if started_here:
+                kw = (
+                    {"address": ray_address}
+                    if ray_address
+                    else {"num_cpus": max(workers, os.cpu_count() or 1), "runtime_env": worker_env()}
+                )
+                got = signals_during(
+                    lambda: ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True, **kw)
+                )
+                if signal.SIGTERM in got:  # Ray's start has its own SIGTERM handler, and can swallow its exit
+                    STOP.set()
+            if threading.current_thread() is threading.main_thread():
+                # Ray installs its own SIGTERM handler (a stack dump and exit 15); a SIGTERM here is a stop
+                # like Ctrl-C: finished shards stay, the caller says so in one line
+                signal.signal(signal.SIGTERM, raise_interrupt)
+            if STOP.is_set():  # a SIGTERM while Ray started, whose KeyboardInterrupt Ray's start swallowed
+                raise KeyboardInterrupt
             ctx = ray.data.DataContext.get_current()
             ctx.enable_progress_bars = False
             ds = ray.data.from_items([{"shard": i, "paths": shards[i]} for i in todo], override_num_blocks=len(todo))
