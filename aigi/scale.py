@@ -49,9 +49,6 @@ def list_inputs(source: str) -> list[str]:
     return [s.path for s in load_data(source)]
 
 
-STOP = threading.Event()  # a stop was asked for (SIGTERM): kept even when the exception it raised is swallowed
-
-
 def signals_during(fn) -> set[int]:
     """Run ``fn`` and return the numbers of the signals delivered meanwhile, whichever Python handler took them
     (the interpreter writes each to the wakeup fd). Outside the main thread: runs ``fn``, returns none."""
@@ -80,7 +77,6 @@ def signals_during(fn) -> set[int]:
 
 
 def raise_interrupt(signum, frame):
-    STOP.set()
     raise KeyboardInterrupt
 
 
@@ -193,7 +189,6 @@ def score(
         "workers": workers,
     }
     if todo:
-        STOP.clear()
         started_here = not ray.is_initialized()
         try:  # a stop while Ray starts must shut down what it started too (it hung at exit otherwise)
             if started_here:
@@ -206,13 +201,11 @@ def score(
                     lambda: ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True, **kw)
                 )
                 if signal.SIGTERM in got:  # Ray's start has its own SIGTERM handler, and can swallow its exit
-                    STOP.set()
+                    raise KeyboardInterrupt
             if threading.current_thread() is threading.main_thread():
                 # Ray installs its own SIGTERM handler (a stack dump and exit 15); a SIGTERM here is a stop
                 # like Ctrl-C: finished shards stay, the caller says so in one line
                 signal.signal(signal.SIGTERM, raise_interrupt)
-            if STOP.is_set():  # a SIGTERM while Ray started, whose KeyboardInterrupt Ray's start swallowed
-                raise KeyboardInterrupt
             ctx = ray.data.DataContext.get_current()
             ctx.enable_progress_bars = False
             ds = ray.data.from_items([{"shard": i, "paths": shards[i]} for i in todo], override_num_blocks=len(todo))
