@@ -380,8 +380,7 @@ def test_eval_warns_when_shown_the_images_it_was_trained_on(sample_dir, trained_
     assert "byte-identical" not in r.stderr
 
 
-@pytest.mark.slow
-def relabelled_protocol(sample_dir, tmp_path, label: str, names: list[str], protocol: str):
+def relabelled_protocol(sample_dir, tmp_path, label: str, names: list[str], protocol: str, *extra: str):
     """`aigi eval --protocol` on the sample with the generator (or source) of its ``label`` rows renamed in turn
     to ``names``; returns the run and its JSON."""
     rows = list(csv.DictReader(open(sample_dir / "manifest.csv")))
@@ -391,7 +390,7 @@ def relabelled_protocol(sample_dir, tmp_path, label: str, names: list[str], prot
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(TINY_CONFIG)
     out = tmp_path / "protocol.json"
-    r = run_cli("eval", "--config", cfg, "--data", m, "--protocol", protocol, "--json", out)
+    r = run_cli("eval", "--config", cfg, "--data", m, "--protocol", protocol, "--json", out, *extra)
     assert r.returncode == 0, r.stderr
     return r, json.loads(out.read_text())
 
@@ -413,6 +412,16 @@ def test_eval_leave_source_out_reads_each_left_out_sources_false_positive_rate(s
     for fold in res["folds"]:
         assert fold["n"] == 4 and 0 <= fold["fpr"] <= 1 and 0.5 <= fold["threshold"] <= 1
     assert "left out skimage-photo" in r.stderr and "leave-source-out" in r.stdout
+
+
+@pytest.mark.slow
+def test_eval_leave_source_out_leaves_out_only_the_named_sources(sample_dir, tmp_path):
+    names = ["sklearn-photo", "skimage-photo", "pil-photo", "pil-photo"]
+    _, res = relabelled_protocol(sample_dir, tmp_path, "real", names, "leave-source-out", "--sources", "pil-photo")
+    assert set(res["fpr"]) == {"pil-photo"} and [f["n"] for f in res["folds"]] == [4]
+    r = run_cli("eval", "--config", tmp_path / "tiny.yaml", "--data", tmp_path / "relabelled.csv",
+                "--protocol", "leave-family-out", "--sources", "pil-photo")  # fmt: skip
+    assert r.returncode == 2 and "--sources goes with --protocol leave-source-out" in r.stderr
 
 
 def test_data_render_writes_a_manifest_of_real_non_photos(tmp_path):

@@ -46,6 +46,9 @@ def evaluate(
         None, "--test-data", help="With --protocol cross-dataset: the data set to test on."
     ),
     seeds: str = typer.Option("0", help="Comma-separated split seeds for the protocol (e.g. 0,1,2,3,4)."),
+    sources: Optional[str] = typer.Option(
+        None, "--sources", help="With --protocol leave-source-out: leave out only these real sources (comma-separated)."
+    ),
     threshold: Optional[float] = typer.Option(None),
     fpr: Optional[float] = typer.Option(None),
     unsure_band: Optional[float] = typer.Option(None, help="Override the stored unsure band."),
@@ -64,6 +67,7 @@ def evaluate(
             result = run_eval(
                 manifest, config=config, protocol=protocol, seeds=seed_list, test_data=test_manifest,
                 device=device, on_fold=_fold_line(protocol),
+                sources=[x for x in sources.split(",") if x.strip()] if sources else None,
             )  # fmt: skip
             _print_protocol(result, protocol, seed_list)
         else:

@@ -91,16 +91,21 @@ def run_protocol(
     seeds: list[int],
     test_manifest: Manifest | None = None,
     on_fold: Callable[[int, dict], None] | None = None,
+    sources: list[str] | None = None,
 ) -> dict[str, Any]:
-    """One of :data:`PROTOCOLS` with the recipe ``cfg`` (one detector trained per fold). An unknown protocol, a
-    cross-data-set run without ``test_manifest`` or a protocol the data cannot support is a ``ValueError``."""
+    """One of :data:`PROTOCOLS` with the recipe ``cfg`` (one detector trained per fold; leave-source-out leaves
+    out each name of ``sources``, or every real source). An unknown protocol, a cross-data-set run without
+    ``test_manifest``, ``sources`` with another protocol or a protocol the data cannot support is a
+    ``ValueError``."""
     from aigi.workflows.protocols import run_cross_dataset, run_leave_generator_out, run_leave_source_out, run_train_on
 
+    if sources and protocol != "leave-source-out":
+        raise ValueError("--sources goes with --protocol leave-source-out")
     if protocol in ("leave-generator-out", "leave-family-out"):
         families = protocol == "leave-family-out"
         return run_leave_generator_out(cfg, manifest, seeds, on_fold=on_fold, families=families)
     if protocol == "leave-source-out":
-        return run_leave_source_out(cfg, manifest, seeds, on_fold=on_fold)
+        return run_leave_source_out(cfg, manifest, seeds, sources, on_fold=on_fold)
     if protocol.startswith("train-on:"):
         return run_train_on(cfg, manifest, [g for g in protocol.split(":", 1)[1].split(",") if g], seeds[0])
     if protocol == "cross-dataset":
@@ -123,6 +128,7 @@ def evaluate(
     device: str | None = None,
     progress: Callable[[int], None] | None = None,
     on_fold: Callable[[int, dict], None] | None = None,
+    sources: list[str] | None = None,
 ) -> dict[str, Any]:
     """``aigi eval``: with ``protocol``, :func:`run_protocol` with the recipe ``config`` (a TrainConfig or a
     YAML path); else :func:`evaluate_detector` with ``detector`` (a loaded detector, e.g. ``aigi.load_detector()``,
@@ -140,7 +146,7 @@ def evaluate(
         if device:
             config.device = device
         test = load_data(test_data) if isinstance(test_data, str) else test_data
-        result = run_protocol(config, manifest, protocol, list(seeds), test, on_fold)
+        result = run_protocol(config, manifest, protocol, list(seeds), test, on_fold, sources)
         result["provenance"] = "not used"
         return result
     if detector is None:
