@@ -67,25 +67,51 @@ class TorchVisionTokens(torch.nn.Module):
             return pooled, (seq[:, 1:] if has_cls else seq), seq, out.hidden_states[1:]
         return pooled, (seq[:, 1:] if has_cls else seq), seq
 
-    def blocks(self, pixels, depth: int) -> list[torch.Tensor]:
-        """The residual stream after each of the first ``depth`` blocks (as ``hidden_states[1 : depth + 1]``),
-        the later blocks never run: CLIP-type towers (embeddings, pre-norm, encoder layers) and DINOv2
-        (embeddings, layers); any other model runs whole and is cut."""
+    def layers(self) -> tuple[list[torch.nn.Module], tuple]:
+        """(the transformer blocks in order, the extra positional arguments each takes) of CLIP-type towers and
+        DINOv2; ``ValueError`` for any other model (it can only run whole)."""
         vm = self.model.vision_model if hasattr(self.model, "vision_model") else self.model
-        if hasattr(vm, "pre_layrnorm"):  # CLIP
-            h, layers, extra = vm.pre_layrnorm(vm.embeddings(pixels)), vm.encoder.layers, (None,)
-        elif self.model_type == "dinov2":
-            h, layers, extra = vm.embeddings(pixels), vm.encoder.layer, ()
-        else:
-            return list(self.forward(pixels, hidden_states=True)[3][:depth])
-        if not 0 < depth <= len(layers):
-            raise ValueError(f"depth {depth} asked for; this backbone has {len(layers)} blocks")
+        if hasattr(vm, "pre_layrnorm"):  # CLIP: (hidden, attention mask)
+            return list(vm.encoder.layers), (None,)
+        if self.model_type == "dinov2":
+            return list(vm.encoder.layer), ()
+        raise ValueError(f"a {self.model_type} model runs whole: its blocks cannot be run one by one")
+
+    def stem(self, pixels) -> torch.Tensor:
+        """The sequence entering block 0: the embeddings (and CLIP's pre-norm)."""
+        vm = self.model.vision_model if hasattr(self.model, "vision_model") else self.model
+        h = vm.embeddings(pixels)
+        return vm.pre_layrnorm(h) if hasattr(vm, "pre_layrnorm") else h
+
+    def run(self, h, start: int, stop: int, layers: list[torch.nn.Module] | None = None) -> list[torch.Tensor]:
+        """The residual stream after each block ``start .. stop - 1`` from ``h``, the sequence entering block
+        ``start`` (``layers``: other modules standing in for those blocks, e.g. adapted copies)."""
+        blocks, extra = self.layers()
+        if not 0 <= start < stop <= len(blocks):
+            raise ValueError(f"blocks {start}..{stop - 1} asked for; this backbone has {len(blocks)} blocks")
         out = []
-        for layer in list(layers)[:depth]:
+        for layer in layers if layers is not None else blocks[start:stop]:
             r = layer(h, *extra)
             h = r[0] if isinstance(r, tuple) else r
             out.append(h)
         return out
+
+    def entering(self, pixels, block: int) -> torch.Tensor:
+        """The sequence entering ``block`` (the output of the block before it; the stem's for block 0)."""
+        h = self.stem(pixels)
+        return self.run(h, 0, block)[-1] if block else h
+
+    def blocks(self, pixels, depth: int) -> list[torch.Tensor]:
+        """The residual stream after each of the first ``depth`` blocks (as ``hidden_states[1 : depth + 1]``),
+        the later blocks never run: CLIP-type towers (embeddings, pre-norm, encoder layers) and DINOv2
+        (embeddings, layers); any other model runs whole and is cut."""
+        try:
+            n = len(self.layers()[0])
+        except ValueError:
+            return list(self.forward(pixels, hidden_states=True)[3][:depth])
+        if not 0 < depth <= n:
+            raise ValueError(f"depth {depth} asked for; this backbone has {n} blocks")
+        return self.run(self.stem(pixels), 0, depth)
 
 
 def torch_vision_tokens(backbone) -> TorchVisionTokens:

@@ -26,6 +26,8 @@ def train(
 
     Under ``torchrun --nproc_per_node N`` the gradient-trained heads (pixel, gamma, item) train
     data-parallel (gloo on CPU, nccl on GPUs); rank 0 calibrates and saves."""
+    import logging
+
     from aigi.config import ConfigError, load_train_config
     from aigi.data import ManifestError, load_data
     from aigi.workflows.train import distributed, recipe_manifest, split_reserved, train_detector
@@ -35,6 +37,12 @@ def train(
         manifest = load_data(data)
     except (ConfigError, ManifestError) as e:
         fail(str(e))
+    steps = logging.getLogger("aigi.train")  # long stages say how far they are (e.g. univfd's adapt epochs)
+    if not steps.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        steps.addHandler(handler)
+        steps.setLevel(logging.INFO)
     with distributed(cfg.device) as (rank, size):
         # what the run will see, as train_detector draws it (the renders are drawn once, cached)
         reserved, rest = split_reserved(cfg, manifest)

@@ -126,8 +126,16 @@ class Detector(torch.nn.Module):
                 if self._backbone is None:
                     from aigi.backbones import load_backbone
 
-                    self._backbone = load_backbone(self.config.backbone, self.device_name)
+                    backbone = load_backbone(self.config.backbone, self.device_name, self.backbone_runtime)
+                    self.backbone_loaded(backbone)
+                    self._backbone = backbone
         return self._backbone
+
+    backbone_runtime: str = "auto"  # how ``load_backbone`` runs it ("torch" when the detector changes its weights)
+
+    def backbone_loaded(self, backbone) -> None:
+        """Called once on the freshly loaded backbone, before any image reaches it (a detector that ships an
+        adapter merges it here)."""
 
     def decode_short_side(self) -> int:
         """The shorter side a large JPEG may be decoded at for scoring (``io.decode_bytes``: DCT scaling), or 0

@@ -35,7 +35,7 @@ Choices written down (not all from the paper):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -74,6 +74,9 @@ class UnivFDConfig(ModelConfig):
     # also fit an open-set attribution head (aigi.attribution) on the training fakes: records of fake or unsure
     # images then name the generator family, or "unknown"
     attribution: bool = False
+    # adapt the encoder's blocks from ``from_block`` on with LoRA over cached tokens ({}: frozen); the settings of
+    # aigi.training.adapt.AdaptSettings. Only the adapter ships; it is merged into the encoder at load.
+    adapt: dict = field(default_factory=dict)
 
 
 class _PixelsToLogit(torch.nn.Module):
@@ -141,6 +144,30 @@ class UnivFD(Detector):
         self.head = torch.nn.Linear(d, 1)
         self.families: list[str] = []  # the attribution head's families (none: no attribution)
         self.unknown_below = 1.0
+        self.adapter = torch.nn.Module()  # the LoRA tensors as buffers (aigi.detectors.adapted), when adapted
+        if config.adapt:
+            from aigi.detectors.adapted import check_settings
+
+            check_settings(config)
+
+    @property
+    def adapter_digest(self) -> str:
+        """A hash of the adapter's tensors ("" when the encoder is frozen): part of the feature-cache key."""
+        from aigi.detectors.adapted import adapter_tensors
+        from aigi.training.adapt import digest
+
+        tensors = adapter_tensors(self)
+        return digest(tensors) if tensors else ""
+
+    @property
+    def backbone_runtime(self) -> str:  # type: ignore[override]
+        return "torch" if self.config.adapt else "auto"
+
+    def backbone_loaded(self, backbone) -> None:
+        if self.adapter_digest:
+            from aigi.detectors.adapted import merge_into
+
+            merge_into(self, backbone)
 
     def _attribution_buffers(self, k: int) -> None:
         d = len(self.columns)
@@ -148,12 +175,23 @@ class UnivFD(Detector):
         self.register_buffer("attr_bias", torch.zeros(k))
 
     def get_state(self) -> dict:
-        return {"families": self.families, "unknown_below": self.unknown_below} if self.families else {}
+        from aigi.detectors.adapted import adapter_tensors
+
+        state: dict[str, Any] = {}
+        if self.families:
+            state.update(families=self.families, unknown_below=self.unknown_below)
+        if tensors := adapter_tensors(self):
+            state["adapter"] = {k: list(v.shape) for k, v in tensors.items()}
+        return state
 
     def set_state(self, state: dict) -> None:
         if state.get("families"):
             self.families, self.unknown_below = list(state["families"]), float(state["unknown_below"])
             self._attribution_buffers(len(self.families))
+        if state.get("adapter"):  # shapes now, values from the weights file; merged when the encoder loads
+            from aigi.detectors.adapted import expect_adapter
+
+            expect_adapter(self, state["adapter"])
 
     def extra_fields(self, out: dict, i: int) -> dict:
         """``attribution`` ({"family", "p", "top3"}) when the head has one; the record keeps it only for a
@@ -206,6 +244,8 @@ class UnivFD(Detector):
         if self.config.blocks:
             key += "+blocks" + "-".join(map(str, self.config.blocks))
         key += f"+plan{self.config.crops}"
+        if self.adapter_digest:
+            key += f"+lora{self.adapter_digest}"
         if self.config.launder:
             from aigi.augment.launder import FIXED_LAUNDERING_KEY
 
@@ -276,7 +316,9 @@ class UnivFD(Detector):
         """Pixels -> {"logit"}: the backbone through transformers/torch, then the head (aigi.export)."""
         from aigi.backbones import load_backbone
 
-        return _PixelsToLogit(load_backbone(self.config.backbone, runtime="torch"), self)
+        backbone = load_backbone(self.config.backbone, runtime="torch")
+        self.backbone_loaded(backbone)
+        return _PixelsToLogit(backbone, self)
 
     # --- training ---------------------------------------------------------------------
     def fit(self, manifest: Manifest, train_config: TrainConfig, progress: Callable[[int], None] | None = None) -> dict:
@@ -297,9 +339,15 @@ class UnivFD(Detector):
             raise ValueError(f"univfd: none of the {len(errors)} training images could be read (first: {errors[0]})")
         gens = np.asarray([s.generator for s in manifest])[ok]
         labels = np.asarray(manifest.labels)[ok]
-        info = self.fit_head(feats["features"][ok], labels, gens if self.config.balance == "group" else None)
+        X = feats["features"][ok]
+        info = self.fit_head(X, labels, gens if self.config.balance == "group" else None)
+        if self.config.adapt:  # the head above starts the adapter's fit; the attribution head reads its output
+            from aigi.detectors.adapted import fit_adapter
+
+            paths = [s.path for s, good in zip(manifest, ok) if good]
+            X, info["adapt"] = fit_adapter(self, paths, X, labels, gens, train_config)
         if self.config.attribution:
-            info["attribution"] = self.fit_attribution(feats["features"][ok], labels, gens, train_config.seed)
+            info["attribution"] = self.fit_attribution(X, labels, gens, train_config.seed)
         return {**info, "skipped_files": [e for e in errors if e]}
 
     def fit_attribution(self, feats: np.ndarray, labels: np.ndarray, generators: np.ndarray, seed: int = 0) -> dict:
