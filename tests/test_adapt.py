@@ -183,3 +183,18 @@ def test_train_ships_the_adapter_alone_and_detect_merges_it_at_load(sample_dir, 
     assert r.returncode == 0, r.stderr
     onnx_scores = sorted(json.loads(x)["p_fake"] for x in r.stdout.splitlines())
     np.testing.assert_allclose(onnx_scores, sorted(in_process), atol=2e-3)
+
+
+def test_mode_full_trains_the_blocks_themselves_and_ships_their_weights(tmp_path):
+    backbone, tokens = tiny_tokens(tmp_path)
+    top = AdaptedTop(tokens, 1, [1], AdaptSettings(from_block=1, mode="full"))
+    assert not any("lora_" in n for n, _ in top.named_parameters())
+    with torch.no_grad():
+        top.blocks[0].mlp.fc1.weight.mul_(1.5)
+    x = torch.from_numpy(np.random.default_rng(1).normal(size=(2, 3, 32, 32)).astype(np.float32))
+    with torch.no_grad():
+        adapted = top(tokens.entering(x, 1)).numpy()
+    shipped = lora_tensors(top.blocks, 1)
+    assert "1.mlp.fc1.weight" in shipped and "1.self_attn.q_proj.bias" in shipped
+    merge(tokens, shipped, alpha=16.0)  # full weights replace the encoder's
+    np.testing.assert_allclose(backbone.encode_images(x.numpy(), blocks=True).blocks[:, 1], adapted, atol=1e-5)

@@ -138,7 +138,7 @@ def fit_adapter(
     held = holdout_split(np.asarray(generators), labels, s.holdout, cfg.seed)
     fd = det.config.feature_dim
     cols = np.concatenate([np.arange(j * fd, (j + 1) * fd) for j, b in enumerate(blocks) if b >= s.from_block])
-    top = AdaptedTop(torch_vision_tokens(det.backbone), s.from_block, read, s)
+    top = AdaptedTop(torch_vision_tokens(det.backbone), s.from_block, read, s, cfg.seed)
     run = [stage.feature_key(), det.feature_key(), repr(s), cfg.seed, cfg.train_views(), cfg.view_recipe.key(),
            hash_files(paths)[0], labels.tolist(), weights.tolist(), det.head.weight.sum().item()]  # fmt: skip
     checkpoint = cache_dir() / "adapt" / hashlib.sha256(json.dumps(run, default=str).encode()).hexdigest()[:16]
@@ -150,7 +150,7 @@ def fit_adapter(
     with torch.no_grad():
         for chunk in np.array_split(np.arange(len(X)), max(1, len(X) // 64)):
             X[chunk[:, None], cols[None]] = top(torch.from_numpy(entering[chunk].astype(np.float32))).numpy()
-    set_adapter(det, lora_tensors(top.blocks, s.from_block))
+    set_adapter(det, lora_tensors(top.blocks, s.from_block))  # (mode full: the blocks' weights)
     merge_into(det, det.backbone)
     out = np.full_like(flat, np.nan)
     out[present] = X

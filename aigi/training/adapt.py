@@ -1,4 +1,5 @@
-"""Adapting a frozen ViT's top blocks over cached tokens: LoRA on the attention and MLP projections.
+"""Adapting a frozen ViT's top blocks over cached tokens: LoRA on the attention and MLP projections (or, with
+``mode: full``, the blocks' own weights: the GPU user's option).
 
 The encoder runs once per training view up to block ``k`` (``from_block``); that sequence is cached (float16,
 the feature cache's ``entering`` kind). Training then runs only blocks ``k .. depth - 1`` (copies, with peft's
@@ -9,7 +10,8 @@ never change, so their pooled tokens come from the ordinary feature cache.
 What ships is the adapter alone: for each adapted linear layer ``W`` (out x in), ``A`` (rank x in) and ``B``
 (out x rank); at load ``W + (alpha / rank) B A`` replaces ``W`` in the detector's own copy of the encoder
 (:func:`merge`, peft's convention), so scoring, the service, Ray and the exported graph run the ordinary
-encoder with merged weights at the frozen encoder's speed.
+encoder with merged weights at the frozen encoder's speed. ``mode: full`` ships the adapted blocks' weights
+instead (about 7 MB per CLIP-B block), copied over the encoder's at load.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class AdaptSettings:
     patience: int = 2
     holdout: float = 0.15
     targets: tuple[str, ...] = LORA_TARGETS
+    mode: str = "lora"  # "lora" | "full" (train the blocks' own weights; the adapter is then those weights)
 
     @classmethod
     def from_dict(cls, d: dict) -> AdaptSettings:
@@ -53,6 +56,8 @@ class AdaptSettings:
         if "from_block" not in d:
             raise ValueError("adapt: from_block (the first adapted block) is required")
         s = cls(**{k: tuple(v) if k == "targets" else v for k, v in d.items()})
+        if s.mode not in ("lora", "full"):
+            raise ValueError(f"adapt: mode must be 'lora' or 'full', not {s.mode!r}")
         if s.rank < 1 or s.epochs < 1 or s.batch_size < 1 or not 0 <= s.holdout < 1:
             raise ValueError(f"adapt: rank, epochs and batch_size must be >= 1 and 0 <= holdout < 1 ({s})")
         return s
@@ -60,12 +65,15 @@ class AdaptSettings:
 
 def adapted_copies(tokens, start: int, stop: int, settings: AdaptSettings) -> torch.nn.ModuleList:
     """Copies of blocks ``start .. stop - 1`` of ``tokens`` (a :class:`~aigi.backbones.hf.TorchVisionTokens`),
-    frozen, with LoRA adapters (peft) on each linear layer whose name is in ``settings.targets``."""
-    from peft import LoraConfig, inject_adapter_in_model
-
+    frozen, with LoRA adapters (peft) on each linear layer whose name is in ``settings.targets``; with ``mode:
+    full``, the copies themselves trainable."""
     blocks = torch.nn.ModuleList(copy.deepcopy(tokens.layers()[0][start:stop]))
     for p in blocks.parameters():
-        p.requires_grad_(False)
+        p.requires_grad_(settings.mode == "full")
+    if settings.mode == "full":
+        return blocks
+    from peft import LoraConfig, inject_adapter_in_model
+
     names = {n.rsplit(".", 1)[-1] for n, m in blocks.named_modules() if isinstance(m, torch.nn.Linear)}
     targets = sorted(names & set(settings.targets))
     if not targets:
@@ -76,10 +84,13 @@ def adapted_copies(tokens, start: int, stop: int, settings: AdaptSettings) -> to
 
 def lora_tensors(blocks: torch.nn.ModuleList, start: int) -> dict[str, torch.Tensor]:
     """The adapter of :func:`adapted_copies`' blocks as ``{"<block>.<path>.lora_A": A, ...lora_B: B}`` with the
-    encoder's own block numbers (float32, detached)."""
+    encoder's own block numbers (float32, detached); with ``mode: full``, every weight ``{"<block>.<path>": W}``."""
     out = {}
     for name, p in blocks.named_parameters():
-        if ".lora_A." in name or ".lora_B." in name:
+        if p.requires_grad and ".lora_" not in name:  # mode full
+            i, rest = name.split(".", 1)
+            out[f"{int(i) + start}.{rest}"] = p.detach().float().clone()
+        elif ".lora_A." in name or ".lora_B." in name:
             i, rest = name.split(".", 1)
             path, kind = rest.split(".lora_")
             out[f"{int(i) + start}.{path}.lora_{kind[0]}"] = p.detach().float().clone()
@@ -88,9 +99,14 @@ def lora_tensors(blocks: torch.nn.ModuleList, start: int) -> dict[str, torch.Ten
 
 def merge(tokens, adapter: dict[str, torch.Tensor], alpha: float) -> None:
     """Add each adapted layer's ``(alpha / rank) B A`` to the weight of the encoder block it names, in place
-    (``tokens``: the detector's own :class:`~aigi.backbones.hf.TorchVisionTokens`)."""
+    (``tokens``: the detector's own :class:`~aigi.backbones.hf.TorchVisionTokens`); a full weight (mode full)
+    replaces the one it names."""
     blocks, _ = tokens.layers()
     with torch.no_grad():
+        for key in sorted(k for k in adapter if ".lora_" not in k):
+            i, path = key.split(".", 1)
+            w = blocks[int(i)].get_parameter(path)
+            w.copy_(adapter[key].to(w.dtype).to(w.device))
         for key in sorted(k for k in adapter if k.endswith(".lora_A")):
             i, path = key[: -len(".lora_A")].split(".", 1)
             a, b = adapter[key], adapter[key[: -len("A")] + "B"]
@@ -116,11 +132,13 @@ class AdaptedTop(torch.nn.Module):
     """The cached sequence entering block ``start`` -> the pooled tokens of each block in ``read`` (all >=
     ``start``), through the adapted copies of blocks ``start .. max(read)``."""
 
-    def __init__(self, tokens, start: int, read: list[int], settings: AdaptSettings):
+    def __init__(self, tokens, start: int, read: list[int], settings: AdaptSettings, seed: int = 0):
         super().__init__()
         self.run = tokens.run  # (a bound method: the frozen encoder is not a part of this module)
         self.start, self.read = start, list(read)
-        self.blocks = adapted_copies(tokens, start, max(read) + 1, settings)
+        with torch.random.fork_rng():  # LoRA's A starts random: seeded, so a run is reproducible
+            torch.manual_seed(seed)
+            self.blocks = adapted_copies(tokens, start, max(read) + 1, settings)
 
     def forward(self, entering: torch.Tensor) -> torch.Tensor:
         seq = self.run(entering, self.start, max(self.read) + 1, list(self.blocks))
@@ -145,6 +163,11 @@ def holdout_split(groups: np.ndarray, labels: np.ndarray, fraction: float, seed:
     return held
 
 
+def trainable(top: AdaptedTop) -> dict[str, torch.Tensor]:
+    """Copies of ``top``'s trainable tensors (the LoRA matrices, or the blocks' weights in mode full)."""
+    return {k: p.detach().clone() for k, p in top.named_parameters() if p.requires_grad}
+
+
 def _save(path, top: AdaptedTop, params, opt, best_state, best_head, meta: dict) -> None:
     """An epoch's checkpoint: the trainable tensors, the best ones so far, AdamW's moments (safetensors) and
     the loop's state (JSON), each written to a temporary file and renamed."""
@@ -153,7 +176,7 @@ def _save(path, top: AdaptedTop, params, opt, best_state, best_head, meta: dict)
 
     from safetensors.torch import save_file
 
-    t = {f"now.{k}": v for k, v in top.state_dict().items() if "lora_" in k}
+    t = {f"now.{k}": v for k, v in trainable(top).items()}
     t.update({f"now.head.{i}": p.detach() for i, p in enumerate(params)})
     t.update({f"best.{k}": v for k, v in (best_state or {}).items()})
     t.update({f"best.head.{i}": p for i, p in enumerate(best_head or [])})
@@ -217,6 +240,7 @@ def train_top(
     epoch's order is drawn from ``(seed, epoch)``, so a resumed run takes the same steps). Returns the report."""
     torch.manual_seed(seed)
     top.to(device)
+    start = trainable(top)  # LoRA: B = 0, the encoder unchanged; full: the encoder's own weights
     opt = torch.optim.AdamW([p for p in top.parameters() if p.requires_grad] + params, lr=settings.lr)
     train_rows = np.setdiff1d(np.arange(len(labels)), stop_rows)
     cols = torch.from_numpy(adapted_cols)
@@ -264,16 +288,14 @@ def train_top(
             log(f"adapt epoch {epoch}/{settings.epochs}: train loss {history[-1]['train_loss']:.4f}{stop}")
         if now is None or now < best:  # without a holdout every epoch is the best so far
             best, meta["waited"], meta["kept"] = now, 0, epoch
-            best_state = {k: v.detach().clone() for k, v in top.state_dict().items() if "lora_" in k}
+            best_state = trainable(top)
             best_head = [p.detach().clone() for p in params]
         else:
             meta["waited"] += 1
             meta["done"] = meta["waited"] >= settings.patience
         if checkpoint is not None:
             _save(checkpoint, top, params, opt, best_state, best_head, meta)
-    if best_state is None:  # no epoch beat the frozen start: the adapter is zero, the head as it came
-        best_state = {k: torch.zeros_like(v) for k, v in top.state_dict().items() if ".lora_B." in k}
-    top.load_state_dict(best_state, strict=False)
+    top.load_state_dict(best_state or start, strict=False)  # no epoch beat the start: the adapter as it began
     with torch.no_grad():
         for p, v in zip(params, best_head or []):
             p.copy_(v)
