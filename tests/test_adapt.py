@@ -97,8 +97,10 @@ def test_early_stopping_keeps_the_epoch_with_the_lowest_held_out_loss_and_resume
         torch.nn.init.zeros_(head.weight)
         torch.nn.init.zeros_(head.bias)
         frozen = np.zeros((24, 64), np.float32)
+        y = flipped if flip else labels
+        fit = np.arange(16)
         report = train_top(top, entering, frozen, np.arange(64), lambda v: head(v).squeeze(-1), list(head.parameters()),
-                           flipped if flip else labels, np.ones(24), stop, settings, checkpoint=checkpoint)  # fmt: skip
+                           y, np.ones(24), fit, stop, settings, checkpoint=checkpoint)  # fmt: skip
         return report, lora_tensors(top.blocks, 1), head
 
     report, adapter, head = run(3)

@@ -129,13 +129,14 @@ def fit_adapter(
     if bad:
         raise ValueError(f"univfd: {len(bad)} training images failed the token pass (first: {bad[0]})")
     n, d = len(paths), feats.shape[-1]
-    flat = feats.reshape(n, -1, d)
-    present = ~np.isnan(flat[..., 0])
-    image_of = np.repeat(np.arange(n), present.sum(1))
-    entering = tokens["features"].reshape(n, -1, *tokens["features"].shape[-2:])[present]
-    X = flat[present].astype(np.float32)
+    present = ~np.isnan(feats.reshape(n, -1, d)[..., 0]).ravel()  # one row per (image, view, crop)
+    image_of = np.repeat(np.arange(n), len(present) // n)
+    entering = tokens["features"].reshape(len(present), *tokens["features"].shape[-2:])  # a view, not a copy
+    del tokens
+    X = feats.reshape(len(present), d).astype(np.float32)
     weights = balanced_weights(labels, generators) if det.config.balance == "group" else np.ones(n)
-    held = holdout_split(np.asarray(generators), labels, s.holdout, cfg.seed)
+    held_images = holdout_split(np.asarray(generators), labels, s.holdout, cfg.seed)
+    held = held_images[image_of]
     fd = det.config.feature_dim
     cols = np.concatenate([np.arange(j * fd, (j + 1) * fd) for j, b in enumerate(blocks) if b >= s.from_block])
     top = AdaptedTop(torch_vision_tokens(det.backbone), s.from_block, read, s, cfg.seed)
@@ -144,17 +145,16 @@ def fit_adapter(
     checkpoint = cache_dir() / "adapt" / hashlib.sha256(json.dumps(run, default=str).encode()).hexdigest()[:16]
     report = train_top(
         top, entering, X, cols, lambda x: det.head(det.standardised(x)).squeeze(-1), list(det.head.parameters()),
-        labels[image_of], weights[image_of], np.flatnonzero(held[image_of]), s, cfg.seed, det.device_name, log.info,
-        checkpoint,
+        labels[image_of], weights[image_of], np.flatnonzero(present & ~held), np.flatnonzero(present & held), s,
+        cfg.seed, det.device_name, log.info, checkpoint,
     )  # fmt: skip
+    rows = np.flatnonzero(present)
     with torch.no_grad():
-        for chunk in np.array_split(np.arange(len(X)), max(1, len(X) // 64)):
+        for chunk in np.array_split(rows, max(1, len(rows) // 64)):
             X[chunk[:, None], cols[None]] = top(torch.from_numpy(entering[chunk].astype(np.float32))).numpy()
     set_adapter(det, lora_tensors(top.blocks, s.from_block))  # (mode full: the blocks' weights)
     merge_into(det, det.backbone)
-    out = np.full_like(flat, np.nan)
-    out[present] = X
-    held_out = sorted(set(np.asarray(generators)[held].tolist()))
+    held_out = sorted(set(np.asarray(generators)[held_images].tolist()))
     report.update({"from_block": s.from_block, "blocks": read, "rank": s.rank, "early_stopping_groups": held_out,
                    "adapter_values": int(sum(v.numel() for v in adapter_tensors(det).values()))})  # fmt: skip
-    return out.reshape(feats.shape), report
+    return X.reshape(feats.shape), report

@@ -225,6 +225,7 @@ def train_top(
     params: list[torch.nn.Parameter],
     labels: np.ndarray,
     weights: np.ndarray,
+    train_rows: np.ndarray,
     stop_rows: np.ndarray,
     settings: AdaptSettings,
     seed: int = 0,
@@ -234,7 +235,7 @@ def train_top(
 ) -> dict:
     """Train ``top``'s LoRA tensors and ``params`` (the head's) on rows: ``entering`` [n, T, D] float16 (the
     cached sequences), ``frozen`` [n, F] the full descriptors (their ``adapted_cols`` are replaced by ``top``'s
-    output), weighted BCE of ``head(descriptor)``. ``stop_rows``: the early-stopping rows (never trained on);
+    output), weighted BCE of ``head(descriptor)``, on ``train_rows``. ``stop_rows``: the early-stopping rows;
     the adapter and head of the epoch with the lowest loss there are kept (epoch 0: the head as it came).
     ``checkpoint`` (a folder): each epoch's state is written there and a rerun goes on from the last one (each
     epoch's order is drawn from ``(seed, epoch)``, so a resumed run takes the same steps). Returns the report."""
@@ -242,7 +243,6 @@ def train_top(
     top.to(device)
     start = trainable(top)  # LoRA: B = 0, the encoder unchanged; full: the encoder's own weights
     opt = torch.optim.AdamW([p for p in top.parameters() if p.requires_grad] + params, lr=settings.lr)
-    train_rows = np.setdiff1d(np.arange(len(labels)), stop_rows)
     cols = torch.from_numpy(adapted_cols)
 
     def loss_of(rows: np.ndarray) -> torch.Tensor:
