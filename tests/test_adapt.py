@@ -200,3 +200,21 @@ def test_mode_full_trains_the_blocks_themselves_and_ships_their_weights(tmp_path
     assert "1.mlp.fc1.weight" in shipped and "1.self_attn.q_proj.bias" in shipped
     merge(tokens, shipped, alpha=16.0)  # full weights replace the encoder's
     np.testing.assert_allclose(backbone.encode_images(x.numpy(), blocks=True).blocks[:, 1], adapted, atol=1e-5)
+
+
+def test_head_lr_zero_trains_the_adapter_alone(tmp_path):
+    from aigi.training.adapt import train_top
+
+    _, tokens = tiny_tokens(tmp_path)
+    x = torch.from_numpy(np.random.default_rng(2).normal(size=(8, 3, 32, 32)).astype(np.float32))
+    with torch.no_grad():
+        entering = tokens.entering(x, 1).numpy().astype(np.float16)
+    settings = AdaptSettings(from_block=1, rank=2, epochs=2, lr=0.05, head_lr=0.0, holdout=0)
+    top = AdaptedTop(tokens, 1, [1], settings)
+    head = torch.nn.Linear(64, 1)
+    before = head.weight.detach().clone()
+    frozen, rows, none = np.zeros((8, 64), np.float32), np.arange(8), np.array([], int)
+    report = train_top(top, entering, frozen, np.arange(64), lambda v: head(v).squeeze(-1), list(head.parameters()),
+                       rows % 2, np.ones(8), rows, none, settings)  # fmt: skip
+    assert report["kept_epoch"] == 2 and torch.equal(head.weight.detach(), before)
+    assert max(float(v.abs().max()) for k, v in lora_tensors(top.blocks, 1).items() if k.endswith("lora_B")) > 0

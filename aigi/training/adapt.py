@@ -43,6 +43,7 @@ class AdaptSettings:
     lr: float = 5e-4
     batch_size: int = 32
     patience: int = 2
+    head_lr: float = -1.0  # the head's learning rate (< 0: ``lr``; 0: the head stays as the frozen fit left it)
     holdout: float = 0.15
     targets: tuple[str, ...] = LORA_TARGETS
     mode: str = "lora"  # "lora" | "full" (train the blocks' own weights; the adapter is then those weights)
@@ -242,7 +243,10 @@ def train_top(
     torch.manual_seed(seed)
     top.to(device)
     start = trainable(top)  # LoRA: B = 0, the encoder unchanged; full: the encoder's own weights
-    opt = torch.optim.AdamW([p for p in top.parameters() if p.requires_grad] + params, lr=settings.lr)
+    head_lr = settings.lr if settings.head_lr < 0 else settings.head_lr
+    groups = [{"params": [p for p in top.parameters() if p.requires_grad]}]
+    groups += [{"params": params, "lr": head_lr}] if head_lr > 0 else []
+    opt = torch.optim.AdamW(groups, lr=settings.lr)
     cols = torch.from_numpy(adapted_cols)
 
     def loss_of(rows: np.ndarray) -> torch.Tensor:
