@@ -3,6 +3,7 @@ workflow (``train_detector``: the recipe's views, twins, balance, validation spl
 per-source threshold rule), every fold adapting from scratch.
 
     python benchmarks/adapt_holdout.py run [--cap 30] [--seeds 0] [--work runs/adapt]   # resumable, per fold
+    python benchmarks/adapt_holdout.py tune [VARIANT ...]         # the step size on one fold (early-stopping curves)
     python benchmarks/adapt_holdout.py report [--work runs/adapt]    # benchmarks/results/adapt-holdout.{json,md}
 
 The recipe is ``configs/univfd.yaml`` with ``max_per_generator`` lowered to ``--cap`` (2 CPU cores: one adapted
@@ -26,9 +27,21 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = ("aigi-dev", "aigi-wild", "aigi-modern", "aigi-human")
-RECIPES = {
-    "frozen": {},
-    "adapted blocks 6-7, rank 8": {"from_block": 6, "rank": 8, "alpha": 16, "epochs": 3, "patience": 1, "lr": 5e-4},
+DINO = {"backbone": "dinov2-s14", "feature_dim": 768, "blocks": list(range(12))}
+ADAPT = {"rank": 8, "alpha": 16, "epochs": 3, "patience": 1, "lr": 5e-4}
+RECIPES = {  # name: (file slug, options changed from configs/univfd.yaml, adapt settings)
+    "clip-b16 frozen": ("frozen", {}, {}),
+    "clip-b16 adapted blocks 6-7, rank 8": ("adapted", {}, {"from_block": 6, **ADAPT}),
+    "DINOv2-S frozen": ("dino-frozen", DINO, {}),
+    "DINOv2-S adapted blocks 10-11, rank 8": ("dino-adapted", DINO, {"from_block": 10, **ADAPT}),
+}
+CLIP_TOP = {"from_block": 6, "rank": 8, "alpha": 16, "epochs": 3, "patience": 3}
+DINO_TOP = {**CLIP_TOP, "from_block": 10}
+TUNE = {  # (options changed, adapt settings) tried on the leave-face-photo-out fold; 3 epochs, the whole curve
+    "clip-b16 blocks 6-7, lr 1e-4, head trained": ({}, {**CLIP_TOP, "lr": 1e-4}),
+    "clip-b16 blocks 6-7, lr 1e-4, head frozen": ({}, {**CLIP_TOP, "lr": 1e-4, "head_lr": 0.0}),
+    "clip-b16 blocks 6-7, lr 2e-5, head frozen": ({}, {**CLIP_TOP, "lr": 2e-5, "head_lr": 0.0}),
+    "DINOv2-S blocks 10-11, lr 1e-4, head frozen": (DINO, {**DINO_TOP, "lr": 1e-4, "head_lr": 0.0}),
 }
 LOSO = ["face-photo", "unsplash-face", "human-painting", "human-drawing"]
 LOFO = ["gan-faces", "early-diffusion"]
@@ -38,11 +51,11 @@ def log(msg: str) -> None:
     print(time.strftime("%H:%M:%S"), msg, flush=True)
 
 
-def recipe(cap: int, adapt: dict):
+def recipe(cap: int, changes: dict, adapt: dict):
     from aigi.config import load_train_config
 
     cfg = load_train_config(ROOT / "configs" / "univfd.yaml")
-    options = {**cfg.options, "adapt": adapt} if adapt else dict(cfg.options)
+    options = {**cfg.options, **changes, **({"adapt": adapt} if adapt else {})}
     return dataclasses.replace(cfg, max_per_generator=cap, options=options)
 
 
@@ -81,11 +94,12 @@ def run(args) -> None:
         folds = [("loso", f) for f in leave_source_out(data, LOSO)]
         folds += [("lofo", f) for f in leave_family_out(data, seed) if f.name in LOFO]
         for kind, fold in folds:
-            for name, adapt in RECIPES.items():
-                out = args.work / f"{kind}-{fold.name}-seed{seed}-{'adapted' if adapt else 'frozen'}.json"
+            for name in args.recipes:
+                slug, changes, adapt = RECIPES[name]
+                out = args.work / f"{kind}-{fold.name}-seed{seed}-{slug}.json"
                 if out.exists():
                     continue
-                cfg = dataclasses.replace(recipe(args.cap, adapt), seed=seed)
+                cfg = dataclasses.replace(recipe(args.cap, changes, adapt), seed=seed)
                 t0 = time.time()
                 det = train_detector(cfg, data.subset(fold.train))
                 r = {"recipe": name, "kind": kind, "fold": fold.name, "seed": seed, "cap": args.cap,
@@ -95,11 +109,35 @@ def run(args) -> None:
                     f"{k} {r[k]:.3f}" for k in ("fpr", "auroc", "flagged") if k in r) + f" ({r['seconds']} s)")  # fmt: skip
 
 
+def tune(args) -> None:
+    """Each variant of TUNE adapting its encoder's top blocks on the leave-face-photo-out fold's training side (no
+    calibration: the early-stopping loss per epoch is what is read)."""
+    from aigi.data import load_data
+    from aigi.data.splits import leave_source_out
+    from aigi.workflows.protocols import fit_for_protocol
+
+    data = load_data(",".join(str(args.data_root / s / "manifest.csv") for s in SETS))
+    fold = leave_source_out(data, ["face-photo"])[0]
+    args.work.mkdir(parents=True, exist_ok=True)
+    for name in args.variants or list(TUNE):
+        out = args.work / f"tune-{name.replace(' ', '_').replace(',', '')}.json"
+        if out.exists():
+            continue
+        changes, adapt = TUNE[name]
+        t0 = time.time()
+        _, info = fit_for_protocol(recipe(args.cap, changes, adapt), data.subset(fold.train))
+        r = {"variant": name, "cap": args.cap, "seconds": round(time.time() - t0, 1), "history": info["adapt"]["history"],
+             "early_stopping_groups": info["adapt"]["early_stopping_groups"]}  # fmt: skip
+        out.write_text(json.dumps(r, indent=1))
+        log(f"tune {name}: " + " / ".join(f"{h['stop_loss']:.3f}" for h in r["history"]))
+
+
 def report(args) -> None:
-    rows = [json.loads(p.read_text()) for p in sorted(args.work.glob("*.json"))]
-    res = {"cap": rows[0]["cap"] if rows else None, "folds": rows}
+    rows = [json.loads(p.read_text()) for p in sorted(args.work.glob("*.json")) if not p.name.startswith("tune-")]
+    tuned = [json.loads(p.read_text()) for p in sorted(args.work.glob("tune-*.json"))]
+    res = {"cap": rows[0]["cap"] if rows else None, "folds": rows, "tune": tuned}
     (ROOT / "benchmarks/results/adapt-holdout.json").write_text(json.dumps(res, indent=1))
-    names = list(RECIPES)
+    names = [n for n in RECIPES if any(r["recipe"] == n for r in rows)]
     lines = ["# Frozen vs adapted encoder, every fold adapting from scratch", "",
              f"From `benchmarks/adapt_holdout.py` (2 CPU cores): `configs/univfd.yaml` with at most {res['cap']} images"
              " of every generator, real source and render kind, trained by `train_detector` per fold (views, twins,"
@@ -125,23 +163,37 @@ def report(args) -> None:
     for r in rows:
         if "adapt" not in r:
             continue
-        frozen = [x["seconds"] for x in rows if x["fold"] == r["fold"] and x["seed"] == r["seed"] and "adapt" not in x]
+        twin = r["recipe"].split(" adapted")[0] + " frozen"
+        frozen = [x["seconds"] for x in rows if (x["fold"], x["seed"], x["recipe"]) == (r["fold"], r["seed"], twin)]
         hist = " / ".join(f"{h['stop_loss']:.3f}" for h in r["adapt"]["history"] if h["stop_loss"] is not None)
         lines.append(f"| {r['kind']} {r['fold']} (seed {r['seed']}) | {frozen[0] if frozen else '–'} | {r['seconds']} |"
                      f" {r['adapt']['kept_epoch']} | {hist} |")  # fmt: skip
+    if tuned:
+        lines += ["", "## Step size: the early-stopping loss by epoch (leave-face-photo-out fold, epoch 0 = frozen)", "",
+                  "| variant | epoch 0 | 1 | 2 | 3 | train loss, epoch 1 → 3 | early-stopping groups |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for t in tuned:
+            h = t["history"]
+            stops = " | ".join(f"{x['stop_loss']:.3f}" for x in h)
+            trains = " → ".join(f"{x['train_loss']:.3f}" for x in h[1:])
+            lines.append(
+                f"| {t['variant']} | {stops} | {trains} | {', '.join(t['early_stopping_groups'] or ['(not recorded)'])} |"
+            )
     (ROOT / "benchmarks/results/adapt-holdout.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["run", "report"])
+    ap.add_argument("what", choices=["run", "tune", "report"])
+    ap.add_argument("variants", nargs="*", help="with tune: names of TUNE (default: all)")
     ap.add_argument("--cap", type=int, default=30)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--recipes", nargs="+", default=list(RECIPES)[:2], choices=list(RECIPES))
     ap.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "adapt")
     args = ap.parse_args()
-    run(args) if args.what == "run" else report(args)
+    {"run": run, "tune": tune, "report": report}[args.what](args)
 
 
 if __name__ == "__main__":

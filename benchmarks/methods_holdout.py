@@ -50,7 +50,7 @@ def report(args) -> None:
         at = v.get("at_threshold", {})
         fakes = at.get("tpr_per_generator", {})
         flagged = sum(x["rate"] * x["n"] for x in fakes.values()) / max(1, sum(x["n"] for x in fakes.values()))
-        rows[m] = {"auroc": v["metrics"]["auroc"], "threshold": at.get("threshold"), "flagged": flagged,
+        rows[m] = {"auroc": v["metrics"]["auroc"], "n_val": v["metrics"]["n"], "threshold": at.get("threshold"), "flagged": flagged,
                    "unsure": v.get("selective", {}).get("unsure_fraction"),
                    "worst_validation_source": max(at.get("fpr_per_real_source", {}).items(), key=lambda kv: kv[1]["rate"],
                                                   default=(None, {"rate": None})),

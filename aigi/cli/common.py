@@ -44,8 +44,8 @@ def _detector_help() -> str:
         f"A registered name or a saved directory. Shipped with weights: {', '.join(shipped_detectors())} "
         f"(default: {DEFAULT_DETECTOR})."
         + (
-            f" Experimental: {', '.join(marked)} (each flags over 10 % of some kind of real image it never "
-            "trained on; see its model card)."
+            f" Experimental: {', '.join(marked)} (at the threshold that keeps every real source's false-positive "
+            "rate low, each catches few fakes; see its model card)."
             if marked
             else ""
         )
