@@ -358,7 +358,7 @@ def test_version_and_help_say_what_ships_and_flags_are_flags():
     r = run_cli("detect", "--help", env_extra={"COLUMNS": "200"})
     assert r.returncode == 0
     assert f"Shipped with weights: {', '.join(shipped_detectors())}" in r.stdout
-    assert "Experimental: aligngemini, gamma, item, pixel (at the threshold that keeps" in " ".join(
+    assert "Experimental: aligngemini, gamma, item, pixel (at the threshold their per-source rule sets" in " ".join(
         r.stdout.replace("│", " ").split()
     )
     line = next(x for x in r.stdout.splitlines() if "--ensemble" in x)

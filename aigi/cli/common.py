@@ -44,8 +44,8 @@ def _detector_help() -> str:
         f"A registered name or a saved directory. Shipped with weights: {', '.join(shipped_detectors())} "
         f"(default: {DEFAULT_DETECTOR})."
         + (
-            f" Experimental: {', '.join(marked)} (at the threshold that keeps every real source's false-positive "
-            "rate low, each catches few fakes; see its model card)."
+            f" Experimental: {', '.join(marked)} (at the threshold their per-source rule sets each catches few "
+            "fakes, or calls over 10 % of a real source it never saw fake; see its model card)."
             if marked
             else ""
         )
