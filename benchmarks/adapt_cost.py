@@ -34,54 +34,35 @@ CASES = [  # (backbone, k = first adapted block, last block the head reads + 1, 
 ]
 
 
-def vision_parts(name: str):
-    """(embed: pixels -> the sequence entering block 0, the list of blocks) of a backbone's torch model."""
-    if name == "clip-b16":
-        from aigi.backbones.clip_b16 import load_clip_b16_torch
-
-        vm = load_clip_b16_torch().vision_model
-        return (lambda x: vm.pre_layrnorm(vm.embeddings(x))), list(vm.encoder.layers), 224
-    from aigi.backbones.dinov2 import load_dinov2_torch
-
-    m = load_dinov2_torch()
-    return (lambda x: m.embeddings(x)), list(m.encoder.layer), 224
-
-
-def run_blocks(blocks, h):
-    for b in blocks:
-        out = b(h, None) if "CLIP" in type(b).__name__ else b(h)
-        h = out[0] if isinstance(out, tuple) else out
-    return h
-
-
 def measure(name: str, k: int, depth: int, rank: int, n: int = 64, batch: int = 32) -> dict:
-    from peft import LoraConfig, inject_adapter_in_model
+    """The recipe's own parts: ``TorchVisionTokens.entering`` for the frozen pass, ``training.adapt.AdaptedTop``
+    (peft LoRA on every linear layer of blocks k..depth-1) and a linear head on the last block's pooled tokens."""
+    from aigi.backbones import load_backbone
+    from aigi.backbones.hf import torch_vision_tokens
+    from aigi.training.adapt import AdaptedTop, AdaptSettings, lora_tensors
 
-    embed, blocks, size = vision_parts(name)
-    x = torch.randn(n, 3, size, size)
+    tokens = torch_vision_tokens(load_backbone(name, runtime="torch"))
+    x = torch.randn(n, 3, 224, 224)
     with torch.inference_mode():
         t = time.perf_counter()
-        h = torch.cat([run_blocks(blocks[:k], embed(x[i : i + batch])) for i in range(0, n, batch)])
+        h = torch.cat([tokens.entering(x[i : i + batch], k) for i in range(0, n, batch)])
         below_s = (time.perf_counter() - t) / n
     cached = h.to(torch.float16)
-    above = torch.nn.ModuleList(blocks[k:depth])
-    targets = sorted({m.rsplit(".", 1)[-1] for m, mod in above.named_modules() if isinstance(mod, torch.nn.Linear)})
-    for p in above.parameters():
-        p.requires_grad_(False)
-    above = inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=targets), above)
-    head = torch.nn.Linear(h.shape[-1], 1)
-    params = [p for p in above.parameters() if p.requires_grad] + list(head.parameters())
+    top = AdaptedTop(tokens, k, [depth - 1], AdaptSettings(from_block=k, rank=rank, alpha=2 * rank))
+    targets = sorted({m.rsplit(".", 1)[-1] for m, mod in top.blocks.named_modules() if hasattr(mod, "lora_A")})
+    head = torch.nn.Linear(2 * h.shape[-1], 1)
+    params = [p for p in top.parameters() if p.requires_grad] + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=1e-4)
     y = torch.randint(0, 2, (n,)).float()
     t = time.perf_counter()
     for i in range(0, n, batch):
-        z = head(run_blocks(above, cached[i : i + batch].float())[:, 1:].mean(1)).squeeze(-1)
+        z = head(top(cached[i : i + batch].float())).squeeze(-1)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(z, y[i : i + batch])
         opt.zero_grad()
         loss.backward()
         opt.step()
     train_s = (time.perf_counter() - t) / n
-    lora = {k_: v for k_, v in above.state_dict().items() if "lora_" in k_}
+    lora = lora_tensors(top.blocks, k)
     return {
         "backbone": name,
         "k": k,
