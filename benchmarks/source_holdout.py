@@ -220,6 +220,9 @@ class Recipe(NamedTuple):
     tokens: str = "both"  # each block's class and mean patch token, or one of them (UnivFDConfig.tokens)
     balance: bool = False  # every real source and generator weighs the same (UnivFDConfig.balance "group")
     C: float = 3e-3
+    content_k: int = 0  # > 0: this many content clusters (content_clusters), balanced by content_weights ...
+    content_block: int = 11  # (whose class token, clip-b16, is the content descriptor)
+    content_proj: int = 0  # ... or, > 0, this many directions between their centroids projected out
 
 
 RECIPES = {
@@ -295,6 +298,49 @@ class Pool:
         return np.concatenate([np.concatenate([part(b, v) for b in backbones], 1) for v in views], 0).astype(np.float32)
 
 
+def content_clusters(pool, fit_idx, r: Recipe, seed: int) -> np.ndarray:
+    """Each row's content cluster: k-means (``r.content_k`` clusters, seeded) over the L2-normalised clip-b16
+    class token of block ``r.content_block`` (what the image shows, not how it was made) of the plain view."""
+    from sklearn.cluster import KMeans
+
+    d = BACKBONES["clip-b16"]
+    z = pool.f["clip-b16"][fit_idx, 0, r.content_block * d : r.content_block * d + d // 2].astype(np.float32)
+    return KMeans(r.content_k, n_init=3, random_state=seed).fit_predict(z / np.linalg.norm(z, axis=1, keepdims=True))
+
+
+def content_weights(y, lab, weight):
+    """Content-balanced row weights: inside every content cluster (``lab``) both classes are scaled to the
+    smaller class's weight there, so no content says "fake" or "real" (a cluster of one class drops out: anime
+    fakes with no real drawing beside them teach nothing); then the two classes weigh the same again.
+    ``weight``: the rows' weights before (None: all 1)."""
+    w = np.ones(len(y)) if weight is None else weight.copy()
+    for c in np.unique(lab):
+        real, fake = (lab == c) & (y == 0), (lab == c) & (y == 1)
+        target = min(w[real].sum(), w[fake].sum())
+        for k in (real, fake):
+            if k.any():
+                w[k] *= target / w[k].sum()
+    for cls in (0, 1):
+        w[y == cls] *= 0.5 * w.sum() / w[y == cls].sum()
+    return w / w.mean()
+
+
+def content_projection(X, lab, rank: int):
+    """x -> x with the ``rank`` leading directions between the content clusters' centroids taken out (in the
+    standardised space of the rows ``lab`` labels, the first of ``X``): the head cannot use the clusters' main
+    differences."""
+    mu, sd = X[: len(lab)].mean(0), X[: len(lab)].std(0) + 1e-6
+    Z = (X[: len(lab)] - mu) / sd
+    M = np.stack([Z[lab == c].mean(0) for c in np.unique(lab)])
+    V = np.linalg.svd(M - M.mean(0), full_matrices=False)[2][:rank]
+
+    def project(A):
+        A = (A - mu) / sd
+        return (A - (A @ V.T) @ V).astype(np.float32)
+
+    return project
+
+
 def train_and_threshold(pool, r: Recipe, train_idx, seed: int, max_iter: int):
     """As ``aigi train`` does: a seeded validation split of ``train_idx`` (stratified by label and group; the
     recipe's ``val_fraction``), the head fitted on the rest (both views; rows weighted by
@@ -311,13 +357,24 @@ def train_and_threshold(pool, r: Recipe, train_idx, seed: int, max_iter: int):
     rest, val = stratified_split(strata, pool.cfg.val_fraction, seed)
     fit_idx, val_idx = train_idx[rest], train_idx[val]
     views = pool.cfg.train_views()
-    weight = np.tile(balanced_weights(pool.y[fit_idx], pool.gen[fit_idx]), len(views)) if r.balance else None
+    weight = balanced_weights(pool.y[fit_idx], pool.gen[fit_idx]) if r.balance else None
     X = pool.x(r.backbones, fit_idx, views, r.blocks, r.tokens)
-    head = fit(X, np.tile(pool.y[fit_idx], len(views)), r.C, max_iter, weight)
-    zv = head(pool.x(r.backbones, val_idx, [0], r.blocks, r.tokens))
+
+    def tf(A):
+        return A
+
+    if r.content_k:
+        lab = content_clusters(pool, fit_idx, r, seed)
+        if r.content_proj:
+            tf = content_projection(X, lab, r.content_proj)
+        else:
+            weight = content_weights(pool.y[fit_idx], lab, weight)
+    weight = None if weight is None else np.tile(weight, len(views))
+    head = fit(tf(X), np.tile(pool.y[fit_idx], len(views)), r.C, max_iter, weight)
+    zv = head(tf(pool.x(r.backbones, val_idx, [0], r.blocks, r.tokens)))
     cal = Calibration.fit(zv, pool.y[val_idx], pool.cfg.calibration, pool.cfg.unsure_band)
     thr = source_fpr_threshold(cal.apply_logit(zv), pool.y[val_idx], pool.gen[val_idx], pool.cfg.max_source_fpr)
-    return (lambda idx: cal.apply_logit(head(pool.x(r.backbones, idx, [0], r.blocks, r.tokens)))), thr
+    return (lambda idx: cal.apply_logit(head(tf(pool.x(r.backbones, idx, [0], r.blocks, r.tokens))))), thr
 
 
 def lofo(pool, r: Recipe, seed: int, max_iter: int):
@@ -382,6 +439,15 @@ ABLATIONS = {  # one thing changed at a time around the shipped recipe (clip-b16
     "patch tokens, balanced, C 1e-3, all 12 blocks": Recipe(CLIP, True, ALL_BLOCKS, True, "patch", True, 1e-3),
     "patch tokens, balanced, C 1e-3, blocks 0-5": Recipe(CLIP, True, tuple(range(6)), True, "patch", True, 1e-3),
     "fused both tokens, blocks 0-7, C 3e-3": Recipe(("clip-b16", "dinov2-s14"), True, EARLY),
+    "shipped + content-balanced (32 clusters of block 11's class token)": Recipe(
+        CLIP, True, EARLY, True, "patch", True, 1e-3, 32, 11
+    ),
+    "shipped + content-balanced (32 clusters of block 7's class token)": Recipe(
+        CLIP, True, EARLY, True, "patch", True, 1e-3, 32, 7
+    ),
+    "shipped + 8 directions between 32 content clusters projected out": Recipe(
+        CLIP, True, EARLY, True, "patch", True, 1e-3, 32, 11, 8
+    ),
 }
 
 
