@@ -144,7 +144,7 @@ def report(args) -> None:
              f"From `benchmarks/adapt_holdout.py` (2 CPU cores): `configs/univfd.yaml` with at most {res['cap']} images"
              " of every generator, real source and render kind, trained by `train_detector` per fold (views, twins,"
              " balance, validation split, Platt scaling, the per-source threshold rule). `adapted`: LoRA rank 8 on"
-             " every attention and MLP projection of blocks 6-7, 3 epochs at most, early stopping on whole held-out"
+             " every attention and MLP projection of the top two blocks (clip-b16 6-7, DINOv2-S 10-11), 3 epochs at most, early stopping on whole held-out"
              " sources and generators of the training side. A value is split seed 0's, or the mean of [n] seeds.", "",
              "## Leave-source-out: false-positive rate of the left-out real source", "",
              "| real source | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]  # fmt: skip
@@ -169,14 +169,14 @@ def report(args) -> None:
         val = f"{r['validation_auroc']:.3f}" if r.get("validation_auroc") is not None else "–"
         lines.append(f"| {r['kind']} {r['fold']} (seed {r['seed']}) | {r['recipe']} | {val} | {held} |")
     lines += ["", "## Cost and early stopping (adapted folds)", "",
-              "| fold | seconds frozen | seconds adapted | epoch kept | early-stopping loss by epoch |", "|---|---|---|---|---|"]  # fmt: skip
+              "| fold | recipe | seconds frozen | seconds adapted | epoch kept | early-stopping loss by epoch |", "|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         if "adapt" not in r:
             continue
         twin = r["recipe"].split(" adapted")[0] + " frozen"
         frozen = [x["seconds"] for x in rows if (x["fold"], x["seed"], x["recipe"]) == (r["fold"], r["seed"], twin)]
         hist = " / ".join(f"{h['stop_loss']:.3f}" for h in r["adapt"]["history"] if h["stop_loss"] is not None)
-        lines.append(f"| {r['kind']} {r['fold']} (seed {r['seed']}) | {frozen[0] if frozen else '–'} | {r['seconds']} |"
+        lines.append(f"| {r['kind']} {r['fold']} (seed {r['seed']}) | {r['recipe']} | {frozen[0] if frozen else '–'} | {r['seconds']} |"
                      f" {r['adapt']['kept_epoch']} | {hist} |")  # fmt: skip
     if tuned:
         lines += ["", "## Step size: the early-stopping loss by epoch (leave-face-photo-out fold, epoch 0 = frozen)", "",
