@@ -145,7 +145,7 @@ def report(args) -> None:
              " of every generator, real source and render kind, trained by `train_detector` per fold (views, twins,"
              " balance, validation split, Platt scaling, the per-source threshold rule). `adapted`: LoRA rank 8 on"
              " every attention and MLP projection of the top two blocks (clip-b16 6-7, DINOv2-S 10-11), 3 epochs at most, early stopping on whole held-out"
-             " sources and generators of the training side. A value is split seed 0's, or the mean of [n] seeds.", "",
+             " sources and generators of the training side. A value is one split seed's; [n]: the mean of n seeds.", "",
              "## Leave-source-out: false-positive rate of the left-out real source", "",
              "| real source | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]  # fmt: skip
 

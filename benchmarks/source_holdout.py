@@ -220,9 +220,12 @@ class Recipe(NamedTuple):
     tokens: str = "both"  # each block's class and mean patch token, or one of them (UnivFDConfig.tokens)
     balance: bool = False  # every real source and generator weighs the same (UnivFDConfig.balance "group")
     C: float = 3e-3
-    content_k: int = 0  # > 0: this many content clusters (content_clusters), balanced by content_weights ...
-    content_block: int = 11  # (whose class token, clip-b16, is the content descriptor)
-    content_proj: int = 0  # ... or, > 0, this many directions between their centroids projected out
+    # content taken away from the head: content_k > 0 clusters (content_clusters, on block content_block's clip-b16
+    # class token), then either the rows balanced inside them (content_weights) or, content_proj > 0, that many
+    # directions between their centroids projected out (content_projection)
+    content_k: int = 0
+    content_block: int = 11
+    content_proj: int = 0
 
 
 RECIPES = {
