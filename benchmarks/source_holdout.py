@@ -226,6 +226,9 @@ class Recipe(NamedTuple):
     content_k: int = 0
     content_block: int = 11
     content_proj: int = 0
+    # score fusion: one head per part (each its own recipe, fitted on the same split), their calibrated validation
+    # scores fused by evaluation.fusion's logistic fusion; the fields above then say only new_data and twins
+    parts: tuple = ()
 
 
 RECIPES = {
@@ -237,6 +240,14 @@ RECIPES = {
     "previous default: clip-b16 blocks 0-7, + twins": Recipe(("clip-b16",), True, EARLY, True),
     "shipped: clip-b16 blocks 0-7 patch tokens, balanced, + twins": Recipe(
         ("clip-b16",), True, EARLY, True, "patch", True, 1e-3
+    ),
+    "score fusion of the two + human + modern heads": Recipe(
+        ("clip-b16", "dinov2-s14"), True, parts=(Recipe(("clip-b16",), True), Recipe(("dinov2-s14",), True))
+    ),
+    "score fusion, both heads as shipped (blocks 0-7 patch tokens, balanced, no twins)": Recipe(
+        ("clip-b16", "dinov2-s14"),
+        True,
+        parts=tuple(Recipe((b,), True, EARLY, False, "patch", True, 1e-3) for b in ("clip-b16", "dinov2-s14")),
     ),
 }
 SEEDS = (0, 1, 2)
@@ -344,21 +355,13 @@ def content_projection(X, lab, rank: int):
     return project
 
 
-def train_and_threshold(pool, r: Recipe, train_idx, seed: int, max_iter: int):
-    """As ``aigi train`` does: a seeded validation split of ``train_idx`` (stratified by label and group; the
-    recipe's ``val_fraction``), the head fitted on the rest (both views; rows weighted by
-    ``logistic.balanced_weights`` when the recipe balances), Platt scaling on validation, the threshold by the
-    per-source rule. Returns (score: idx -> calibrated p of the plain view, threshold)."""
+def head_for(pool, r: Recipe, fit_idx, seed: int, max_iter: int):
+    """The recipe's head fitted on ``fit_idx`` (both views; rows weighted by ``logistic.balanced_weights`` when the
+    recipe balances, then by content when it says so). Returns idx -> raw logit of the plain view."""
     from detection_quality import fit
 
-    from aigi.calibration import Calibration
-    from aigi.data.splits import stratified_split
     from aigi.detectors.logistic import balanced_weights
-    from aigi.workflows.train import source_fpr_threshold
 
-    strata = [f"{pool.y[i]}/{pool.gen[i]}" for i in train_idx]
-    rest, val = stratified_split(strata, pool.cfg.val_fraction, seed)
-    fit_idx, val_idx = train_idx[rest], train_idx[val]
     views = pool.cfg.train_views()
     weight = balanced_weights(pool.y[fit_idx], pool.gen[fit_idx]) if r.balance else None
     X = pool.x(r.backbones, fit_idx, views, r.blocks, r.tokens)
@@ -374,10 +377,40 @@ def train_and_threshold(pool, r: Recipe, train_idx, seed: int, max_iter: int):
             weight = content_weights(pool.y[fit_idx], lab, weight)
     weight = None if weight is None else np.tile(weight, len(views))
     head = fit(tf(X), np.tile(pool.y[fit_idx], len(views)), r.C, max_iter, weight)
-    zv = head(tf(pool.x(r.backbones, val_idx, [0], r.blocks, r.tokens)))
-    cal = Calibration.fit(zv, pool.y[val_idx], pool.cfg.calibration, pool.cfg.unsure_band)
-    thr = source_fpr_threshold(cal.apply_logit(zv), pool.y[val_idx], pool.gen[val_idx], pool.cfg.max_source_fpr)
-    return (lambda idx: cal.apply_logit(head(tf(pool.x(r.backbones, idx, [0], r.blocks, r.tokens))))), thr
+    return lambda idx: head(tf(pool.x(r.backbones, idx, [0], r.blocks, r.tokens)))
+
+
+def train_and_threshold(pool, r: Recipe, train_idx, seed: int, max_iter: int):
+    """As ``aigi train`` does: a seeded validation split of ``train_idx`` (stratified by label and group; the
+    recipe's ``val_fraction``), the head fitted on the rest (``head_for``; with ``r.parts``, one head per part,
+    each Platt-scaled on validation, fused by logistic regression on validation), Platt scaling on validation,
+    the threshold by the per-source rule. Returns (score: idx -> calibrated p of the plain view, threshold)."""
+    from aigi.calibration import Calibration, logit
+    from aigi.data.splits import stratified_split
+    from aigi.evaluation.fusion import fit_logistic_fusion, logistic_fuse
+    from aigi.workflows.train import source_fpr_threshold
+
+    strata = [f"{pool.y[i]}/{pool.gen[i]}" for i in train_idx]
+    rest, val = stratified_split(strata, pool.cfg.val_fraction, seed)
+    fit_idx, val_idx = train_idx[rest], train_idx[val]
+    yv = pool.y[val_idx]
+    if r.parts:
+        raws = [head_for(pool, part, fit_idx, seed, max_iter) for part in r.parts]
+        cals = [Calibration.fit(h(val_idx), yv, pool.cfg.calibration, pool.cfg.unsure_band) for h in raws]
+
+        def branches(idx):
+            return [c.apply_logit(h(idx)) for c, h in zip(cals, raws)]
+
+        fused = fit_logistic_fusion(*branches(val_idx), yv)
+
+        def raw(idx):
+            return logit(logistic_fuse(*branches(idx), fused))
+    else:
+        raw = head_for(pool, r, fit_idx, seed, max_iter)
+    zv = raw(val_idx)
+    cal = Calibration.fit(zv, yv, pool.cfg.calibration, pool.cfg.unsure_band)
+    thr = source_fpr_threshold(cal.apply_logit(zv), yv, pool.gen[val_idx], pool.cfg.max_source_fpr)
+    return (lambda idx: cal.apply_logit(raw(idx))), thr
 
 
 def lofo(pool, r: Recipe, seed: int, max_iter: int):
