@@ -20,7 +20,7 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 # `--help` marks them and the CLI says why when one is loaded. Name -> the measurement, in a line.
 EXPERIMENTAL: dict[str, str] = {
     "pixel": "at its threshold it catches only 9 % of fakes "
-    "(left out of training, up to 1 % of a real source called fake)",
+    "(left out of training, up to 9 % of a real source called fake)",
     "item": "at its threshold it catches only 7 % of fakes "
     "(left out of training, up to 8 % of a real source called fake)",
     "gamma": "at its threshold it catches only 8 % of fakes "
