@@ -334,6 +334,8 @@ def content_weights(y, lab, weight):
         for k in (real, fake):
             if k.any():
                 w[k] *= target / w[k].sum()
+    if not all(w[y == cls].sum() > 0 for cls in (0, 1)):
+        raise ValueError("content_weights: no content cluster holds both classes; use fewer clusters")
     for cls in (0, 1):
         w[y == cls] *= 0.5 * w.sum() / w[y == cls].sum()
     return w / w.mean()
