@@ -20,12 +20,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from adapt_holdout import fold_result
+from adapt_holdout import SETS, fold_result
 
 from aigi.data.splits import FAMILIES
 
 ROOT = Path(__file__).resolve().parent.parent
-SETS = ("aigi-dev", "aigi-wild", "aigi-modern", "aigi-human")
 BACKBONES = {"dinov2-s14": 768, "clip-b16": 1536}  # feature_dim: class token + mean patch token per block
 LOSO = ["face-photo", "unsplash-face", "human-painting", "human-drawing"]
 FOLDS = ["all", *LOSO, *FAMILIES]
