@@ -398,12 +398,13 @@ def train_and_threshold(pool, r: Recipe, train_idx, seed: int, max_iter: int):
     yv = pool.y[val_idx]
     if r.parts:
         raws = [head_for(pool, part, fit_idx, seed, max_iter) for part in r.parts]
-        cals = [Calibration.fit(h(val_idx), yv, pool.cfg.calibration, pool.cfg.unsure_band) for h in raws]
+        zs = [h(val_idx) for h in raws]
+        cals = [Calibration.fit(z, yv, pool.cfg.calibration, pool.cfg.unsure_band) for z in zs]
 
         def branches(idx):
             return [c.apply_logit(h(idx)) for c, h in zip(cals, raws)]
 
-        fused = fit_logistic_fusion(*branches(val_idx), yv)
+        fused = fit_logistic_fusion(*(c.apply_logit(z) for c, z in zip(cals, zs)), yv)
 
         def raw(idx):
             return logit(logistic_fuse(*branches(idx), fused))
