@@ -129,6 +129,33 @@ def test_bad_settings_fail_when_the_detector_is_built():
         ITEM(ITEMConfig(representation="euclid"))
     with pytest.raises(ValueError, match="blocks need the lit space"):
         ITEM(ITEMConfig(backbone="any/clip", vocabulary="imagenet", blocks=(3,)))
+    with pytest.raises(ValueError, match="image_backbone 'resnet50' is not an offline encoder.*dinov2-s14, clip-b16"):
+        ITEM(ITEMConfig(image_backbone="resnet50"))
+    with pytest.raises(ValueError, match="image_backbone needs the lit space: any/clip brings its own"):
+        ITEM(ITEMConfig(backbone="any/clip", vocabulary="imagenet", image_backbone="clip-b16"))
+
+
+def test_lit_space_on_clip_b16_reads_clip_tokens_through_clip_preprocessing():
+    """``image_backbone: clip-b16``: the lit heads read CLIP ViT-B/16's 768-wide tokens (196 patches at 224 px),
+    preprocessed with CLIP's mean/std, cached under CLIP's key; blocks stack 768 wide each."""
+    from aigi.backbones import load_backbone
+    from aigi.backbones.clip_b16 import CLIP_PREPROCESS
+    from aigi.detectors.item import ITEM, ITEMConfig
+
+    space = ITEM(ITEMConfig(image_backbone="clip-b16", embed_dim=16)).lit
+    assert space.image_head.in_features == space.patch_head.in_features == 768
+    assert space.preprocess is CLIP_PREPROCESS and space.token_cache_key().startswith("clip-b16-")
+    img = Image.fromarray(np.random.default_rng(1).integers(0, 256, (80, 90, 3), dtype=np.uint8))
+    x = space.preprocess(img)[None]
+    tok = space.image_tokens(x)
+    assert tok.shape == (1, 197, 768) and tok.dtype == np.float16
+    want = load_backbone("clip-b16").encode_images(x, tokens=True).tokens
+    np.testing.assert_allclose(tok.astype(np.float32), want, rtol=1e-2, atol=2e-2)
+    g, p = space.joint(torch.from_numpy(tok))
+    assert g.shape == (1, 16) and p.shape == (1, 196, 16)
+    torch.testing.assert_close(g.norm(dim=-1), torch.ones(1))
+    two = ITEM(ITEMConfig(image_backbone="clip-b16", blocks=(3, 7), embed_dim=16)).lit
+    assert two.image_head.in_features == 1536 and two.token_cache_key().endswith("-blocks3_7")
 
 
 def test_lit_space_with_blocks_reads_those_blocks_each_normed_on_its_own():

@@ -7,11 +7,12 @@ Two kinds, one interface (what ITEM reads):
   same head applied to every patch token (CLIP: ``post_layernorm`` then ``visual_projection``;
   SigLIP: the post-layernormed tokens, whose width is the joint width, with the attention-pooling
   head giving the global embedding). Nothing is trained.
-- :class:`LiTSpace`: the offline default. Frozen DINOv2-S (images) and frozen MiniLM-L6 (texts)
-  joined by three linear projection heads (global image, patch, text) trained contrastively,
-  LiT-style, on captioned pairs (``aigi.training.alignment``). Only the heads are parameters; they
-  are saved with the detector. With ``blocks`` the image side reads those DINOv2 blocks' token sequences
-  side by side (each layer-normed on its own) instead of the final tokens.
+- :class:`LiTSpace`: the offline default. A frozen image encoder (DINOv2-S, or ``image_backbone:
+  clip-b16``, CLIP ViT-B/16's image tower) and frozen MiniLM-L6 (texts) joined by three linear
+  projection heads (global image, patch, text) trained contrastively, LiT-style, on captioned pairs
+  (``aigi.training.alignment``). Only the heads are parameters; they are saved with the detector. With
+  ``blocks`` the image side reads those blocks' token sequences side by side (each layer-normed on its
+  own) instead of the final tokens.
 
 Both expose ``image_tokens(pixels)`` (the frozen encoder's token sequence, cacheable) and
 ``joint(tokens) -> (global [B, E], patches [B, N, E])``, L2-normalised, and ``encode_texts``.
@@ -93,27 +94,34 @@ class CLIPSpace(VisionLanguageSpace):
 
 
 class LiTSpace(VisionLanguageSpace):
-    """DINOv2-S + MiniLM-L6, frozen, joined by trained linear heads (``dim`` wide). ``blocks``: the image
-    tokens are those blocks' output sequences concatenated channel-wise (empty: the final tokens)."""
+    """A frozen offline image encoder (``image_backbone``, a key of ``TOKEN_WIDTH``) + MiniLM-L6, joined by
+    trained linear heads (``dim`` wide). ``blocks``: the image tokens are those blocks' output sequences
+    concatenated channel-wise (empty: the final tokens)."""
 
-    IMAGE_BACKBONE = "dinov2-s14"
+    TOKEN_WIDTH = {"dinov2-s14": 384, "clip-b16": 768}  # the offline image encoders and their token width
 
     def __init__(
         self,
         dim: int = 128,
-        image_width: int = 384,
         text_width: int = 384,
         device: str = "cpu",
         blocks: tuple[int, ...] = (),
+        image_backbone: str = "dinov2-s14",
     ):
         super().__init__()
         from aigi.backbones import preprocess_for
 
+        if image_backbone not in self.TOKEN_WIDTH:
+            raise ValueError(
+                f"lit space: image_backbone {image_backbone!r} is not an offline encoder "
+                f"({', '.join(self.TOKEN_WIDTH)}); a CLIP/SigLIP checkpoint is used as the backbone itself"
+            )
         self.dim = dim
+        self.image_backbone = image_backbone
         self.blocks = tuple(blocks)
-        self.token_width = image_width
-        image_width *= max(1, len(self.blocks))
-        self.preprocess = preprocess_for(self.IMAGE_BACKBONE)
+        self.token_width = self.TOKEN_WIDTH[image_backbone]
+        image_width = self.token_width * max(1, len(self.blocks))
+        self.preprocess = preprocess_for(image_backbone)
         self.image_head = torch.nn.Linear(image_width, dim)
         self.patch_head = torch.nn.Linear(image_width, dim)
         self.text_head = torch.nn.Linear(text_width, dim)
@@ -126,13 +134,13 @@ class LiTSpace(VisionLanguageSpace):
     def token_cache_key(self) -> str:
         from aigi.backbones import backbone_cache_key
 
-        return backbone_cache_key(self.IMAGE_BACKBONE, blocks=self.blocks)
+        return backbone_cache_key(self.image_backbone, blocks=self.blocks)
 
     def image_tokens(self, pixels: np.ndarray) -> np.ndarray:
         if self._image_encoder is None:
             from aigi.backbones import load_backbone
 
-            self.__dict__["_image_encoder"] = load_backbone(self.IMAGE_BACKBONE, self.device_name)
+            self.__dict__["_image_encoder"] = load_backbone(self.image_backbone, self.device_name)
         return self._image_encoder.token_sequence(pixels, self.blocks)
 
     def project_image(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,13 +179,18 @@ class LiTSpace(VisionLanguageSpace):
             return F.normalize(self.project_text(torch.from_numpy(self.raw_text_features(list(texts)))), dim=-1)
 
 
-def load_space(spec: str, dim: int = 128, device: str = "cpu", blocks: tuple[int, ...] = ()) -> VisionLanguageSpace:
-    """``lit`` (offline DINOv2-S + MiniLM with trained heads; ``blocks``: see :class:`LiTSpace`) or a
-    CLIP/SigLIP hub id / directory (its own joint head reads the final tokens, so no ``blocks``)."""
+def load_space(
+    spec: str, dim: int = 128, device: str = "cpu", blocks: tuple[int, ...] = (), image_backbone: str = "dinov2-s14"
+) -> VisionLanguageSpace:
+    """``lit`` (an offline image encoder + MiniLM with trained heads; ``blocks``, ``image_backbone``: see
+    :class:`LiTSpace`) or a CLIP/SigLIP hub id / directory (its own joint head reads the final tokens of its
+    own image tower, so neither ``blocks`` nor ``image_backbone``)."""
     if spec == LIT:
-        return LiTSpace(dim, device=device, blocks=blocks)
+        return LiTSpace(dim, device=device, blocks=blocks, image_backbone=image_backbone)
     if blocks:
         raise ValueError(f"blocks need the lit space: {spec}'s joint head reads its final tokens only")
+    if image_backbone != "dinov2-s14":
+        raise ValueError(f"image_backbone needs the lit space: {spec} brings its own image tower")
     return CLIPSpace(spec, device)
 
 

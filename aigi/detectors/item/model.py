@@ -9,8 +9,9 @@ representation D, and only an MLP head on D is trained (the vision-language mode
 Choices written down (the paper does not publish them; each is a config field):
 - Space (``backbone``): any transformers CLIP/SigLIP checkpoint (the paper's setting), or ``lit``:
   offline, frozen DINOv2-S and MiniLM-L6 joined by linear heads trained contrastively on a reserved,
-  seeded slice of captioned reals (``align_images``; ImageNet file names give the captions); ``blocks``
-  lets lit's image side read several DINOv2 blocks' tokens side by side instead of the last. The
+  seeded slice of captioned reals (``align_images``; ImageNet file names give the captions);
+  ``image_backbone: clip-b16`` puts CLIP ViT-B/16's image tower in DINOv2-S's place; ``blocks``
+  lets lit's image side read several blocks' tokens side by side instead of the last. The
   slice is chosen before any split and kept out of all of them (``reserved``); its sha256s are saved
   with the detector. Such a space only knows the concepts it was aligned on (see the model card).
 - Captioner: ``retrieval`` (the top ``caption_objects`` vocabulary concepts nearest to the image in the
@@ -63,7 +64,8 @@ if TYPE_CHECKING:
 class ITEMConfig(ModelConfig):
     backbone: str = LIT  # the vision-language space: "lit" or a CLIP/SigLIP hub id / directory
     embed_dim: int = 128  # joint width of the lit space (a CLIP checkpoint brings its own)
-    blocks: tuple[int, ...] = ()  # lit only: the image side reads these DINOv2 blocks' tokens (empty: the last)
+    image_backbone: str = "dinov2-s14"  # lit only: its frozen image encoder (dinov2-s14 or clip-b16)
+    blocks: tuple[int, ...] = ()  # lit only: the image side reads these blocks' tokens (empty: the last)
     captioner: str = "retrieval"  # or a transformers image-to-text model id / directory
     vocabulary: str = "aligned"  # concepts for retrieval captions and object parsing
     caption_objects: int = 2  # concepts a retrieval caption names
@@ -115,11 +117,13 @@ class ITEM(Detector):
         # frozen parts that are not saved with the detector live outside the module tree
         self._frozen: dict = {"captioner": None, "lock": threading.Lock()}
         if config.backbone == LIT:
-            self.lit = LiTSpace(config.embed_dim, blocks=tuple(config.blocks))
+            self.lit = LiTSpace(config.embed_dim, blocks=tuple(config.blocks), image_backbone=config.image_backbone)
             dim = config.embed_dim
         else:
             self.lit = None
-            self._frozen["clip"] = load_space(config.backbone, blocks=tuple(config.blocks))
+            self._frozen["clip"] = load_space(
+                config.backbone, blocks=tuple(config.blocks), image_backbone=config.image_backbone
+            )
             dim = self._frozen["clip"].dim
         f = feature_dim(config.levels, config.representation, dim)
         self.register_buffer("feature_mean", torch.zeros(f))
