@@ -24,9 +24,14 @@ def conditions(names: list[str] | None = None) -> list[tuple[str, Any]]:
 
 
 def robustness_sweep(
-    detector, manifest: Manifest, names: list[str] | None = None, progress: Callable[[str], None] | None = None
+    detector,
+    manifest: Manifest,
+    names: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    only: list[tuple[str, Any]] | None = None,
 ) -> dict:
-    """Calibrated metrics on the clean images and under every (perturbation, severity)."""
+    """Calibrated metrics on the clean images and under every (perturbation, severity) of ``names`` (default:
+    all), or under just the (name, severity) pairs of ``only``."""
     y = np.asarray(manifest.labels)
     gens = np.asarray([s.generator for s in manifest])
     cal = detector.calibration
@@ -53,6 +58,6 @@ def robustness_sweep(
         return row
 
     rows = [measure("none", 0, None)]
-    for name, sev in conditions(names):
+    for name, sev in only if only is not None else conditions(names):
         rows.append(measure(name, sev, perturbation(name, sev)))
     return {"detector": detector.name, "detector_version": detector.version, "data": manifest.summary(), "rows": rows}
