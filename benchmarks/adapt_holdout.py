@@ -45,7 +45,7 @@ RECIPES = {  # name: (file slug, options changed from configs/univfd.yaml, adapt
         {"from_block": 6, "rank": 8, "alpha": 16, "epochs": 1, "holdout": 0.0, "lr": 1e-4, "head_lr": 0.0},
     ),
 }
-ROBUST = [("jpeg", 50), ("resize", 0.5), ("social", 1), ("crop", 0.5)]  # issue-named conditions
+ROBUST = ["jpeg:50", "resize:0.5", "social", "crop:0.5"]  # the conditions the issue names
 CLIP_TOP = {"from_block": 6, "rank": 8, "alpha": 16, "epochs": 3, "patience": 3}
 DINO_TOP = {**CLIP_TOP, "from_block": 10}
 TUNE = {  # (options changed, adapt settings) tried on the leave-face-photo-out fold; 3 epochs, the whole curve
@@ -149,17 +149,14 @@ def robust(args) -> None:
     """Each recipe trained on the capped pool less a seeded test slice (20 % of every generator and real source,
     at most 8 images each), then its AUROC on that slice clean and under ``ROBUST``, and the format swap."""
     from aigi.data import load_data
-    from aigi.data.splits import validation_split
+    from aigi.data.splits import seeded_subset, validation_split
     from aigi.evaluation.format_swap import format_swap
     from aigi.evaluation.robustness import robustness_sweep
     from aigi.workflows.train import train_detector
 
     data = load_data(",".join(str(args.data_root / s / "manifest.csv") for s in SETS))
     rest, held = validation_split(data, 0.2, 100)
-    groups: dict[str, list[int]] = {}
-    for i in held:
-        groups.setdefault(f"{data.samples[i].label}/{data.samples[i].generator}", []).append(int(i))
-    test = data.subset(np.sort([i for g in groups.values() for i in g[:8]]))
+    test = seeded_subset(data.subset(held), 8, 100)
     args.work.mkdir(parents=True, exist_ok=True)
     for name in args.recipes:
         slug, changes, adapt = RECIPES[name]
@@ -170,7 +167,7 @@ def robust(args) -> None:
         det = train_detector(recipe(args.cap, changes, adapt), data.subset(rest))
         r = {"recipe": name, "cap": args.cap, "test": test.summary(),
              "adapt_kept_epoch": det.training_info.get("fit", {}).get("adapt", {}).get("kept_epoch"),
-             "robustness": robustness_sweep(det, test, only=ROBUST)["rows"], "format_swap": format_swap(det, test),
+             "robustness": robustness_sweep(det, test, ROBUST)["rows"], "format_swap": format_swap(det, test),
              "threshold": det.calibration.threshold}  # fmt: skip
         r["seconds"] = round(time.time() - t0, 1)
         out.write_text(json.dumps(r, indent=1, default=str))

@@ -102,6 +102,27 @@ def test_seeded_subset_caps_every_group(sample_dir):
     assert len(sub) == 6 and [s.path for s in sub] == [s.path for s in seeded_subset(m, 3, 0)]
 
 
+def test_robustness_conditions_every_severity_or_one_named():
+    from aigi.evaluation.robustness import conditions
+
+    assert conditions(["jpeg"]) == [("jpeg", 90), ("jpeg", 70), ("jpeg", 50), ("jpeg", 30)]
+    assert conditions(["jpeg:50", "resize:0.5", "social", "crop:0.5"]) == [
+        ("jpeg", 50), ("resize", 0.5), ("social", 1), ("crop", 0.5)
+    ]  # fmt: skip
+    assert conditions(["jpeg:40"]) == [("jpeg", 40)] and isinstance(conditions(["jpeg:40"])[0][1], int)
+    assert len(conditions()) == 15  # every listed severity of every perturbation
+    bad_ones = [
+        ("jpeg:50.5", "positive int, e.g. jpeg:90"),
+        ("resize:-1", "positive float"),
+        ("resize:inf", "positive float"),
+        ("jpeg:x", "positive int"),
+        ("blurry", "unknown perturbation 'blurry'"),
+    ]
+    for bad, says in bad_ones:
+        with pytest.raises(ValueError, match=says):
+            conditions([bad])
+
+
 @pytest.mark.slow
 def test_robustness_and_compare_commands(sample_dir, tmp_path):
     r = run_cli(
@@ -111,12 +132,15 @@ def test_robustness_and_compare_commands(sample_dir, tmp_path):
         "--per-group",
         "2",
         "--perturbations",
-        "jpeg,social",
+        "jpeg:30,social",
         "--out",
         tmp_path / "rob",
     )
     assert r.returncode == 0, r.stderr
     assert "jpeg 30" in r.stdout and "social 1" in r.stdout and (tmp_path / "rob" / "robustness.html").is_file()
+    assert "jpeg 90" not in r.stdout  # one severity asked for
+    r = run_cli("robustness", "--data", sample_dir / "manifest.csv", "--perturbations", "jpeg:hi")
+    assert r.returncode != 0 and "perturbation 'jpeg:hi': the severity must be a positive int" in r.stderr + r.stdout
 
     m = two_generator_manifest(sample_dir, tmp_path / "two.csv")
     (tmp_path / "a.yaml").write_text("detector: univfd\noptions: {cv_folds: 2}\nviews: 1\nval_fraction: 0.25\n")

@@ -263,7 +263,9 @@ def robustness(
     per_group: int = typer.Option(50, help="At most this many images per generator and per real source (seeded)."),
     seed: int = typer.Option(0),
     perturbations: Optional[str] = typer.Option(
-        None, help="Comma-separated subset of: jpeg, webp, resize, blur, noise, crop, social."
+        None,
+        help="Comma-separated subset of: jpeg, webp, resize, blur, noise, crop, social; name:severity for one "
+        "severity (jpeg:50, resize:0.5).",
     ),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write robustness.html and .json into this folder."),
     device: Optional[str] = typer.Option(None),

@@ -8,6 +8,7 @@ fits a 2-core machine. The perturbations are the ones training augmentation draw
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -20,18 +21,35 @@ from aigi.transforms import PERTURBATIONS, perturbation
 
 
 def conditions(names: list[str] | None = None) -> list[tuple[str, Any]]:
-    return [(n, sev) for n in (names or list(PERTURBATIONS)) for sev in PERTURBATIONS[n][0]]
+    """(perturbation, severity) pairs: every listed severity of each name (default: of every perturbation), or
+    one severity where a name reads ``name:severity`` (``jpeg:50``, ``resize:0.5``)."""
+    out: list[tuple[str, Any]] = []
+    for n in names or list(PERTURBATIONS):
+        name, _, sev = n.partition(":")
+        if name not in PERTURBATIONS:
+            raise ValueError(f"unknown perturbation {name!r}; known: {', '.join(PERTURBATIONS)}")
+        listed = PERTURBATIONS[name][0]
+        if not sev:
+            out += [(name, s) for s in listed]
+            continue
+        kind = type(listed[0])
+        try:
+            value = float(sev)
+            ok = math.isfinite(value) and value > 0 and kind(value) == value
+        except (ValueError, OverflowError):
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"perturbation {n!r}: the severity must be a positive {kind.__name__}, e.g. {name}:{listed[0]}"
+            )
+        out.append((name, kind(value)))
+    return out
 
 
 def robustness_sweep(
-    detector,
-    manifest: Manifest,
-    names: list[str] | None = None,
-    progress: Callable[[str], None] | None = None,
-    only: list[tuple[str, Any]] | None = None,
+    detector, manifest: Manifest, names: list[str] | None = None, progress: Callable[[str], None] | None = None
 ) -> dict:
-    """Calibrated metrics on the clean images and under every (perturbation, severity) of ``names`` (default:
-    all), or under just the (name, severity) pairs of ``only``."""
+    """Calibrated metrics on the clean images and under every condition of ``names`` (see :func:`conditions`)."""
     y = np.asarray(manifest.labels)
     gens = np.asarray([s.generator for s in manifest])
     cal = detector.calibration
@@ -58,6 +76,6 @@ def robustness_sweep(
         return row
 
     rows = [measure("none", 0, None)]
-    for name, sev in only if only is not None else conditions(names):
+    for name, sev in conditions(names):
         rows.append(measure(name, sev, perturbation(name, sev)))
     return {"detector": detector.name, "detector_version": detector.version, "data": manifest.summary(), "rows": rows}
