@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SETS = ("aigi-dev", "aigi-wild", "aigi-modern", "aigi-human")
 DINO = {"backbone": "dinov2-s14", "feature_dim": 768, "blocks": list(range(12))}
 ADAPT = {"rank": 8, "alpha": 16, "epochs": 3, "patience": 1, "lr": 5e-4}
+KEPT = "clip-b16 adapted blocks 6-7, one epoch kept"
 RECIPES = {  # name: (file slug, options changed from configs/univfd.yaml, adapt settings)
     "clip-b16 frozen": ("frozen", {}, {}),
     "clip-b16 adapted blocks 6-7, rank 8": ("adapted", {}, {"from_block": 6, **ADAPT}),
@@ -39,7 +40,7 @@ RECIPES = {  # name: (file slug, options changed from configs/univfd.yaml, adapt
     "DINOv2-S adapted blocks 10-11, rank 8": ("dino-adapted", DINO, {"from_block": 10, **ADAPT}),
     # early stopping keeps the zero adapter in every fit above, so that detector scores as the frozen one; this one
     # keeps its single epoch (no early-stopping holdout), to read what adapting does to robustness and held-out data
-    "clip-b16 adapted blocks 6-7, one epoch kept": (
+    KEPT: (
         "adapted-kept",
         {},
         {"from_block": 6, "rank": 8, "alpha": 16, "epochs": 1, "holdout": 0.0, "lr": 1e-4, "head_lr": 0.0},
@@ -177,6 +178,11 @@ def robust(args) -> None:
         )
 
 
+def frozen_twin(name: str) -> str:
+    """The frozen recipe an adapted one starts from ("clip-b16 adapted ..." -> "clip-b16 frozen")."""
+    return name.split(" adapted")[0] + " frozen"
+
+
 def report(args) -> None:
     rows = [
         json.loads(p.read_text()) for p in sorted(args.work.glob("*.json")) if p.name.startswith(("lofo-", "loso-"))
@@ -219,7 +225,7 @@ def report(args) -> None:
     for r in rows:
         if "adapt" not in r:
             continue
-        twin = r["recipe"].split(" adapted")[0] + " frozen"
+        twin = frozen_twin(r["recipe"])
         frozen = [x["seconds"] for x in rows if (x["fold"], x["seed"], x["recipe"]) == (r["fold"], r["seed"], twin)]
         hist = " / ".join(f"{h['stop_loss']:.3f}" for h in r["adapt"]["history"] if h["stop_loss"] is not None)
         lines.append(f"| {r['kind']} {r['fold']} (seed {r['seed']}) | {r['recipe']} | {frozen[0] if frozen else '–'} | {r['seconds']} |"
@@ -235,7 +241,7 @@ def report(args) -> None:
             lines.append(
                 f"| {t['variant']} | {stops} | {trains} | {', '.join(t['early_stopping_groups'] or ['(not recorded)'])} |"
             )
-    kept_rows = [r for r in rows if "one epoch kept" in r["recipe"]]
+    kept_rows = [r for r in rows if r["recipe"] == KEPT]
     if kept_rows:
         lines += ["", "## An adapter that keeps its epoch against the frozen encoder, same folds and split seeds", "",
                   "One epoch at lr 1e-4 over every training view, the head as the frozen fit left it, no early-stopping"
@@ -243,7 +249,7 @@ def report(args) -> None:
                   "| fold | split seed | frozen | one epoch kept | validation AUROC frozen → kept |", "|---|---|---|---|---|"]  # fmt: skip
         pairs = []
         for r in kept_rows:
-            twin = [x for x in rows if (x["kind"], x["fold"], x["seed"], x["recipe"]) == (r["kind"], r["fold"], r["seed"], "clip-b16 frozen")]  # fmt: skip
+            twin = [x for x in rows if (x["kind"], x["fold"], x["seed"], x["recipe"]) == (r["kind"], r["fold"], r["seed"], frozen_twin(KEPT))]  # fmt: skip
             if not twin:
                 continue
 
@@ -273,7 +279,7 @@ def report(args) -> None:
             lines.append(f"| {r['recipe']} | {r['adapt_kept_epoch'] if r['adapt_kept_epoch'] is not None else '–'} | "
                          + " | ".join(f"{x['auroc']:.3f}" for x in r["robustness"])
                          + f" | {fs['auroc_before']:.3f} → {fs['auroc_after']:.3f} |")  # fmt: skip
-    kept = [r["adapt"]["kept_epoch"] for r in rows if "adapt" in r and "one epoch kept" not in r["recipe"]]
+    kept = [r["adapt"]["kept_epoch"] for r in rows if "adapt" in r and r["recipe"] != KEPT]
     best = [min(range(len(t["history"])), key=lambda e: t["history"][e]["stop_loss"]) for t in tuned]
     if kept + best and not any(kept + best):
         lines += ["", "Reading: in every early-stopped run above the adapter raised the held-out groups' loss from its first epoch on,"
