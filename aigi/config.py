@@ -44,6 +44,10 @@ class TrainConfig:
     def train_views(self) -> list[int]:
         return ([0] if self.plain_view else []) + list(range(1, self.views + 1))
 
+    def with_options(self, **changes: Any) -> TrainConfig:
+        """This recipe with some of the detector's options changed (the others kept); ``self`` is left as it was."""
+        return dataclasses.replace(self, options={**self.options, **changes})
+
 
 def load_train_config(path: str | Path) -> TrainConfig:
     p = Path(path)

@@ -67,8 +67,9 @@ def recipe(cap: int, changes: dict, adapt: dict):
     from aigi.config import load_train_config
 
     cfg = load_train_config(ROOT / "configs" / "univfd.yaml")
-    options = {**cfg.options, **changes, **({"adapt": adapt} if adapt else {})}
-    return dataclasses.replace(cfg, max_per_generator=cap, options=options)
+    return dataclasses.replace(
+        cfg.with_options(**changes, **({"adapt": adapt} if adapt else {})), max_per_generator=cap
+    )
 
 
 def fold_result(det, test, t0: float) -> dict:

@@ -282,7 +282,6 @@ def shared_pixel_expert(cfg, pool, work: Path, seed: int) -> Path:
 def run_methods(args):
     """Each method's recipe through the leave-family-out protocol on the pool, one split seed at a time
     (resumable: a finished (method, seed) is kept in ``<work>/methods/<name>-seed<k>.json``)."""
-    import dataclasses
 
     from aigi.config import load_train_config
     from aigi.workflows.protocols import run_leave_generator_out
@@ -306,7 +305,7 @@ def run_methods(args):
             log(f"{name} seed {seed}: leave-family-out on {len(on)} images ({len(reserved)} reserved)")
             if name == "aligngemini":
                 expert = shared_pixel_expert(cfg, on, args.work, seed)
-                cfg = dataclasses.replace(cfg, options={**cfg.options, "pixel_expert": str(expert)})
+                cfg = cfg.with_options(pixel_expert=str(expert))
 
             def on_fold(seed, r, name=name):
                 log(f"  {name} seed {seed} held-out {r['fold']}: AUROC {r['metrics']['auroc']:.3f}")

@@ -15,7 +15,6 @@ run resumes where it stopped. Writes benchmarks/results/gamma-aigi-dev.{json,md}
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -99,7 +98,7 @@ def part_logo(manifest, base_cfg, work: Path, seed: int = 0, variants=tuple(VARI
     """LOGO folds of split ``seed`` (the real 80/20 split; variants keep the config's seed)."""
     results = {}
     for name in variants:
-        cfg = dataclasses.replace(base_cfg, options={**base_cfg.options, **VARIANTS[name]})
+        cfg = base_cfg.with_options(**VARIANTS[name])
         for fold in leave_generator_out(manifest, seed=seed):
             f = work / (f"logo-{name.replace(' ', '_')}-{fold.name}" + (f"-seed{seed}" if seed else "") + ".json")
             if not f.exists():

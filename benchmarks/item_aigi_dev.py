@@ -14,7 +14,6 @@ Writes benchmarks/results/item-aigi-dev.{json,md}.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -75,7 +74,7 @@ def run_fold(rest, reserved, fold, cfg) -> dict:
 
 def part_logo(rest, reserved, item_cfg, univfd_cfg, work: Path, seeds, variants) -> dict:
     results: dict = {}
-    runs = [(name, dataclasses.replace(item_cfg, options={**item_cfg.options, **VARIANTS[name]})) for name in variants]
+    runs = [(name, item_cfg.with_options(**VARIANTS[name])) for name in variants]
     runs.append((UNIVFD, univfd_cfg))
     for seed in seeds:
         for name, cfg in runs:

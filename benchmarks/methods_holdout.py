@@ -29,13 +29,12 @@ FACES_AND_ART = ("face-photo", "unsplash-face", "human-painting", "human-drawing
 
 
 def recipe(name: str):
-    import dataclasses
 
     from aigi.config import load_train_config
 
     method, changes = VARIANTS.get(name, (name, {}))
     cfg = load_train_config(ROOT / "configs" / f"{method}.yaml")
-    return dataclasses.replace(cfg, options={**cfg.options, **changes})
+    return cfg.with_options(**changes)
 
 
 def training_record(name: str, work: Path) -> Path:

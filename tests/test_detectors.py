@@ -71,6 +71,14 @@ def test_config_rejects_unknown_keys():
     assert cfg.train_views() == [0, 1, 2] and cfg.view_recipe.jpeg_quality == (70, 90)
 
 
+def test_with_options_changes_the_named_options_and_leaves_the_recipe_alone():
+    cfg = train_config_from_dict({"detector": "univfd", "views": 2, "options": {"backbone": "clip-b16", "C": 1.0}})
+    changed = cfg.with_options(C=0.5, adapt={"blocks": [6, 7]})
+    assert changed.options == {"backbone": "clip-b16", "C": 0.5, "adapt": {"blocks": [6, 7]}}
+    assert changed.views == 2 and changed.detector == "univfd"
+    assert cfg.options == {"backbone": "clip-b16", "C": 1.0}  # the original is untouched
+
+
 def test_install_hints_name_a_command_that_works_here():
     """aigi is not on the package index: no hint may say `pip install 'aigi[...]'`."""
     from pathlib import Path
