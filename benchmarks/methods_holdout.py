@@ -22,8 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SETS = ("aigi-dev", "aigi-wild", "aigi-modern", "aigi-human")
 METHODS = ("pixel", "item", "gamma", "aligngemini")
-VARIANTS = {  # name: (method, options changed from configs/<method>.yaml)
-    "item-clip-b16": ("item", {"image_backbone": "clip-b16"}),  # ITEM's lit image side on the default's encoder
+VARIANTS = {  # name: (method, options changed from configs/<method>.yaml, what the change is, for the report)
+    "item-clip-b16": (
+        "item",
+        {"image_backbone": "clip-b16"},
+        "ITEM's recipe with CLIP ViT-B/16 in place of DINOv2-S on the image side of its offline space",
+    ),
 }
 FACES_AND_ART = ("face-photo", "unsplash-face", "human-painting", "human-drawing")
 
@@ -32,7 +36,7 @@ def recipe(name: str):
 
     from aigi.config import load_train_config
 
-    method, changes = VARIANTS.get(name, (name, {}))
+    method, changes, _ = VARIANTS.get(name, (name, {}, ""))
     cfg = load_train_config(ROOT / "configs" / f"{method}.yaml")
     return cfg.with_options(**changes)
 
@@ -90,8 +94,8 @@ def report(args) -> None:
              " trains on reconstruction pairs of every real anyway), 35 % validation split, threshold by the"
              " per-source rule (no validation real source over 4 %). Left-out columns: the method's recipe trained"
              " without that real source at all (split seed 0), its false-positive rate at the rule's threshold."
-             " item-clip-b16: ITEM's recipe with CLIP ViT-B/16 in place of DINOv2-S on the image side of its offline"
-             " space (not shipped; trained on everything here for its validation columns).", "",
+             + "".join(f" {v}: {what} (not shipped; trained on everything here for its validation columns)."
+                       for v, (_, _, what) in VARIANTS.items() if v in rows), "",
              "| method | validation AUROC | threshold | validation fakes flagged | unsure | "
              + " | ".join(f"left out: {s}" for s in sources) + " |",
              "|---|---|---|---|---|" + "---|" * len(sources)]  # fmt: skip
@@ -99,7 +103,7 @@ def report(args) -> None:
         cells = [f"{r['loso'][s]:.3f}" if s in r["loso"] else "–" for s in sources]
         lines.append(f"| {m} | {r['auroc']:.3f} | {r['threshold']:.3f} | {r['flagged']:.3f} | {r['unsure']:.3f} | "
                      + " | ".join(cells) + " |")  # fmt: skip
-    for v, (base, changes) in VARIANTS.items():
+    for v, (base, changes, _) in VARIANTS.items():
         if v not in rows or base not in rows:
             continue
         a, b = rows[v], rows[base]
