@@ -20,6 +20,19 @@ def tiny_tokens(tmp_path):
     return backbone, torch_vision_tokens(backbone)
 
 
+def test_the_descriptor_is_the_class_token_beside_the_mean_patch_token_in_numpy_and_torch():
+    from aigi.backbones.base import pool_blocks, pool_sequence
+
+    seq = np.array([[[1.0, 2.0], [3.0, 4.0], [5.0, 8.0]]], dtype=np.float32)  # class token, two patches
+    np.testing.assert_array_equal(pool_sequence(seq), [[1.0, 2.0, 4.0, 6.0]])
+    np.testing.assert_array_equal(pool_blocks([seq, 2 * seq]), [[[1, 2, 4, 6], [2, 4, 8, 12]]])
+    t = torch.tensor(seq, requires_grad=True)
+    out = pool_sequence(t)
+    out.sum().backward()  # the class token counts once, each of the two patches half
+    np.testing.assert_array_equal(out.detach().numpy(), [[1.0, 2.0, 4.0, 6.0]])
+    np.testing.assert_array_equal(t.grad.numpy(), [[[1, 1], [0.5, 0.5], [0.5, 0.5]]])
+
+
 def test_merge_adds_alpha_over_rank_times_b_a_to_the_named_weight(tmp_path):
     _, tokens = tiny_tokens(tmp_path)
     w = tokens.layers()[0][1].self_attn.q_proj.weight

@@ -32,10 +32,21 @@ class ImageFeatures:
         return np.concatenate([self.cls, self.patch_mean], axis=1)
 
 
+def pool_sequence(seq):
+    """One block's token sequence [B, 1+N, D] (class token first) -> [B, 2D]: the class token beside the mean of
+    the patch tokens. A numpy array gives a numpy array; a torch tensor a tensor, with its gradient (the adapted
+    blocks' training reads the same descriptor as the frozen features it replaces)."""
+    cls, mean = seq[:, 0], seq[:, 1:].mean(1)
+    if isinstance(seq, np.ndarray):
+        return np.concatenate([cls, mean], axis=1)
+    import torch
+
+    return torch.cat([cls, mean], 1)
+
+
 def pool_blocks(sequences) -> np.ndarray:
-    """Per-block token sequences (L arrays [B, 1+N, D], class token first) -> [B, L, 2D]: each block's
-    class token beside the mean of its patch tokens."""
-    return np.stack([np.concatenate([s[:, 0], s[:, 1:].mean(axis=1)], axis=1) for s in sequences], axis=1)
+    """Per-block token sequences (L arrays [B, 1+N, D]) -> [B, L, 2D], each pooled by :func:`pool_sequence`."""
+    return np.stack([pool_sequence(s) for s in sequences], axis=1)
 
 
 def block_fields(sequences, blocks: bool, block_tokens: tuple[int, ...]) -> dict:

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from aigi.backbones.base import pool_sequence
+
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "o_proj", "fc1", "fc2", "query", "key", "value", "dense")
 
 
@@ -124,11 +126,6 @@ def digest(adapter: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()[:12]
 
 
-def pooled(h: torch.Tensor) -> torch.Tensor:
-    """A block's output [B, 1+N, D] -> [B, 2D]: the class token beside the mean patch token (the descriptor)."""
-    return torch.cat([h[:, 0], h[:, 1:].mean(1)], 1)
-
-
 class AdaptedTop(torch.nn.Module):
     """The cached sequence entering block ``start`` -> the pooled tokens of each block in ``read`` (all >=
     ``start``), through the adapted copies of blocks ``start .. max(read)``."""
@@ -143,7 +140,7 @@ class AdaptedTop(torch.nn.Module):
 
     def forward(self, entering: torch.Tensor) -> torch.Tensor:
         seq = self.run(entering, self.start, max(self.read) + 1, list(self.blocks))
-        return torch.cat([pooled(seq[b - self.start]) for b in self.read], 1)
+        return torch.cat([pool_sequence(seq[b - self.start]) for b in self.read], 1)
 
 
 def holdout_split(groups: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
