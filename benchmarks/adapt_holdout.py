@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SETS = ("aigi-dev", "aigi-wild", "aigi-modern", "aigi-human")
 DINO = {"backbone": "dinov2-s14", "feature_dim": 768, "blocks": list(range(12))}
 ADAPT = {"rank": 8, "alpha": 16, "epochs": 3, "patience": 1, "lr": 5e-4}
-KEPT = "clip-b16 adapted blocks 6-7, one epoch kept"
+KEPT_ADAPT = {"rank": 8, "alpha": 16, "epochs": 1, "holdout": 0.0, "lr": 1e-4, "head_lr": 0.0}
+KEPT = ("clip-b16 adapted blocks 6-7, one epoch kept", "DINOv2-S adapted blocks 10-11, one epoch kept")
 RECIPES = {  # name: (file slug, options changed from configs/univfd.yaml, adapt settings)
     "clip-b16 frozen": ("frozen", {}, {}),
     "clip-b16 adapted blocks 6-7, rank 8": ("adapted", {}, {"from_block": 6, **ADAPT}),
@@ -40,11 +41,8 @@ RECIPES = {  # name: (file slug, options changed from configs/univfd.yaml, adapt
     "DINOv2-S adapted blocks 10-11, rank 8": ("dino-adapted", DINO, {"from_block": 10, **ADAPT}),
     # early stopping keeps the zero adapter in every fit above, so that detector scores as the frozen one; this one
     # keeps its single epoch (no early-stopping holdout), to read what adapting does to robustness and held-out data
-    KEPT: (
-        "adapted-kept",
-        {},
-        {"from_block": 6, "rank": 8, "alpha": 16, "epochs": 1, "holdout": 0.0, "lr": 1e-4, "head_lr": 0.0},
-    ),
+    KEPT[0]: ("adapted-kept", {}, {"from_block": 6, **KEPT_ADAPT}),
+    KEPT[1]: ("dino-adapted-kept", DINO, {"from_block": 10, **KEPT_ADAPT}),
 }
 ROBUST = ["jpeg:50", "resize:0.5", "social", "crop:0.5"]  # the conditions the issue names
 CLIP_TOP = {"from_block": 6, "rank": 8, "alpha": 16, "epochs": 3, "patience": 3}
@@ -277,32 +275,35 @@ def report(args) -> None:
             lines.append(
                 f"| {t['variant']} | {stops} | {trains} | {', '.join(t['early_stopping_groups'] or ['(not recorded)'])} |"
             )
-    kept_rows = [r for r in rows if r["recipe"] == KEPT]
+    kept_rows = [r for r in rows if r["recipe"] in KEPT]
     if kept_rows:
         lines += ["", "## An adapter that keeps its epoch against the frozen encoder, same folds and split seeds", "",
                   "One epoch at lr 1e-4 over every training view, the head as the frozen fit left it, no early-stopping"
                   " holdout (the tables above average other seeds for the frozen column).", "",
-                  "| fold | split seed | frozen | one epoch kept | validation AUROC frozen → kept |", "|---|---|---|---|---|"]  # fmt: skip
+                  "| encoder | fold | split seed | frozen | one epoch kept | validation AUROC frozen → kept |", "|---|---|---|---|---|---|"]  # fmt: skip
         pairs = []
         for r in kept_rows:
-            twin = [x for x in rows if (x["kind"], x["fold"], x["seed"], x["recipe"]) == (r["kind"], r["fold"], r["seed"], frozen_twin(KEPT))]  # fmt: skip
+            twin = [x for x in rows if (x["kind"], x["fold"], x["seed"], x["recipe"]) == (r["kind"], r["fold"], r["seed"], frozen_twin(r["recipe"]))]  # fmt: skip
             if not twin:
                 continue
 
             def held(x):
                 return f"FPR {x['fpr']:.3f}" if "fpr" in x else f"AUROC {x['auroc']:.3f} ({x['flagged']:.3f} flagged)"
 
-            lines.append(f"| {r['kind']} {r['fold']} | {r['seed']} | {held(twin[0])} | {held(r)} |"
+            lines.append(f"| {r['recipe'].split(' adapted')[0]} | {r['kind']} {r['fold']} | {r['seed']} | {held(twin[0])} | {held(r)} |"
                          f" {twin[0]['validation_auroc']:.3f} → {r['validation_auroc']:.3f} |")  # fmt: skip
             pairs.append((r, twin[0]))
-        dv = [abs(r["validation_auroc"] - t["validation_auroc"]) for r, t in pairs]
-        df = [r["fpr"] - t["fpr"] for r, t in pairs if "fpr" in r]
-        da = [r["auroc"] - t["auroc"] for r, t in pairs if "auroc" in r]
-        if pairs:
-            lines += ["", f"Reading: the kept adapter moves validation AUROC by at most {max(dv):.3f}, while left-out"
-                      f" real sources' FPR moves by {min(df, default=0):+.3f} to {max(df, default=0):+.3f} and held-out"
-                      f" families' AUROC by {min(da, default=0):+.3f} to {max(da, default=0):+.3f}: the validation split"
-                      " cannot see what adapting does to unseen sources."]  # fmt: skip
+        for name in KEPT:
+            mine = [(r, t) for r, t in pairs if r["recipe"] == name]
+            if not mine:
+                continue
+            dv = [abs(r["validation_auroc"] - t["validation_auroc"]) for r, t in mine]
+            df = [r["fpr"] - t["fpr"] for r, t in mine if "fpr" in r]
+            da = [r["auroc"] - t["auroc"] for r, t in mine if "auroc" in r]
+            lines += ["", f"Reading, {name}: the kept adapter moves validation AUROC by at most {max(dv):.3f}, while left-out"
+                          f" real sources' FPR moves by {min(df, default=0):+.3f} to {max(df, default=0):+.3f} and held-out"
+                          f" families' AUROC by {min(da, default=0):+.3f} to {max(da, default=0):+.3f}: the validation split"
+                          " cannot see what adapting does to unseen sources."]  # fmt: skip
     lines += rule_section(rows)
     if robust_rows:
         conds = [f"{x['perturbation']} {x['severity']}" for x in robust_rows[0]["robustness"]]
@@ -316,7 +317,7 @@ def report(args) -> None:
             lines.append(f"| {r['recipe']} | {r['adapt_kept_epoch'] if r['adapt_kept_epoch'] is not None else '–'} | "
                          + " | ".join(f"{x['auroc']:.3f}" for x in r["robustness"])
                          + f" | {fs['auroc_before']:.3f} → {fs['auroc_after']:.3f} |")  # fmt: skip
-    kept = [r["adapt"]["kept_epoch"] for r in rows if "adapt" in r and r["recipe"] != KEPT]
+    kept = [r["adapt"]["kept_epoch"] for r in rows if "adapt" in r and r["recipe"] not in KEPT]
     best = [min(range(len(t["history"])), key=lambda e: t["history"][e]["stop_loss"]) for t in tuned]
     if kept + best and not any(kept + best):
         lines += ["", "Reading: in every early-stopped run above the adapter raised the held-out groups' loss from its first epoch on,"
