@@ -12,8 +12,12 @@ fit of the full pool is about half an hour; the protocols are a dozen fits). Fol
 
 - leave-source-out of the real sources the default fails on (faces, paintings, drawings): the left-out source's
   false-positive rate at the threshold the rule sets without it;
-- leave-family-out of the two weakest families (GAN faces, early diffusion): AUROC of the held-out family's fakes
-  against the held-out 20 % of reals, and the share of its fakes flagged at the rule's threshold.
+- leave-family-out of every generator family (``FAMILIES``): AUROC of the held-out family's fakes against the
+  held-out 20 % of reals, and the share of its fakes flagged at the rule's threshold.
+
+Recipes (``RECIPES``): each encoder frozen, adapted with early stopping (which has kept epoch 0, the frozen encoder,
+in every fit so far), and adapted for one epoch kept without early stopping (``KEPT``: what adapting does when
+nothing stops it). The report sets each adapted recipe against its frozen twin by the default rule.
 """
 
 from __future__ import annotations
