@@ -186,6 +186,12 @@ def frozen_twin(name: str) -> str:
     return name.split(" adapted")[0] + " frozen"
 
 
+def paired(rows: list[dict], name: str) -> list[tuple[dict, dict]]:
+    """(adapted, frozen twin) fold results of recipe ``name`` on the (kind, fold, split seed) both ran."""
+    frozen = {(x["kind"], x["fold"], x["seed"]): x for x in rows if x["recipe"] == frozen_twin(name)}
+    return [(r, frozen[k]) for r in rows if r["recipe"] == name and (k := (r["kind"], r["fold"], r["seed"])) in frozen]
+
+
 def rule_section(rows: list[dict]) -> list[str]:
     """Each adapted recipe against its frozen twin by the default rule (``choose_default``), on the (fold, split
     seed) pairs both ran: means over seeds per family and per left-out source, and the validation - held-out gap."""
@@ -197,8 +203,7 @@ def rule_section(rows: list[dict]) -> list[str]:
              "|---|---|---|---|---|---|"]  # fmt: skip
     for name in [n for n in RECIPES if " adapted" in n]:
         twin = frozen_twin(name)
-        frozen = {(x["kind"], x["fold"], x["seed"]): x for x in rows if x["recipe"] == twin}
-        pairs = [(r, frozen[k]) for r in rows if r["recipe"] == name and (k := (r["kind"], r["fold"], r["seed"])) in frozen]  # fmt: skip
+        pairs = paired(rows, name)
         lofo = [p for p in pairs if "auroc" in p[0]]
         loso = [p for p in pairs if "fpr" in p[0]]
         if not lofo:
@@ -285,18 +290,14 @@ def report(args) -> None:
                   "One epoch at lr 1e-4 over every training view, the head as the frozen fit left it, no early-stopping"
                   " holdout (the tables above average other seeds for the frozen column).", "",
                   "| encoder | fold | split seed | frozen | one epoch kept | validation AUROC frozen → kept |", "|---|---|---|---|---|---|"]  # fmt: skip
-        pairs = []
-        for r in kept_rows:
-            twin = [x for x in rows if (x["kind"], x["fold"], x["seed"], x["recipe"]) == (r["kind"], r["fold"], r["seed"], frozen_twin(r["recipe"]))]  # fmt: skip
-            if not twin:
-                continue
+        pairs = [p for name in KEPT for p in paired(rows, name)]
 
-            def held(x):
-                return f"FPR {x['fpr']:.3f}" if "fpr" in x else f"AUROC {x['auroc']:.3f} ({x['flagged']:.3f} flagged)"
+        def held(x):
+            return f"FPR {x['fpr']:.3f}" if "fpr" in x else f"AUROC {x['auroc']:.3f} ({x['flagged']:.3f} flagged)"
 
-            lines.append(f"| {r['recipe'].split(' adapted')[0]} | {r['kind']} {r['fold']} | {r['seed']} | {held(twin[0])} | {held(r)} |"
-                         f" {twin[0]['validation_auroc']:.3f} → {r['validation_auroc']:.3f} |")  # fmt: skip
-            pairs.append((r, twin[0]))
+        for r, t in pairs:
+            lines.append(f"| {r['recipe'].split(' adapted')[0]} | {r['kind']} {r['fold']} | {r['seed']} | {held(t)} | {held(r)} |"
+                         f" {t['validation_auroc']:.3f} → {r['validation_auroc']:.3f} |")  # fmt: skip
         for name in KEPT:
             mine = [(r, t) for r, t in pairs if r["recipe"] == name]
             if not mine:
