@@ -181,9 +181,17 @@ def robust(args) -> None:
         )
 
 
+def encoder(name: str) -> str:
+    """The encoder a recipe is named by ("clip-b16 adapted ..." -> "clip-b16")."""
+    return name.split(" adapted")[0].removesuffix(" frozen")
+
+
 def frozen_twin(name: str) -> str:
     """The frozen recipe an adapted one starts from ("clip-b16 adapted ..." -> "clip-b16 frozen")."""
-    return name.split(" adapted")[0] + " frozen"
+    return encoder(name) + " frozen"
+
+
+ADAPTED = [n for n in RECIPES if " adapted" in n]
 
 
 def paired(rows: list[dict], name: str) -> list[tuple[dict, dict]]:
@@ -201,7 +209,7 @@ def rule_section(rows: list[dict]) -> list[str]:
              "| adapted recipe | fits paired (families, sources) | mean held-out AUROC frozen → adapted |"
              " worst left-out source FPR frozen → adapted | validation − held-out AUROC frozen / adapted | the rule |",
              "|---|---|---|---|---|---|"]  # fmt: skip
-    for name in [n for n in RECIPES if " adapted" in n]:
+    for name in ADAPTED:
         twin = frozen_twin(name)
         pairs = paired(rows, name)
         lofo = [p for p in pairs if "auroc" in p[0]]
@@ -265,13 +273,13 @@ def report(args) -> None:
         lines.append(f"| {r['kind']} {r['fold']} (seed {r['seed']}) | {r['recipe']} | {val} | {held} |")
     lines += ["", "## Cost and early stopping (adapted folds)", "",
               "| fold | recipe | seconds frozen | seconds adapted | epoch kept | early-stopping loss by epoch |", "|---|---|---|---|---|---|"]  # fmt: skip
+    twins = {id(r): t for name in ADAPTED for r, t in paired(rows, name)}
     for r in rows:
         if "adapt" not in r:
             continue
-        twin = frozen_twin(r["recipe"])
-        frozen = [x["seconds"] for x in rows if (x["fold"], x["seed"], x["recipe"]) == (r["fold"], r["seed"], twin)]
+        t = twins.get(id(r))
         hist = " / ".join(f"{h['stop_loss']:.3f}" for h in r["adapt"]["history"] if h["stop_loss"] is not None)
-        lines.append(f"| {r['kind']} {r['fold']} (seed {r['seed']}) | {r['recipe']} | {frozen[0] if frozen else '–'} | {r['seconds']} |"
+        lines.append(f"| {r['kind']} {r['fold']} (seed {r['seed']}) | {r['recipe']} | {t['seconds'] if t else '–'} | {r['seconds']} |"
                      f" {r['adapt']['kept_epoch']} | {hist} |")  # fmt: skip
     if tuned:
         lines += ["", "## Step size: the early-stopping loss by epoch (leave-face-photo-out fold, epoch 0 = frozen)", "",
@@ -296,7 +304,7 @@ def report(args) -> None:
             return f"FPR {x['fpr']:.3f}" if "fpr" in x else f"AUROC {x['auroc']:.3f} ({x['flagged']:.3f} flagged)"
 
         for r, t in pairs:
-            lines.append(f"| {r['recipe'].split(' adapted')[0]} | {r['kind']} {r['fold']} | {r['seed']} | {held(t)} | {held(r)} |"
+            lines.append(f"| {encoder(r['recipe'])} | {r['kind']} {r['fold']} | {r['seed']} | {held(t)} | {held(r)} |"
                          f" {t['validation_auroc']:.3f} → {r['validation_auroc']:.3f} |")  # fmt: skip
         for name in KEPT:
             mine = [(r, t) for r, t in pairs if r["recipe"] == name]

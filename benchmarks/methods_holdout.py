@@ -33,7 +33,6 @@ FACES_AND_ART = ("face-photo", "unsplash-face", "human-painting", "human-drawing
 
 
 def recipe(name: str):
-
     from aigi.config import load_train_config
 
     method, changes, _ = VARIANTS.get(name, (name, {}, ""))
